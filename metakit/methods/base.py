@@ -1,0 +1,82 @@
+"""The method interface: what a training method changes in the one training loop.
+
+A method may change the per-sample loss (focal, LDAM), how batches are drawn (re-sampling),
+the model (MFM attaches modulation), or the whole step (meta-learners run a `MetaStep`).
+Everything else (data, optimiser, schedule, evaluation, history) is the loop's.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from metakit.data.batches import Batch
+    from metakit.train import Trainer
+
+
+class Method:
+    """Plain empirical risk minimisation with cross-entropy; subclasses change one part.
+
+    Attributes:
+        name: the registry name (``Config.method``).
+        uses_meta_set: True if the method needs the clean meta batches.
+
+    Example:
+        >>> m = Method(num_classes=3, class_counts=[5, 3, 1])
+        >>> m.loss(torch.zeros(2, 3), torch.tensor([0, 1])).item() > 1.09
+        True
+    """
+
+    name = "ce"
+    uses_meta_set = False
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        if options:
+            raise ValueError(f"options={options!r} are not options of method={self.name!r}; it takes none.")
+        self.num_classes, self.class_counts, self.config = num_classes, list(class_counts), config
+
+    @classmethod
+    def recipe(cls, profile: str) -> dict[str, Any]:
+        """Config defaults of this method under ``profile`` (e.g. MW-Net's 100-epoch recipe)."""
+        return {}
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """Adapt the classifier before training (default: unchanged)."""
+        return net
+
+    def setup(self, trainer: "Trainer") -> None:
+        """Called once the optimiser exists (meta-learners build their `MetaStep` here)."""
+
+    def sample_weights(self, labels: np.ndarray) -> np.ndarray | None:
+        """Per-image sampling weights for the training batches (None: plain shuffling)."""
+        return None
+
+    def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-sample training loss (B,); cross-entropy here."""
+        return F.cross_entropy(logits, targets, reduction="none")
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of a batch."""
+        return self.per_sample_loss(logits, targets).mean()
+
+    def start_epoch(self, epoch: int, trainer: "Trainer") -> None:
+        """Hook at the start of every epoch (e.g. LDAM-DRW switches on re-weighting)."""
+
+    def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
+        """One iteration: returns the batch's mean loss and number correct (tensors, not synced)."""
+        lr = trainer.schedule.step()
+        with trainer.autocast():
+            logits = trainer.net(batch.x)                                           # (B, C)
+            loss = self.loss(logits.float(), batch.y)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
+
+    def meta_modules(self) -> dict[str, nn.Module]:
+        """Meta-learners and their optimisers' owners, for checkpoints (default none)."""
+        return {}

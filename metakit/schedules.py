@@ -1,0 +1,95 @@
+"""Hand-designed learning-rate schedules, set once per iteration.
+
+A `Schedule` owns an optimiser's learning rate: call ``schedule.step(loss)`` before every
+optimiser step and it writes the LR for that iteration into every parameter group. Hand-designed
+schedules read only the progress (epochs as a float); learned ones (MLR-SNet) also read the
+loss, through the same call, so any of them drops into an ordinary ``torch.optim`` loop.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+SCHEDULES = ("fixed", "multistep", "exp", "cosine")
+
+
+class Schedule:
+    """Drive an optimiser's LR with ``lr_fn(epoch_progress)``.
+
+    Args:
+        optimizer: the optimiser whose param groups receive the LR.
+        lr_fn: epoch progress (float, 0 at the start) → learning rate.
+        iters_per_epoch: iterations in one epoch, to turn steps into progress.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> s = Schedule(opt, lambda e: 0.1 * (0.5 ** int(e)), iters_per_epoch=2)
+        >>> [s.step() for _ in range(4)]
+        [0.1, 0.1, 0.05, 0.05]
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr_fn: Callable[[float], float], iters_per_epoch: int):
+        self.optimizer, self.lr_fn, self.iters_per_epoch = optimizer, lr_fn, max(1, int(iters_per_epoch))
+        self.iteration = 0
+
+    @property
+    def epoch(self) -> float:
+        return self.iteration / self.iters_per_epoch
+
+    def set_lr(self, lr: float) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def step(self, loss: torch.Tensor | float | None = None) -> float:
+        """Set and return the LR of the coming iteration (``loss`` is unused here)."""
+        lr = self.set_lr(float(self.lr_fn(self.epoch)))
+        self.iteration += 1
+        return lr
+
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+
+
+def lr_function(name: str, base_lr: float, epochs: int, *, milestones: Sequence[float] = (0.5, 0.75),
+                gamma: float = 0.1, warmup_epochs: float = 0.0) -> Callable[[float], float]:
+    """The LR as a function of epoch progress for a hand-designed schedule.
+
+    Args:
+        name: "fixed", "multistep" (×gamma at each milestone), "exp" (×gamma over the whole run,
+            smoothly) or "cosine" (to 0 at the end).
+        base_lr: the peak LR.
+        epochs: length of the run.
+        milestones: multistep boundaries; values < 1 are fractions of ``epochs``, others epochs.
+        gamma: multistep factor per milestone, or the total decay of "exp".
+        warmup_epochs: linear warm-up from base_lr/warmup length to base_lr (LDAM-DRW uses 5).
+
+    Example:
+        >>> f = lr_function("multistep", 0.1, 100, milestones=(80, 90))
+        >>> [round(f(e), 5) for e in (0, 80, 95)]
+        [0.1, 0.01, 0.001]
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule={name!r} is not a hand-designed schedule; use one of {SCHEDULES}.")
+    bounds = sorted(m * epochs if m < 1 else m for m in milestones)
+
+    def decay(e: float) -> float:
+        if name == "multistep":
+            return base_lr * gamma ** sum(e >= b for b in bounds)
+        if name == "exp":
+            return base_lr * gamma ** (e / max(epochs, 1))
+        if name == "cosine":
+            return 0.5 * base_lr * (1 + math.cos(math.pi * min(e / max(epochs, 1), 1.0)))
+        return base_lr
+
+    def lr(e: float) -> float:
+        if warmup_epochs and e < warmup_epochs:
+            return base_lr * (math.floor(e) + 1) / math.ceil(warmup_epochs)
+        return decay(e)
+
+    return lr

@@ -1,0 +1,145 @@
+"""The one training loop every method runs, and evaluation with many/medium/few-shot accuracy."""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from metakit.data.batches import Batch, Batches
+from metakit.data.longtail import shot_group
+from metakit.methods.base import Method
+from metakit.schedules import Schedule
+
+
+@dataclass
+class Trainer:
+    """What a method's step needs: the net, its optimiser and schedule, and where it runs.
+
+    Attributes:
+        net: the classifier (already on ``device``).
+        optimizer: the real step's optimiser over θ.
+        schedule: sets the LR before each step.
+        device: where tensors live.
+        amp: use bf16 autocast for the plain forward (CUDA only; the meta-step's double
+            backward stays in fp32).
+        epoch: the current epoch (0-based), kept by `fit`.
+    """
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    device: torch.device
+    amp: bool = False
+    epoch: int = 0
+    extras: dict = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when ``amp`` is on, otherwise a no-op."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, batches: Batches, class_counts: list[int]) -> dict:
+    """Top-1 accuracy overall, per class, and per many/medium/few-shot group (in %).
+
+    Args:
+        net: the classifier; put in eval mode for the call and restored after.
+        batches: the test batches (unshuffled, unaugmented).
+        class_counts: training images per class, which decide each class's shot group.
+
+    Returns:
+        ``{"test_acc", "per_class_acc" (list), "many_acc", "medium_acc", "few_acc", "test_loss"}``;
+        a group with no class gives NaN.
+
+    Example:
+        >>> import torch, numpy as np
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> b = Batches(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), np.array([0, 1, 0, 1]), 2,
+        ...             torch.device("cpu"), (0.,), (1.,), shuffle=False)
+        >>> evaluate(net, b, [150, 10])["test_acc"]
+        50.0
+    """
+    was_training = net.training
+    net.eval()
+    num_classes = len(class_counts)
+    correct = torch.zeros(num_classes, dtype=torch.float64)
+    total = torch.zeros(num_classes, dtype=torch.float64)
+    loss_sum = 0.0
+    for batch in batches:
+        logits = net(batch.x).float()
+        loss_sum += torch.nn.functional.cross_entropy(logits, batch.y, reduction="sum").item()
+        hit = (logits.argmax(1) == batch.y).double().cpu()
+        y = batch.y.cpu()
+        correct.index_add_(0, y, hit)
+        total.index_add_(0, y, torch.ones_like(hit))
+    net.train(was_training)
+    per_class = (100.0 * correct / total.clamp_min(1)).tolist()
+    out = {"test_acc": 100.0 * correct.sum().item() / max(total.sum().item(), 1),
+           "test_loss": loss_sum / max(total.sum().item(), 1), "per_class_acc": per_class}
+    groups = np.array([shot_group(n) for n in class_counts])
+    for group in ("many", "medium", "few"):
+        mask = groups == group
+        out[f"{group}_acc"] = float(np.mean(np.array(per_class)[mask])) if mask.any() else float("nan")
+    return out
+
+
+def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs: int, class_counts: list[int],
+        meta: Iterator[Batch] | None = None, progress: bool = True, start_epoch: int = 0,
+        history: list[dict] | None = None, on_epoch_end=None) -> pd.DataFrame:
+    """Train for ``epochs`` epochs; one history row per epoch.
+
+    Args:
+        trainer: net, optimiser, schedule, device.
+        method: decides the loss and the step.
+        train: training batches.
+        test: test batches, evaluated after every epoch.
+        epochs: total epochs of the run.
+        class_counts: training images per class (for the shot groups).
+        meta: endless clean meta batches, for methods with ``uses_meta_set``.
+        progress: show a ``tqdm`` bar over epochs.
+        start_epoch: first epoch to run (resuming).
+        history: rows of earlier epochs (resuming).
+        on_epoch_end: called as ``on_epoch_end(epoch, rows)`` after each epoch (checkpoints).
+
+    Returns:
+        A DataFrame with columns epoch, train_loss, train_acc, test_acc, test_loss,
+        many_acc, medium_acc, few_acc, lr, seconds (and meta_loss when a meta-step ran).
+    """
+    rows = list(history or [])
+    bar = tqdm(range(start_epoch, epochs), desc=method.name, disable=not progress, leave=False)
+    for epoch in bar:
+        trainer.epoch = epoch
+        trainer.net.train()
+        method.start_epoch(epoch, trainer)
+        start, sums, weights, seen = time.perf_counter(), {}, {}, 0
+        for batch in train:
+            stats = method.train_step(trainer, batch, next(meta) if (meta is not None and method.uses_meta_set) else None)
+            size = len(batch.y)
+            seen += size
+            for key, value in stats.items():  # size-weighted means; a key may be missing on some steps
+                weight = 1 if key == "correct" else size
+                sums[key] = sums.get(key, 0.0) + torch.as_tensor(value, dtype=torch.float64).detach().cpu() * weight
+                weights[key] = weights.get(key, 0) + size
+        loss = float(sums.pop("loss")) / max(seen, 1)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch}: mean loss {loss}; lower lr "
+                                     f"(now {trainer.optimizer.param_groups[0]['lr']:.3g}) or check the data.")
+        row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": 100.0 * float(sums.pop("correct", 0.0)) / seen}
+        row.update({k: float(v) / weights[k] for k, v in sums.items()})
+        scores = evaluate(trainer.net, test, class_counts)
+        row.update({k: v for k, v in scores.items() if k != "per_class_acc"})
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        bar.set_postfix(loss=f"{loss:.3f}", test=f"{row['test_acc']:.1f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, rows)
+    return pd.DataFrame(rows)
