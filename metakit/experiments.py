@@ -62,6 +62,7 @@ class Config:
     model: str | None = None                 # resnet32 | resnet18 | wrn28_10 | digits_cnn | mlp
     epochs: int | None = None                # passes over the training set
     batch_size: int | None = None            # training images per step
+    optimizer: str = "sgd"                   # real-step optimiser: sgd | adam
     lr: float | None = None                  # base (inner) learning rate of the real step
     momentum: float | None = None            # SGD momentum
     nesterov: bool | None = None             # Nesterov momentum
@@ -129,6 +130,8 @@ def validate(config: Config) -> Config:
     """
     if config.dataset not in DATASETS:
         raise ValueError(f"dataset={config.dataset!r} is unknown; use one of {DATASETS}.")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={config.optimizer!r} is unknown; use one of {OPTIMIZERS}.")
     if config.model not in MODELS:
         raise ValueError(f"model={config.model!r} is unknown; use one of {MODELS}.")
     config.split_spec().validate()
@@ -170,8 +173,19 @@ class Result:
     split: Split
 
 
+OPTIMIZERS = ("sgd", "adam")
+
+
 def build_optimizer(config: Config, params) -> torch.optim.Optimizer:
-    """SGD with the config's momentum, Nesterov flag and weight decay."""
+    """The real step's optimiser: SGD (momentum, Nesterov, weight decay) or Adam (weight decay).
+
+    Example:
+        >>> opt = build_optimizer(Config(profile="smoke").resolve(), [torch.zeros(1, requires_grad=True)])
+        >>> type(opt).__name__, opt.param_groups[0]["momentum"]
+        ('SGD', 0.9)
+    """
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     nesterov = bool(config.nesterov) and config.momentum > 0
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=nesterov,
                            weight_decay=config.weight_decay)
@@ -212,8 +226,7 @@ def run(config: Config) -> Result:
         meta_y = source.train_y[split.meta_idx]
         meta = Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
                        source.mean, source.std, augment=source.augment, seed=config.seed + 1).forever()
-    optimizer = method.build_optimizer(net, config) if hasattr(method, "build_optimizer") else \
-        build_optimizer(config, [p for p in net.parameters() if p.requires_grad])
+    optimizer = build_optimizer(config, method.classifier_parameters(net))
     lr_fn = lr_function(config.schedule, config.lr, config.epochs, milestones=config.milestones,
                         gamma=config.gamma, warmup_epochs=config.warmup_epochs)
     trainer = Trainer(net, optimizer, Schedule(optimizer, lr_fn, len(train)), dev, amp=bool(config.amp))

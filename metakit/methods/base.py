@@ -51,6 +51,10 @@ class Method:
     def setup(self, trainer: "Trainer") -> None:
         """Called once the optimiser exists (meta-learners build their `MetaStep` here)."""
 
+    def classifier_parameters(self, net: nn.Module) -> list[nn.Parameter]:
+        """θ, the parameters the real step's optimiser updates (meta-learners exclude φ)."""
+        return [p for p in net.parameters() if p.requires_grad]
+
     def sample_weights(self, labels: np.ndarray) -> np.ndarray | None:
         """Per-image sampling weights for the training batches (None: plain shuffling)."""
         return None

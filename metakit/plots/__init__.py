@@ -1,0 +1,1 @@
+"""Seaborn figures used by the notebooks, one module per topic."""
