@@ -1,0 +1,174 @@
+"""Three exact ways to get ∇φ L_meta(θ'(φ)), θ' = θ − α(φ)·(∇θ L_train(θ; φ) + wd·θ).
+
+With v = ∇θ' L_meta (one ordinary backward through the meta forward):
+
+- general rule (any entry): autograd through the graph of ∇θ L_train (double backward).
+- "lr" rule, φ only in the step size: ∂θ'/∂φ = −g ∂α/∂φ with g = ∇θ L_train + wd·θ, so
+  ∇φ L_meta = −⟨g, v⟩ ∂α/∂φ. No second derivative at all.
+- "jvp" rule, φ in coefficients of detached losses, L_train = Σ_i c_i(φ) ℓ_i(θ): with J the
+  Jacobian of θ ↦ ℓ(θ) ∈ R^B, ∇θ L_train = Jᵀc, so ∇φ L_meta = −α Σ_i d_i ∂c_i/∂φ with
+  d = J v, the per-sample directional derivatives, which ONE forward-mode ``torch.func.jvp``
+  of θ ↦ ℓ(θ) along v gives (Eq. 5 of Meta-Weight-Net, without its double backward).
+
+Both fast rules differentiate a scalar surrogate S(φ) = −α(φ)·(Σ_i d_i c_i(φ) + wd⟨v, θ⟩)
+whose gradient equals ∇φ L_meta exactly (d, v, θ held fixed); for the "lr" rule
+Σ_i d_i c_i = ⟨v, ∇θ L_train⟩. BatchNorm runs in train mode everywhere on cloned buffers;
+the training forward's updated clones are kept so the real step can commit them.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, jvp
+
+from metakit.meta.core import cloned_buffers, lookahead, theta
+
+if TYPE_CHECKING:
+    from metakit.meta.step import MetaStep
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class TrainForward:
+    """The training forward of a meta-iteration, kept for the real step to reuse.
+
+    Attributes:
+        logits: (B, C) training logits.
+        per_sample_loss: (B,) losses, graph to θ kept (the "jvp" rule reweights them).
+        loss: L_train at the old φ (detached).
+        buffers: the cloned buffers after the forward: what the real forward would have
+            written into the model's BatchNorm statistics.
+        grads: ∇θ L_train without weight decay (the "lr" rule; L_train does not depend on φ).
+    """
+
+    logits: torch.Tensor
+    per_sample_loss: torch.Tensor
+    loss: torch.Tensor
+    buffers: dict[str, torch.Tensor]
+    grads: list[torch.Tensor] | None = None
+
+
+@dataclass
+class Hypergradient:
+    """What a rule returns: the meta loss, ∇φ L_meta (one entry per meta parameter, None where
+    φ does not reach the meta loss) and the reusable training forward (None: the real step
+    runs its own forward)."""
+
+    meta_loss: torch.Tensor
+    grads: list[torch.Tensor | None]
+    forward: TrainForward | None = None
+
+
+def meta_loss_at(step: "MetaStep", virtual: dict[str, torch.Tensor], meta_batch: Batch) -> torch.Tensor:
+    """L_meta(θ') on the meta batch, train-mode BatchNorm on fresh cloned buffers."""
+    x_meta, y_meta = meta_batch
+    logits = functional_call(step.net, {**virtual, **cloned_buffers(step.net)}, (x_meta,))   # (M, C)
+    return F.cross_entropy(logits, y_meta)
+
+
+def general_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+    """Autograd through the virtual step; ``step.first_order`` detaches ∇θ L_train."""
+    x, y = train_batch
+    params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
+    # 1. virtual step θ'(φ) = θ − α(φ)·∇θ L_train(θ; φ), graph kept unless first order
+    logits = functional_call(step.net, {**params, **buffers}, (x,))                          # (B, C)
+    train_loss = step.learner.train_loss(step.per_sample_loss(logits, y))
+    lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
+    virtual = lookahead(step.net, train_loss, lr, weight_decay=step.weight_decay, params=params,
+                        create_graph=not step.first_order)
+    # 2. meta loss, 3. hypergradient by autograd (double backward when create_graph)
+    meta_loss = meta_loss_at(step, virtual, meta_batch)
+    grads = torch.autograd.grad(meta_loss, step.meta_params, allow_unused=True)
+    return Hypergradient(meta_loss.detach(), list(grads))
+
+
+def _detached_step(params: dict[str, torch.Tensor], direction: list[torch.Tensor],
+                   lr: float | torch.Tensor) -> dict[str, torch.Tensor]:
+    """θ' = θ − α·direction as fresh leaves, so one backward of L_meta gives v = ∇θ' L_meta."""
+    alpha = lr.detach() if torch.is_tensor(lr) else lr
+    with torch.no_grad():
+        return {n: (p - alpha * d).requires_grad_() for (n, p), d in zip(params.items(), direction)}
+
+
+def _surrogate_grads(step: "MetaStep", lr: float | torch.Tensor, inner: torch.Tensor) -> list[torch.Tensor | None]:
+    """∇φ of S(φ) = −α(φ)·inner(φ): the exact hypergradient of both fast rules."""
+    surrogate = -lr * inner
+    if not torch.is_tensor(surrogate) or not surrogate.requires_grad:
+        return [None] * len(step.meta_params)                  # φ does not reach the meta loss
+    return list(torch.autograd.grad(surrogate, step.meta_params, allow_unused=True))
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return sum((u * w).sum() for u, w in zip(a, b))
+
+
+def lr_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+    """φ only in α: ∇φ L_meta = −⟨∇θ L_train + wd·θ, ∇θ' L_meta⟩ · ∂α/∂φ."""
+    x, y = train_batch
+    params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
+    # 1. virtual step with a plain gradient, kept for the real step
+    logits = functional_call(step.net, {**params, **buffers}, (x,))                          # (B, C)
+    per_sample_loss = step.per_sample_loss(logits, y)                                       # (B,)
+    train_loss = step.learner.train_loss(per_sample_loss)
+    grads = list(torch.autograd.grad(train_loss, list(params.values())))
+    direction = [g + step.weight_decay * p.detach() if step.weight_decay else g for g, p in zip(grads, params.values())]
+    lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
+    virtual = _detached_step(params, direction, lr)
+    # 2. meta loss and v = ∇θ' L_meta
+    meta_loss = meta_loss_at(step, virtual, meta_batch)
+    v = torch.autograd.grad(meta_loss, list(virtual.values()))
+    # 3. hypergradient through α only
+    hyper = _surrogate_grads(step, lr, _dot(v, direction).detach())
+    forward = TrainForward(logits.detach(), per_sample_loss.detach(), train_loss.detach(), buffers, grads)
+    return Hypergradient(meta_loss.detach(), hyper, forward)
+
+
+def directional_derivatives(step: "MetaStep", params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                            tangents: dict[str, torch.Tensor]) -> torch.Tensor:
+    """d = J v (B,): d_i = ⟨∇θ ℓ_i(θ), v⟩ by one forward-mode JVP, train-mode BatchNorm.
+
+    The buffers are cloned inside the transformed function (``jvp`` refuses in-place updates
+    of captured tensors); the linearisation point θ and the batch statistics are those of
+    the training forward, since both run on the same θ and batch.
+    """
+    primals = {n: p.detach() for n, p in params.items()}
+
+    def per_sample(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return step.per_sample_loss(functional_call(step.net, {**p, **cloned_buffers(step.net)}, (x,)), y)
+
+    with warnings.catch_warnings():   # torch's first forward-AD call scripts its decompositions
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
+        _, d = jvp(per_sample, (primals,), (tangents,))
+    return d                                                                                # (B,)
+
+
+def jvp_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+    """φ in coefficients of detached losses: ∇φ L_meta = −α Σ_i (J v)_i ∂c_i/∂φ."""
+    x, y = train_batch
+    params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
+    # 1. virtual step; the per-sample graph is retained for the real step
+    logits = functional_call(step.net, {**params, **buffers}, (x,))                          # (B, C)
+    per_sample_loss = step.per_sample_loss(logits, y)                                       # (B,)
+    c = step.learner.weights(per_sample_loss.detach())                                      # (B,) graph in φ
+    train_loss = (c.detach() * per_sample_loss).sum()
+    grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
+    direction = [g + step.weight_decay * p.detach() if step.weight_decay else g for g, p in zip(grads, params.values())]
+    lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
+    virtual = _detached_step(params, direction, lr)
+    # 2. meta loss and v = ∇θ' L_meta
+    meta_loss = meta_loss_at(step, virtual, meta_batch)
+    v = torch.autograd.grad(meta_loss, list(virtual.values()))
+    # 3. d = J v by one JVP, then autograd on the small weight net through c(φ)
+    d = directional_derivatives(step, params, x, y, dict(zip(params, v)))                  # (B,)
+    decay = step.weight_decay * _dot(v, [p.detach() for p in params.values()]) if step.weight_decay else 0.0
+    hyper = _surrogate_grads(step, lr, (d.detach() * c).sum() + decay)
+    forward = TrainForward(logits.detach(), per_sample_loss, train_loss.detach(), buffers)
+    return Hypergradient(meta_loss.detach(), hyper, forward)
+
+
+RULES = {"general": general_rule, "lr": lr_rule, "jvp": jvp_rule}

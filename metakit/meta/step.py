@@ -1,0 +1,214 @@
+"""`MetaStep`: virtual step → meta loss → meta update → real step, with the cheapest exact rule.
+
+The rule comes from where φ enters (``learner.enters``), see `metakit.meta.rules`:
+"lr" → the lr rule (no second order), "loss" with `MetaLearner.weights` → the JVP rule,
+anything else → the general double backward. ``rule="general"`` forces the latter.
+The fast rules hand their training forward to the real step, which then needs no second
+forward: it commits the forward's BatchNorm statistics and reuses (lr rule) or reweights
+(JVP rule) its gradient with the updated φ, so the optimiser sees exactly the gradient a
+fresh forward and backward would give.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from metakit.meta.core import ENTRIES, MetaLearner, cross_entropy_per_sample, theta
+from metakit.meta.rules import RULES, Hypergradient, TrainForward
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class MetaStep:
+    """Run the four phases of the meta-step for any `MetaLearner`.
+
+    Args:
+        net: the classifier (for ``enters="forward"`` it contains the learner's modules).
+        learner: the meta-learner, whose parameters are φ.
+        optimizer: the real step's optimiser over θ (e.g. SGD); its ``lr`` is the base LR
+            (a `metakit.schedules.Schedule` may set it before every call).
+        meta_optimizer: the optimiser over φ (e.g. Adam 1e-3).
+        per_sample_loss: (logits, targets) → (B,) losses; default cross-entropy.
+        meta_every: run phases 1–3 every k-th call only (MLR-SNet meta-updates every ~300
+            iterations); the real step runs every call.
+        weight_decay: weight decay folded into the virtual step (a plain SGD step, no
+            momentum); set it to the optimiser's so the look-ahead predicts the real step.
+        meta_clip: clip the meta-gradient's norm to this value (None: no clipping); use it
+            when φ's updates spike early in training.
+        rule: "auto" (cheapest exact rule for ``learner.enters``) or "general" (always the
+            double backward; for checks and comparisons).
+        first_order: build θ' from a detached ∇θ L_train, θ' = θ − α(φ)·sg[∇θ L_train + wd·θ],
+            and keep only the rest of φ's dependence. Per entry: "lr" — identical to the
+            exact hypergradient (it has no second-order term; the lr rule is used either
+            way); "forward" — keeps ∂L_meta/∂φ through φ's own use in the meta forward and
+            drops the mixed term −α ∂²L_train/∂φ∂θ · v (one backward instead of a double
+            backward; a biased, cheaper ablation); "loss" — refused: φ reaches θ' only
+            through ∇θ L_train, so the hypergradient would be zero (the exact JVP rule
+            already needs no second derivatives).
+        amp: bf16 autocast on CUDA for the real step's own forward (non-meta iterations and
+            the general rule); every pass the hypergradient differentiates stays fp32.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 3))
+        >>> learner = MetaLearner(); learner.scale = nn.Parameter(torch.ones(()))
+        >>> step = MetaStep(net, learner, torch.optim.SGD(net.parameters(), 0.1),
+        ...                 torch.optim.Adam(learner.parameters(), 1e-3))
+        >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+        >>> sorted(step((x, y), (x, y))), step.rule
+        (['correct', 'loss', 'lr', 'meta_loss'], 'general')
+    """
+
+    def __init__(self, net: nn.Module, learner: MetaLearner, optimizer: torch.optim.Optimizer,
+                 meta_optimizer: torch.optim.Optimizer, *, per_sample_loss=cross_entropy_per_sample,
+                 meta_every: int = 1, weight_decay: float = 0.0, meta_clip: float | None = None,
+                 rule: str = "auto", first_order: bool = False, amp: bool = False):
+        _validate(learner, meta_every, weight_decay, meta_clip, rule, first_order)
+        self.net, self.learner = net, learner
+        self.optimizer, self.meta_optimizer = optimizer, meta_optimizer
+        self.per_sample_loss, self.meta_every = per_sample_loss, meta_every
+        self.weight_decay, self.meta_clip = float(weight_decay), meta_clip
+        self.first_order, self.amp = bool(first_order), bool(amp)
+        self.rule = pick_rule(learner, rule)
+        self.calls = 0
+
+    @property
+    def base_lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def meta_params(self) -> list[nn.Parameter]:
+        return [p for p in self.learner.parameters() if p.requires_grad]
+
+    def hypergradient(self, train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+        """Phases 1–3 without any update: L_meta and ∇φ L_meta; the real model is untouched."""
+        return RULES[self.rule](self, train_batch, meta_batch)
+
+    def apply_meta_gradient(self, grads: list[torch.Tensor | None]) -> None:
+        """φ ← meta_optimizer step along ``grads`` (clipped to ``meta_clip`` when set)."""
+        self.meta_optimizer.zero_grad(set_to_none=True)
+        params = self.meta_params
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else g.detach()
+        if self.meta_clip is not None:
+            nn.utils.clip_grad_norm_(params, self.meta_clip)
+        self.meta_optimizer.step()
+
+    def meta_update(self, train_batch: Batch, meta_batch: Batch) -> torch.Tensor:
+        """Phases 1–3: hypergradient and φ update; returns L_meta (detached)."""
+        hyper = self.hypergradient(train_batch, meta_batch)
+        self.apply_meta_gradient(hyper.grads)
+        return hyper.meta_loss
+
+    def _autocast(self, x: torch.Tensor) -> contextlib.AbstractContextManager:
+        if self.amp and x.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _gradients(self, train_batch: Batch, forward: TrainForward | None,
+                   params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fill θ's ``.grad`` with ∇θ L_train(θ; φ_new); returns (loss, logits), detached."""
+        x, y = train_batch
+        if forward is None:                       # own forward: updates the real BN statistics
+            with self._autocast(x):
+                logits = self.net(x)                                                     # (B, C)
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()                                                  # loss in fp32
+            loss = self.learner.train_loss(self.per_sample_loss(logits, y))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=list(params.values()))
+            return loss.detach(), logits.detach()
+        with torch.no_grad():                     # commit the training forward's BN statistics
+            for name, buf in self.net.named_buffers():
+                buf.copy_(forward.buffers[name])
+        if forward.grads is not None:             # lr rule: L_train does not depend on φ
+            for p, g in zip(params.values(), forward.grads):
+                p.grad = g
+            return forward.loss, forward.logits
+        with torch.no_grad():                     # JVP rule: reweight with φ_new, one backward
+            c = self.learner.weights(forward.per_sample_loss.detach())                      # (B,)
+        loss = (c * forward.per_sample_loss).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(params.values()))
+        return loss.detach(), forward.logits
+
+    def real_step(self, train_batch: Batch, forward: TrainForward | None = None) -> dict[str, torch.Tensor]:
+        """Phase 4: the optimiser's step on L_train(θ; φ_new) at the step size α(φ_new).
+
+        Returns:
+            detached 0-d tensors ``loss``, ``lr`` and ``correct`` (no device sync).
+        """
+        params = theta(self.net, self.learner)
+        loss, logits = self._gradients(train_batch, forward, params)
+        base_lr = self.base_lr
+        with torch.no_grad():
+            lr = float(self.learner.inner_lr(loss, base_lr))
+        if self.learner.enters == "lr":
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        self.optimizer.step()
+        if self.learner.enters == "lr":           # give the base LR back (a Schedule may not run)
+            for group in self.optimizer.param_groups:
+                group["lr"] = base_lr
+        self.learner.after_step(loss)
+        correct = (logits.argmax(1) == train_batch[1]).sum()
+        return {"loss": loss, "lr": torch.tensor(lr, dtype=torch.float64), "correct": correct}
+
+    def __call__(self, train_batch: Batch, meta_batch: Batch | None) -> dict[str, torch.Tensor]:
+        """One iteration; meta-updates on every ``meta_every``-th call with a meta batch.
+
+        Returns:
+            detached 0-d tensors ``loss``, ``lr``, ``correct`` and, on meta-iterations,
+            ``meta_loss``; ``float()`` them to print.
+        """
+        hyper = None
+        if meta_batch is not None and self.calls % self.meta_every == 0:
+            hyper = self.hypergradient(train_batch, meta_batch)
+            self.apply_meta_gradient(hyper.grads)
+        self.calls += 1
+        stats = self.real_step(train_batch, None if hyper is None else hyper.forward)
+        if hyper is not None:
+            stats["meta_loss"] = hyper.meta_loss
+        return stats
+
+
+RULE_CHOICES = ("auto", "general")
+
+
+def pick_rule(learner: MetaLearner, rule: str = "auto") -> str:
+    """The rule `MetaStep` runs: "lr", "jvp" or "general".
+
+    Example:
+        >>> pick_rule(MetaLearner()), pick_rule(MetaLearner(), "general")
+        ('general', 'general')
+    """
+    if rule == "general":
+        return "general"
+    if learner.enters == "lr":
+        return "lr"
+    if learner.enters == "loss" and learner.declares_weights():
+        return "jvp"
+    return "general"
+
+
+def _validate(learner: MetaLearner, meta_every, weight_decay, meta_clip, rule, first_order) -> None:
+    if learner.enters not in ENTRIES:
+        raise ValueError(f"learner.enters={learner.enters!r} is unknown; use one of {ENTRIES}.")
+    if isinstance(meta_every, bool) or not isinstance(meta_every, int) or meta_every < 1:
+        raise ValueError(f"meta_every={meta_every!r} must be a positive integer (1 = every step).")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay={weight_decay!r} must be >= 0, e.g. the optimiser's 5e-4.")
+    if meta_clip is not None and not meta_clip > 0:
+        raise ValueError(f"meta_clip={meta_clip!r} must be > 0 (a gradient-norm bound, e.g. 1.0) or None.")
+    if rule not in RULE_CHOICES:
+        raise ValueError(f"rule={rule!r} is unknown; use 'auto' (cheapest exact rule) or 'general' (double backward).")
+    if not isinstance(first_order, bool):
+        raise TypeError(f"first_order={first_order!r} must be True or False.")
+    if first_order and learner.enters == "loss":
+        raise ValueError("first_order=True with learner.enters='loss' would give a zero hypergradient (φ reaches θ' "
+                         "only through ∇θ L_train); use first_order=False: the exact JVP rule needs no second "
+                         "derivatives.")
+    if learner.declares_weights() and type(learner).train_loss is not MetaLearner.train_loss:
+        raise ValueError(f"{type(learner).__name__} overrides both weights() and train_loss(); the loss must be "
+                         f"Σ weights·per_sample_loss, so drop the train_loss override (or the weights one).")
