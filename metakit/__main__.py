@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from metakit.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
         print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))

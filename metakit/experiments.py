@@ -29,6 +29,8 @@ from metakit.data.stream import Stream
 from metakit.data.sources import DATASETS, load_source
 from metakit.data.splits import Split, SplitSpec, load_split, make_split
 from metakit.device import device as pick_device
+from metakit.distributed import (average_gradients_before_step, init_from_env, is_main, local_device_name,
+                                 optimizers_of, shard_batches)
 from metakit.methods import get_method
 from metakit.methods.base import Method
 from metakit.models import MODELS, build_model
@@ -224,7 +226,8 @@ def build(config: Config) -> Parts:
         >>> type(parts.trainer.optimizer).__name__
         'SGD'
     """
-    dev = pick_device(config.device)
+    distributed = init_from_env()
+    dev = pick_device(config.device or local_device_name())
     source = load_source(config.dataset, config.data_root)
     split = load_split(config.split_file) if config.split_file else make_split(config.split_spec(), source.train_y)
     seed_everything(config.seed)
@@ -248,6 +251,10 @@ def build(config: Config) -> Parts:
                         gamma=config.gamma, warmup_epochs=config.warmup_epochs)
     trainer = Trainer(net, optimizer, Schedule(optimizer, lr_fn, len(train)), dev, amp=bool(config.amp))
     method.setup(trainer)
+    if distributed:  # identical updates on every rank: average every optimiser's gradients first
+        for opt in {id(o): o for o in [optimizer, *optimizers_of(method)]}.values():
+            average_gradients_before_step(opt)
+        train = shard_batches(train)
     return Parts(config, split, method, trainer, train, test, meta)
 
 
@@ -285,7 +292,8 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
         start, rows = restore_run(parts, load_checkpoint(path), path)
 
     def on_epoch_end(epoch: int, rows: list[dict]) -> None:
-        save_checkpoint(path, snapshot_run(parts, epoch + 1, rows))
+        if is_main():  # one writer under torchrun
+            save_checkpoint(path, snapshot_run(parts, epoch + 1, rows))
 
     history = fit(parts.trainer, parts.method, parts.train, parts.test, config.epochs, parts.split.class_counts,
                   meta=parts.meta, progress=config.progress, start_epoch=start, history=rows,

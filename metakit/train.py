@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from metakit.data.batches import Batch, Batches
 from metakit.data.longtail import shot_group
+from metakit.distributed import sync_buffers, world_size
 from metakit.methods.base import Method
 from metakit.schedules import Schedule
 
@@ -153,6 +154,8 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
                 f"{last_good if last_good is not None and last_good.exists() else 'none'}. "
                 f"Lower the learning rate or check the data.")
         loss = float(sums.pop("loss")) / max(seen, 1)
+        if world_size() > 1:
+            sync_buffers(trainer.net)  # one set of BatchNorm statistics for evaluation and checkpoints
         row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": 100.0 * float(sums.pop("correct", 0.0)) / seen}
         row.update({k: float(v) / weights[k] for k, v in sums.items()})
         scores = evaluate(trainer.net, test, class_counts)
