@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="method option, e.g. --option focal_gamma=2 (repeatable)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
+    one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
     show = commands.add_parser("demo", help="train every method on digits-LT and print a table")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
@@ -63,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         fields["milestones"] = tuple(fields["milestones"])
     try:
         config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
-        result = run(config)
+        result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from metakit.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
         print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))
