@@ -14,6 +14,9 @@ when available:
 - the amortised cost with ``meta_every=k`` (k = 1, 10, 300): (meta-step + (k−1) real-only
   steps) / (k plain steps).
 
+Ratios: each round's time over the same round's plain step, median over rounds (robust to a
+machine whose load drifts), and the fastest over the fastest plain step ("min/min").
+
 Run: ``PYTHONPATH=. python bench/meta_step.py [--repeats 7] [--threads 1]``. On a shared CPU
 use one thread: two threads on two busy cores stall on each other.
 """
@@ -167,7 +170,7 @@ def sync(device):
 
 
 def time_all(steps, device, warmup, repeats):
-    """Round-robin timing (each repeat runs every variant once); median seconds per variant."""
+    """Round-robin timing: each repeat runs every variant once; seconds per variant and repeat."""
     for _ in range(warmup):
         for fn in steps.values():
             fn()
@@ -179,7 +182,7 @@ def time_all(steps, device, warmup, repeats):
             fn()
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def _rss_kib(field):
@@ -210,21 +213,23 @@ def bench(device, warmup, repeats):
     data = {"x": torch.randn(100, 3, 32, 32, device=device), "y": torch.randint(0, 10, (100,), device=device),
             "xm": torch.randn(100, 3, 32, 32, device=device), "ym": torch.randint(0, 10, (100,), device=device)}
     table = variants(base, data)
-    medians = time_all({n: fn for n, (fn, _) in table.items()}, device, warmup, repeats)
+    times = time_all({n: fn for n, (fn, _) in table.items()}, device, warmup, repeats)
     memory = {n: peak_memory_mib(fn, device) for n, (fn, _) in table.items()}
-    plain = medians["plain SGD step"]
-    print(f"\n== {device} (threads={torch.get_num_threads()}, median of {repeats} after {warmup} warm-up) ==")
-    print(f"{'variant':38s} {'ms':>8s} {'x plain':>8s} {'peak MiB':>9s} {'k=10':>6s} {'k=300':>6s}")
+    plain = times["plain SGD step"]
+    # ratio to the plain step of the same round (drift-robust), median over rounds; and min/min
+    paired = {n: statistics.median(a / b for a, b in zip(t, plain)) for n, t in times.items()}
+    fastest = {n: min(t) / min(plain) for n, t in times.items()}
+    print(f"\n== {device} (threads={torch.get_num_threads()}, {repeats} rounds after {warmup} warm-up) ==")
+    print(f"{'variant':38s} {'min ms':>8s} {'x plain':>8s} {'min/min':>8s} {'peak MiB':>9s} {'k=10':>6s} {'k=300':>6s}")
     for name, (_, only) in table.items():
-        ratio = medians[name] / plain
-        amort = ["" if only is None else f"{(medians[name] + (k - 1) * medians[only]) / (k * plain):6.2f}"
-                 for k in (10, 300)]
-        print(f"{name:38s} {1e3 * medians[name]:8.1f} {ratio:8.2f} {memory[name]:9.1f} {amort[0]:>6s} {amort[1]:>6s}")
+        amort = ["" if only is None else f"{(paired[name] + (k - 1) * paired[only]) / k:6.2f}" for k in (10, 300)]
+        print(f"{name:38s} {1e3 * min(times[name]):8.1f} {paired[name]:8.2f} {fastest[name]:8.2f} "
+              f"{memory[name]:9.1f} {amort[0]:>6s} {amort[1]:>6s}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (1 on a shared machine)")
     parser.add_argument("--cpu-only", action="store_true")

@@ -53,8 +53,13 @@ def capture(obj: Any, depth: int = 3, seen: set[int] | None = None) -> Any:
     frozen = dataclasses.is_dataclass(obj) and obj.__dataclass_params__.frozen
     if depth > 0 and hasattr(obj, "__dict__") and not isinstance(obj, _SKIP) and not callable(obj) and not frozen:
         return {k: capture(v, depth - 1, seen) for k, v in vars(obj).items()
-                if not k.startswith("__") and (not callable(v) or isinstance(v, nn.Module))}
+                if not k.startswith("__") and (not callable(v) or _has_state_dict(v))}
     return None
+
+
+def _has_state_dict(obj: Any) -> bool:
+    """Modules, optimisers and callables with their own ``state_dict`` (e.g. a `MetaStep`)."""
+    return isinstance(obj, nn.Module) or callable(getattr(obj, "state_dict", None))
 
 
 def restore(obj: Any, state: Any, depth: int = 3) -> Any:

@@ -228,3 +228,15 @@ def test_first_order_drops_only_the_mixed_term():
     meta_loss = F.cross_entropy(functional_call(net, {**direct, **cloned_buffers(net)}, (meta_batch[0],)),
                                 meta_batch[1])
     assert rel_err(first, flat(torch.autograd.grad(meta_loss, list(learner.parameters())), learner)) < 1e-12
+
+
+def test_state_dict_round_trip_keeps_calls_and_meta_optimizer():
+    net, learner, optimizer, _, (train_batch, meta_batch) = make("loss")
+    step = MetaStep(net, learner, optimizer, torch.optim.Adam(learner.parameters(), 1e-3), meta_every=2)
+    for _ in range(3):
+        step(train_batch, meta_batch)
+    fresh = MetaStep(net, learner, optimizer, torch.optim.Adam(learner.parameters(), 1e-3), meta_every=2)
+    fresh.load_state_dict(copy.deepcopy(step.state_dict()))
+    assert fresh.calls == 3
+    old, new = step.meta_optimizer.state_dict()["state"], fresh.meta_optimizer.state_dict()["state"]
+    assert old.keys() == new.keys() and all(torch.equal(old[k]["exp_avg"], new[k]["exp_avg"]) for k in old)

@@ -26,7 +26,7 @@ KILLED_RUN = textwrap.dedent("""
                      device="cpu"), checkpoint_dir=sys.argv[1])
 """)
 
-METHODS = ["ce"]
+METHODS = ["ce", "mwnet"]
 
 
 @pytest.mark.slow
