@@ -240,3 +240,16 @@ def test_state_dict_round_trip_keeps_calls_and_meta_optimizer():
     assert fresh.calls == 3
     old, new = step.meta_optimizer.state_dict()["state"], fresh.meta_optimizer.state_dict()["state"]
     assert old.keys() == new.keys() and all(torch.equal(old[k]["exp_avg"], new[k]["exp_avg"]) for k in old)
+
+
+@pytest.mark.parametrize("entry", ["loss", "lr"])
+def test_fast_rules_tolerate_unused_parameters(entry):
+    net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make(entry)
+    net.register_parameter("unused", nn.Parameter(torch.ones(2, dtype=torch.float64)))  # never in the forward
+    optimizer.add_param_group({"params": [net.unused]})
+    fast = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2)
+    general = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, rule="general")
+    a, b = fast.hypergradient(train_batch, meta_batch), general.hypergradient(train_batch, meta_batch)
+    assert rel_err(flat(a.grads, learner), flat(b.grads, learner)) < 1e-10
+    fast(train_batch, meta_batch)
+    assert net.unused.grad is None

@@ -103,6 +103,19 @@ def _surrogate_grads(step: "MetaStep", lr: float | torch.Tensor, inner: torch.Te
     return list(torch.autograd.grad(surrogate, step.meta_params, allow_unused=True))
 
 
+def _zero_filled(grads, like) -> list[torch.Tensor]:
+    """Gradients with zeros where a tensor was unused (None)."""
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, like)]
+
+
+def _direction(grads, params: dict[str, torch.Tensor], weight_decay: float) -> list[torch.Tensor]:
+    """The virtual step's direction ∇θ L_train + wd·θ (zeros for unused θ, as `lookahead`)."""
+    grads = _zero_filled(grads, params.values())
+    if not weight_decay:
+        return grads
+    return [g + weight_decay * p.detach() for g, p in zip(grads, params.values())]
+
+
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((u * w).sum() for u, w in zip(a, b))
 
@@ -115,13 +128,13 @@ def lr_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergra
     logits = functional_call(step.net, {**params, **buffers}, (x,))                          # (B, C)
     per_sample_loss = step.per_sample_loss(logits, y)                                       # (B,)
     train_loss = step.learner.train_loss(per_sample_loss)
-    grads = list(torch.autograd.grad(train_loss, list(params.values())))
-    direction = [g + step.weight_decay * p.detach() if step.weight_decay else g for g, p in zip(grads, params.values())]
+    grads = list(torch.autograd.grad(train_loss, list(params.values()), allow_unused=True))
+    direction = _direction(grads, params, step.weight_decay)
     lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
     virtual = _detached_step(params, direction, lr)
     # 2. meta loss and v = ∇θ' L_meta
     meta_loss = meta_loss_at(step, virtual, meta_batch)
-    v = torch.autograd.grad(meta_loss, list(virtual.values()))
+    v = _zero_filled(torch.autograd.grad(meta_loss, list(virtual.values()), allow_unused=True), virtual.values())
     # 3. hypergradient through α only
     hyper = _surrogate_grads(step, lr, _dot(v, direction).detach())
     forward = TrainForward(logits.detach(), per_sample_loss.detach(), train_loss.detach(), buffers, grads)
@@ -156,13 +169,13 @@ def jvp_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergr
     per_sample_loss = step.per_sample_loss(logits, y)                                       # (B,)
     c = step.learner.weights(per_sample_loss.detach())                                      # (B,) graph in φ
     train_loss = (c.detach() * per_sample_loss).sum()
-    grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True)
-    direction = [g + step.weight_decay * p.detach() if step.weight_decay else g for g, p in zip(grads, params.values())]
+    grads = torch.autograd.grad(train_loss, list(params.values()), retain_graph=True, allow_unused=True)
+    direction = _direction(grads, params, step.weight_decay)
     lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
     virtual = _detached_step(params, direction, lr)
     # 2. meta loss and v = ∇θ' L_meta
     meta_loss = meta_loss_at(step, virtual, meta_batch)
-    v = torch.autograd.grad(meta_loss, list(virtual.values()))
+    v = _zero_filled(torch.autograd.grad(meta_loss, list(virtual.values()), allow_unused=True), virtual.values())
     # 3. d = J v by one JVP, then autograd on the small weight net through c(φ)
     d = directional_derivatives(step, params, x, y, dict(zip(params, v)))                  # (B,)
     decay = step.weight_decay * _dot(v, [p.detach() for p in params.values()]) if step.weight_decay else 0.0
