@@ -16,6 +16,7 @@ Defaults and why:
         for n_max = 119 gives β = 0.9958), so the formula keeps its interpolation on digits.
     focal_gamma: 1.0, the value LDAM-DRW's comparisons use on CIFAR-LT (Lin et al.'s 2.0 was
         tuned for dense detection, where easy negatives dominate far more).
+    base="focal": the softmax focal loss (as LDAM-DRW's code), not Cui et al.'s sigmoid variant.
     Averaging: `cb_loss` averages w_y·loss over the batch (Cui et al.'s code); `ldam_drw`
         divides by Σ w_y instead, as its code does with ``F.cross_entropy(weight=...)``.
 
