@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export METAKIT_DEVICE ?= cpu
+# digits-sized nets run fastest on one thread; several threads only contend on a small CPU
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup test demo lab clean
 
