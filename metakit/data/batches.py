@@ -152,13 +152,14 @@ class Batches:
         """Augment (uint8) and normalise a batch: returns float (B, C, H, W)."""
         if self.augment != "none":
             x = crop_flip(x, _PAD[self.augment], self.augment == "crop_flip", self.generator)  # (B, C, H, W)
-        return torch.addcmul(self.shift, x.float(), self.scale)                   # (x/255 - mean) / std
+        return x.float().mul_(self.scale).add_(self.shift)                        # (x/255 - mean) / std
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.order().to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield Batch(self.transform(self.x[idx]), self.y[idx], idx)
+            # index_select, not x[idx]: advanced indexing copies byte by byte (~50x slower on CPU).
+            yield Batch(self.transform(self.x.index_select(0, idx)), self.y.index_select(0, idx), idx)
 
     def forever(self) -> Iterator[Batch]:
         """Endless batches, reshuffled each pass (for the meta set drawn every step).
