@@ -11,12 +11,16 @@ Both sides produce the same thing, one epoch of normalised, randomly cropped (pa
   ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize``,
   batched by `torch.utils.data.DataLoader`, then moved to the device.
 
+On a shared, busy CPU torch's intra-op threads wait on each other and whole-batch ops slow
+down many times over; ``--threads 1`` measures both sides on one core for the compute (the
+DataLoader's per-sample work is single-threaded anyway; its workers are extra processes).
 The rounds are interleaved (metakit, then each DataLoader) so a busy machine slows all of them
 alike; the median of the rounds is printed, with the ratio metakit / DataLoader.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -122,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         theirs = statistics.median(results[f"w{w}"])
         print(f"  torchvision DataLoader, num_workers={w}:    {theirs:>12,.0f} images/s   "
               f"ratio {ours / theirs:5.1f}x")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if dev.type == "cpu" and torch.get_num_threads() > 1 and load > cores:
+        print(f"note: the CPU is busy (load {load:.1f} on {cores} cores); torch's {torch.get_num_threads()} "
+              f"intra-op threads then wait on each other. Compare with --threads 1.")
 
 
 if __name__ == "__main__":
