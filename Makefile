@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q --doctest-modules metakit tests
+	$(PY) -m pytest -q --doctest-modules metakit data_prep tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  METAKIT_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks; fi
 

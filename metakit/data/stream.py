@@ -33,7 +33,7 @@ class Stream:
             self.order, self.position = b.order().to(b.device), 0
         idx = self.order[self.position:self.position + b.batch_size]
         self.position += b.batch_size
-        return Batch(b.transform(b.x[idx]), b.y[idx], idx)
+        return Batch(b.transform(b.x.index_select(0, idx)), b.y.index_select(0, idx), idx)  # as Batches.__iter__
 
     def state_dict(self) -> dict:
         """Generator state, current pass order and position."""
