@@ -33,3 +33,6 @@ def get_method(name: str) -> type[Method]:
 
 
 register(Method)
+
+from metakit.methods import mlrsnet as _mlrsnet  # noqa: E402,F401  (registers "mlrsnet")
+from metakit.methods import hd as _hd  # noqa: E402,F401  (registers "hd")
