@@ -6,7 +6,7 @@ two gradients, without a meta set. See `metakit.hypergradient`.
 Example:
     >>> from metakit.experiments import Config, run
     >>> r = run(Config(method="hd", profile="smoke", epochs=1, progress=False))
-    >>> r.history["lr"].iloc[0] > 0
+    >>> bool(r.history["lr"].iloc[0] > 0)
     True
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ pass ``meta_every=1`` to meta-update every step.
 Example:
     >>> from metakit.experiments import Config, run
     >>> r = run(Config(method="mlrsnet", profile="smoke", epochs=1, progress=False))
-    >>> 0 < r.history["lr"].iloc[0] <= 0.2
+    >>> bool(0 < r.history["lr"].iloc[0] <= 0.2)
     True
 """
 from __future__ import annotations
