@@ -200,6 +200,47 @@ class LearnedSchedule:
         self.net.load_state_dict(state["net"])
 
 
+@torch.no_grad()
+def response_curves(net: MLRSNet, losses: list[float], at: tuple[float, ...] = (0.1, 0.5, 0.9),
+                    grid: torch.Tensor | None = None) -> "pd.DataFrame":
+    """LR as a function of the loss, from the states a run reaches: the schedule's response.
+
+    Replays the run's per-step ``losses`` through a copy of ``net`` from a zero state and, at
+    each fraction in ``at`` of the run, sweeps the loss over ``grid`` (default 0..1.2·log C).
+
+    Args:
+        net: a (trained) LR net; it is copied, not advanced.
+        losses: the training loss of every step of a run (e.g. ``[r["loss"] for r in method.trace]``).
+        at: fractions of the run whose state to probe.
+        grid: the losses to probe (default 50 points in [0.02, 1.2]·log C).
+
+    Returns:
+        A DataFrame with columns ``progress``, ``loss``, ``normalised_loss``, ``lr``.
+
+    Example:
+        >>> df = response_curves(MLRSNet(10, hidden=4, gamma=0.2), [2.3, 1.0, 0.5, 0.4], at=(0.5,))
+        >>> sorted(df.columns), len(df)
+        (['loss', 'lr', 'normalised_loss', 'progress'], 50)
+    """
+    import copy
+
+    import pandas as pd
+
+    probe = copy.deepcopy(net)
+    probe.reset_state()
+    scale = float(probe.loss_scale)
+    grid = torch.linspace(0.02, 1.2, 50) * scale if grid is None else grid
+    marks = {min(len(losses) - 1, int(f * len(losses))): f for f in at}
+    frames = []
+    for step, loss in enumerate(losses):
+        if step in marks:
+            lr = probe.response(grid).cpu()
+            frames.append(pd.DataFrame({"progress": marks[step], "loss": grid.tolist(),
+                                        "normalised_loss": (grid / scale).tolist(), "lr": lr.tolist()}))
+        probe.after_step(loss)
+    return pd.concat(frames, ignore_index=True)
+
+
 def save_schedule(net: MLRSNet, path: str | Path, **metadata: str | int | float) -> Path:
     """Save the LR net (weights, γ, log C) with metadata, atomically.
 

@@ -69,3 +69,18 @@ def test_every_table_entry_runs_at_smoke():
     assert list(runs["entry"]) == entries
     assert runs["test_acc"].between(0, 100).all() and (runs["final_lr"] > 0).all()
     assert len(summarise(runs)) == len(entries)
+
+
+def test_schedule_table_command_writes_csv_at_smoke(tmp_path, capsys):
+    from metakit.__main__ import main
+
+    out = tmp_path / "t.csv"
+    assert main(["schedule-table", "noisy-cifar10", "--profile", "smoke", "--entries", "cosine", "mlrsnet",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    import pandas as pd
+
+    runs = pd.read_csv(out)
+    assert list(runs["entry"]) == ["cosine", "mlrsnet"] and (tmp_path / "t_summary.csv").is_file()
+    assert main(["schedule-table", "noisy-cifar10", "--profile", "smoke", "--entries", "magic",
+                 "--out", str(out)]) == 2
+    assert "magic" in capsys.readouterr().err
