@@ -150,3 +150,40 @@ def write_table(task: str, out: str | Path, profile: str = "paper", seeds: Seque
     summary = summarise(runs)
     atomic_write_text(out.with_name(out.stem + "_summary.csv"), summary.to_csv(index=False))
     return summary
+
+
+def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, Any]], profile: str = "laptop",
+                   seed: int = 0, baselines: Sequence[str] = ("fixed", "cosine"), task: str = "cifar10") -> pd.DataFrame:
+    """A frozen learned schedule against hand-designed ones on runs it was not trained on.
+
+    Args:
+        schedule_file: a saved LR net (`metakit.mlrsnet.save_schedule`).
+        variations: name → Config overrides (e.g. ``{"batch 128": {"batch_size": 128}}``).
+        profile: smoke | laptop | paper.
+        seed: one seed for every run.
+        baselines: hand-designed entries run under the same variation.
+        task: the `TASKS` key the variations start from.
+
+    Returns:
+        One row per (variation, schedule): test_acc, final_lr, epochs, seconds.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from metakit.mlrsnet import MLRSNet, save_schedule
+        >>> path = save_schedule(MLRSNet(10, hidden=4, gamma=0.2), pathlib.Path(tempfile.mkdtemp()) / "s.pt")
+        >>> df = transfer_table(path, {"mlp": {"model": "mlp", "epochs": 1}}, "smoke", baselines=["fixed"])
+        >>> df["schedule"].tolist()
+        ['fixed', 'learned']
+    """
+    rows = []
+    for variation, overrides in variations.items():
+        configs = {name: table_config(task, name, profile, seed, **overrides) for name in baselines}
+        configs["learned"] = table_config(task, "mlrsnet", profile, seed, options={"schedule_file": str(schedule_file)},
+                                          **overrides)
+        for name, config in configs.items():
+            start = time.perf_counter()
+            result = run(config)
+            rows.append({"variation": variation, "schedule": name, "test_acc": result.metrics["test_acc"],
+                         "final_lr": float(result.history["lr"].iloc[-1]), "epochs": result.config.epochs,
+                         "seconds": time.perf_counter() - start})
+    return pd.DataFrame(rows)

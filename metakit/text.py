@@ -165,7 +165,8 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     Args:
         profile: smoke | laptop | paper (see ``LM_PROFILES``).
         schedule: a hand-designed schedule (fixed, multistep, exp, cosine, sgdr), "adam" (Adam at
-            lr/100, fixed), "learned" (a frozen MLR-SNet from ``schedule_file``) or "mlrsnet"
+            lr/100, fixed), "learned" (a frozen MLR-SNet from ``schedule_file``, its ceiling γ re-set
+            to 2 × this run's base LR, as the image nets' LR scale does not fit an LM) or "mlrsnet"
             (meta-trained here, meta set = validation batches, every ``meta_every`` steps).
         epochs, lr, corpus: override the profile.
         schedule_file: the saved LR net for "learned".
@@ -190,7 +191,8 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     lr_net, step = None, None
     if schedule == "learned":
         lr_net = load_schedule(schedule_file)[0].to(dev)
-        scheduler = LearnedSchedule(lr_net, optimizer, len(train), num_classes=len(vocab))
+        # the shape transfers, the scale belongs to this optimiser: γ := 2 × this run's base LR
+        scheduler = LearnedSchedule(lr_net, optimizer, len(train), num_classes=len(vocab), base_lr=p["lr"])
     elif schedule == "mlrsnet":
         lr_net = MLRSNet(len(vocab), gamma=2 * p["lr"]).to(dev)
         step = MetaStep(net, lr_net, optimizer, torch.optim.Adam(lr_net.parameters(), 1e-3, weight_decay=1e-4),
