@@ -157,6 +157,29 @@ def perplexity(net: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -
     return math.exp(total / max(words, 1))
 
 
+def _lr_driver(schedule: str, net: nn.Module, p: dict, vocab_size: int, iters_per_epoch: int,
+               schedule_file: str | None, meta_every: int):
+    """The optimiser and what sets its LR: (optimizer, schedule or None, MetaStep or None, LR net or None)."""
+    dev = next(net.parameters()).device
+    if schedule == "adam":
+        optimizer = torch.optim.Adam(net.parameters(), lr=p["lr"] / 100)
+    else:
+        optimizer = torch.optim.SGD(net.parameters(), lr=p["lr"])
+    if schedule == "learned":
+        lr_net = load_schedule(schedule_file)[0].to(dev)
+        # the shape transfers, the scale belongs to this optimiser: γ := 2 × this run's base LR
+        return optimizer, LearnedSchedule(lr_net, optimizer, iters_per_epoch, num_classes=vocab_size,
+                                          base_lr=p["lr"]), None, lr_net
+    if schedule == "mlrsnet":
+        lr_net = MLRSNet(vocab_size, gamma=2 * p["lr"]).to(dev)
+        step = MetaStep(net, lr_net, optimizer, torch.optim.Adam(lr_net.parameters(), 1e-3, weight_decay=1e-4),
+                        meta_every=meta_every)
+        return optimizer, None, step, lr_net
+    name = "fixed" if schedule == "adam" else schedule
+    lr_fn = lr_function(name, optimizer.param_groups[0]["lr"], p["epochs"])
+    return optimizer, Schedule(optimizer, lr_fn, iters_per_epoch), None, None
+
+
 def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | None = None, lr: float | None = None,
            corpus: str | None = None, schedule_file: str | None = None, meta_every: int = 10, seed: int = 0,
            data_root: str | None = None, device: str | None = None) -> LMResult:
@@ -184,22 +207,8 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     train, valid, test = (chunks(ids[s], p["batch_size"], p["bptt"], dev) for s in ("train", "valid", "test"))
     torch.manual_seed(seed)
     net = LSTMLanguageModel(len(vocab), p["emb"], p["hidden"], 2, p["dropout"]).to(dev)
-    if schedule == "adam":
-        optimizer = torch.optim.Adam(net.parameters(), lr=p["lr"] / 100)
-    else:
-        optimizer = torch.optim.SGD(net.parameters(), lr=p["lr"])
-    lr_net, step = None, None
-    if schedule == "learned":
-        lr_net = load_schedule(schedule_file)[0].to(dev)
-        # the shape transfers, the scale belongs to this optimiser: γ := 2 × this run's base LR
-        scheduler = LearnedSchedule(lr_net, optimizer, len(train), num_classes=len(vocab), base_lr=p["lr"])
-    elif schedule == "mlrsnet":
-        lr_net = MLRSNet(len(vocab), gamma=2 * p["lr"]).to(dev)
-        step = MetaStep(net, lr_net, optimizer, torch.optim.Adam(lr_net.parameters(), 1e-3, weight_decay=1e-4),
-                        meta_every=meta_every)
-    else:
-        name = "fixed" if schedule == "adam" else schedule
-        scheduler = Schedule(optimizer, lr_function(name, optimizer.param_groups[0]["lr"], p["epochs"]), len(train))
+    optimizer, scheduler, step, lr_net = _lr_driver(schedule, net, p, len(vocab), len(train), schedule_file,
+                                                    meta_every)
     order = torch.Generator().manual_seed(seed)
     rows = []
     for epoch in range(p["epochs"]):
