@@ -48,7 +48,7 @@ class MLRSNet(MetaLearner):
 
     Example:
         >>> net = MLRSNet(num_classes=10, hidden=8)
-        >>> round(float(net.inner_lr(torch.tensor(2.3), 0.1)), 3)     # starts at the base LR
+        >>> round(net.inner_lr(torch.tensor(2.3), 0.1).item(), 3)     # starts at the base LR
         0.1
         >>> net.after_step(torch.tensor(2.3)); net.steps.item()
         1

@@ -210,13 +210,14 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     optimizer, scheduler, step, lr_net = _lr_driver(schedule, net, p, len(vocab), len(train), schedule_file,
                                                     meta_every)
     order = torch.Generator().manual_seed(seed)
-    rows = []
+    rows, meta_draws = [], 0
     for epoch in range(p["epochs"]):
         start, losses, lrs = time.perf_counter(), [], []
         for i in torch.randperm(len(train), generator=order).tolist():
             x, y = train[i]
             if step is not None:
-                xm, ym = valid[step.calls % len(valid)]                 # the meta set: validation text
+                xm, ym = valid[meta_draws % len(valid)]                 # the meta set: validation text
+                meta_draws += 1
                 with torch.backends.cudnn.flags(enabled=False):   # cuDNN's LSTM has no double backward
                     stats = step((x, y.flatten()), (xm, ym.flatten()))
                 losses.append(stats["loss"]), lrs.append(stats["lr"])

@@ -30,7 +30,7 @@ def test_lr_depends_on_phi_and_the_loss_is_normalised_by_log_classes():
     lr = a.inner_lr(torch.tensor(2.0))
     assert lr.requires_grad
     # a loss of log(10) on 10 classes reads as a loss of log(100) on 100 classes
-    assert float(a.inner_lr(torch.tensor(10.0).log())) == pytest.approx(float(b.inner_lr(torch.tensor(100.0).log())))
+    assert a.inner_lr(torch.tensor(10.0).log()).item() == pytest.approx(b.inner_lr(torch.tensor(100.0).log()).item())
 
 
 def _phi_vector(learner):
