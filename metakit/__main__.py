@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("demo", help="train every method on digits-LT and print a table")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     add_table_parser(commands)
+    table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
+    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop)")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--seeds", type=int, nargs="+", default=[0])
+    table.add_argument("--entries", nargs="+", default=None, help="subset of metakit.schedule_tables.ENTRIES")
+    table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
+    table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     return parser
 
 
@@ -99,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "table":
         return table_main(args)
+    if args.command == "schedule-table":
+        return schedule_table_main(args)
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
@@ -122,6 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training images per class: {result.split.class_counts}")
     print("  ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]))
+    return 0
+
+
+def schedule_table_main(args: argparse.Namespace) -> int:
+    """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
+    import os
+
+    from metakit.schedule_tables import write_table
+
+    overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
+    try:
+        summary = write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                              args.seeds, args.entries, **overrides)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
