@@ -27,7 +27,7 @@ KILLED_RUN = textwrap.dedent("""
                      device="cpu"), checkpoint_dir=sys.argv[1])
 """)
 
-METHODS = ["ce"]
+METHODS = ["ce", "mlrsnet", "hd", "ldam_drw"]
 
 
 @pytest.mark.slow
