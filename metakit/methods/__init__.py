@@ -33,3 +33,5 @@ def get_method(name: str) -> type[Method]:
 
 
 register(Method)
+
+from metakit.methods import mfm  # noqa: E402,F401  (registers mfm, mfm_net)
