@@ -154,7 +154,8 @@ def attach(net: nn.Module, where: str | Sequence[str] = "blocks", *, kind: str =
     names = resolve_where(net, where if modulation is None else modulation.names)
     channels = [infer_channels(net, n) for n in names]
     if modulation is None:
-        modulation = Modulation(names, channels, kind, hidden)
+        like = next(net.parameters(), torch.zeros(()))
+        modulation = Modulation(names, channels, kind, hidden).to(like.device, like.dtype)
     elif channels != modulation.channels:
         raise ValueError(f"the modulation expects channels {modulation.channels} at {names} but this "
                          f"{type(net).__name__} has {channels}; use a net of the same architecture.")
