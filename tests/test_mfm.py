@@ -129,6 +129,7 @@ def test_mfm_with_logit_adjustment_runs():
     assert r.method.logit_adj and 0 <= r.metrics["test_acc"] <= 100
 
 
+@pytest.mark.slow
 def test_mfm_net_transfer_frozen_and_fine_tuned(tmp_path):
     source = run(_smoke("mfm_net", options={"hidden": 8}))
     path = source.method.save(tmp_path / "modulator.pt")
@@ -142,3 +143,21 @@ def test_mfm_net_transfer_frozen_and_fine_tuned(tmp_path):
     assert any(not torch.equal(v, saved[k]) for k, v in tuned.method.modulation.state_dict().items())
     with pytest.raises(ValueError, match="model='digits_cnn'.*model='mlp'"):
         run(_smoke("mfm_net", model="mlp", options={"modulator": str(path)}))
+
+
+def test_paper_profile_resolves_and_resnet32_meta_step_runs():
+    config = Config(method="mfm", dataset="cifar10", imbalance=100, profile="paper").resolve()
+    assert (config.model, config.meta_lr, config.meta_per_class) == ("resnet32", 1e-3, 10)
+    assert Config(method="mfm_net", dataset="cifar100", profile="paper").resolve().meta_lr == 1e-4
+    from metakit.models import build_model
+    torch.manual_seed(0)
+    method = MFM(10, [50] * 10, config)
+    net = method.prepare(build_model("resnet32", 10))
+    assert method.modulation.names == net.block_names + ["fc"]
+    optimizer = torch.optim.SGD(method.classifier_parameters(net), 0.1)
+    step = MetaStep(net, method.modulation, optimizer, torch.optim.Adam(method.modulation.parameters(), 1e-3))
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    before = [p.detach().clone() for p in method.modulation.parameters()]
+    stats = step((x, y), (x, y))
+    assert math.isfinite(stats["meta_loss"])
+    assert any(not torch.equal(a, p) for a, p in zip(before, method.modulation.parameters()))

@@ -156,6 +156,12 @@ class MFMNet(MFM):
     kind = "net"
     option_names = ("where", "logit_adj", "hidden", "modulator", "freeze")
 
+    @classmethod
+    def recipe(cls, profile: str) -> dict[str, Any]:
+        """Meta-Adam at 1e-4: the network has many more weights than γ/β, and at 1e-3 its per-sample
+        modulation grows fast enough to stall training on digits-LT (scripts/mfm_ablation.py)."""
+        return {"meta_lr": 1e-4}
+
     def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
         hidden, modulator = options.pop("hidden", 32), options.pop("modulator", None)
         self.freeze = _check_bool("freeze", options.pop("freeze", False))
