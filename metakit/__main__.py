@@ -29,10 +29,49 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="method option, e.g. --option focal_gamma=2 (repeatable)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
+    one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
     show = commands.add_parser("demo", help="train every method on digits-LT and print a table")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
+    add_table_parser(commands)
     return parser
+
+
+def add_table_parser(commands) -> None:
+    """``table long-tail``: run a (method, dataset, imbalance, seed) grid, write CSV + Markdown."""
+    table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
+    table.add_argument("kind", choices=["long-tail"], help="which table")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--datasets", nargs="+", default=None, help="default: digits (smoke, laptop), cifar10 cifar100 (paper)")
+    table.add_argument("--imbalances", nargs="+", type=float, default=None,
+                       help="default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
+    table.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
+    table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
+
+
+def table_main(args) -> int:
+    import os
+    from pathlib import Path
+
+    from metakit.tables import long_tail_grid, write_table
+
+    profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
+        Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
+    try:
+        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
+                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True))
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}"))
+    print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
+    return 0
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -58,15 +97,21 @@ def main(argv: list[str] | None = None) -> int:
 
         demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
         return 0
+    if args.command == "table":
+        return table_main(args)
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
     try:
         config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
-        result = run(config)
+        result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from metakit.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
         print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))

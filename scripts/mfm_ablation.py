@@ -17,7 +17,7 @@ import torch
 
 from metakit.experiments import Config, run
 from metakit.methods.base import Method
-from metakit.methods.mfm import logit_adjusted_loss
+from metakit.methods.losses import logit_adjusted_loss
 from metakit.modulation.ablation import config_grid, run_grid, summarize
 
 

@@ -10,7 +10,8 @@ from torch.func import functional_call
 from metakit.experiments import Config, run
 from metakit.meta import MetaStep, theta
 from metakit.methods import METHODS
-from metakit.methods.mfm import MFM, MFMNet, logit_adjusted_loss
+from metakit.methods.losses import logit_adjusted_loss
+from metakit.methods.mfm import MFM, MFMNet
 from metakit.modulation import attach, read_metadata
 
 

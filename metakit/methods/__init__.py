@@ -34,4 +34,5 @@ def get_method(name: str) -> type[Method]:
 
 register(Method)
 
+from metakit.methods import longtail  # noqa: E402,F401  (registers cb_loss, cb_resample, focal, ldam_drw, logit_adj)
 from metakit.methods import mfm  # noqa: E402,F401  (registers mfm, mfm_net)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +22,7 @@ from torch import nn
 from metakit.meta import MetaStep, freeze, theta
 from metakit.methods import register
 from metakit.methods.base import Method
+from metakit.methods.losses import log_priors, logit_adjusted_loss
 from metakit.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 
 if TYPE_CHECKING:
@@ -30,18 +30,6 @@ if TYPE_CHECKING:
     from metakit.train import Trainer
 
 DEFAULT_WHERE = "blocks+fc"   # chosen by the digits-LT ablation (see scripts/mfm_ablation.py)
-
-
-def logit_adjusted_loss(logits: torch.Tensor, targets: torch.Tensor, log_prior: torch.Tensor,
-                        tau: float = 1.0) -> torch.Tensor:
-    """Per-sample logit-adjusted cross-entropy, CE(logits + τ log π, y), (B,) (Menon et al. 2021, Eq. 10).
-
-    Example:
-        >>> log_prior = torch.log(torch.tensor([0.9, 0.1]))
-        >>> logit_adjusted_loss(torch.zeros(1, 2), torch.tensor([1]), log_prior).item() > 0.69
-        True
-    """
-    return F.cross_entropy(logits + tau * log_prior.to(logits.device, logits.dtype), targets, reduction="none")
 
 
 def _check_bool(name: str, value: Any) -> bool:
@@ -83,8 +71,7 @@ class MFM(Method):
         super().__init__(num_classes, class_counts, config)
         self.where = _check_where(options.get("where", DEFAULT_WHERE))
         self.logit_adj = _check_bool("logit_adj", options.get("logit_adj", False))
-        counts = np.asarray(class_counts, dtype=np.float64)
-        self.log_prior = torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)   # (C,)
+        self.log_prior = log_priors(class_counts)                                        # (C,)
         self.model_name = getattr(config, "model", None)
         self.modulation = None
         self.meta_step: MetaStep | None = None
