@@ -16,23 +16,7 @@ from pathlib import Path
 import torch
 
 from metakit.experiments import Config, run
-from metakit.methods.base import Method
-from metakit.methods.losses import logit_adjusted_loss
 from metakit.modulation.ablation import config_grid, run_grid, summarize
-
-
-class _LogitAdjusted(Method):
-    """Plain logit adjustment for this comparison only (the kit's own baseline lives in methods.longtail)."""
-
-    name = "_la_reference"
-
-    def __init__(self, num_classes, class_counts, config=None):
-        super().__init__(num_classes, class_counts, config)
-        counts = torch.tensor(class_counts, dtype=torch.float64)
-        self.log_prior = (counts / counts.sum()).log().float()
-
-    def per_sample_loss(self, logits, targets):
-        return logit_adjusted_loss(logits, targets, self.log_prior)
 
 
 def transfer(base: Config, seeds, out: Path):
@@ -77,17 +61,14 @@ def main() -> None:
     elif args.part == "transfer":
         df, by = transfer(base, seeds, Path(args.out)), ["method", "setting"]
     else:
-        from metakit.methods import METHODS, register
-        register(_LogitAdjusted)
         mfm = {"where": args.where}
-        settings = [("ce", {}, None), ("_la_reference", {}, None), ("mfm", mfm, args.meta_lr),
-                    ("mfm", {**mfm, "logit_adj": True}, args.meta_lr), ("mfm_net", mfm, args.meta_lr),
-                    ("mfm_net", {**mfm, "logit_adj": True}, args.meta_lr)]
+        settings = [("ce", {}, None), ("logit_adj", {}, None), ("mfm", mfm, args.meta_lr),
+                    ("mfm", {**mfm, "logit_adj": True}, args.meta_lr), ("mfm_net", mfm, None),
+                    ("mfm_net", {**mfm, "logit_adj": True}, None)]  # mfm_net: its recipe's meta_lr
         configs = [Config(**{**base.__dict__, "method": m, "options": o, "meta_lr": lr, "seed": s})
                    for m, o, lr in settings for s in seeds]
         df = run_grid(configs, ["method", "options.logit_adj"])
         by = ["method", "options.logit_adj"]
-        assert "_la_reference" in METHODS
     Path(args.out).mkdir(parents=True, exist_ok=True)
     df.to_csv(Path(args.out) / f"mfm_ablation_{args.part}.csv", index=False)
     summary = summarize(df, by)
