@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export METAKIT_DEVICE ?= cpu
+# digits-sized nets run fastest on one thread; several threads only contend on a small CPU
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup test demo lab clean
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q --doctest-modules metakit tests
+	$(PY) -m pytest -q --doctest-modules metakit data_prep tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  METAKIT_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks; fi
 

@@ -9,6 +9,8 @@ attributes. RNG states (torch, numpy, every batch generator) are captured by `rn
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,15 @@ def capture(obj: Any, depth: int = 3, seen: set[int] | None = None) -> Any:
     if isinstance(obj, dict):
         return {k: capture(v, depth, seen) for k, v in obj.items() if isinstance(k, str)}
     frozen = dataclasses.is_dataclass(obj) and obj.__dataclass_params__.frozen
-    if depth > 0 and hasattr(obj, "__dict__") and not isinstance(obj, _SKIP) and not callable(obj) and not frozen:
+    if depth > 0 and hasattr(obj, "__dict__") and not isinstance(obj, _SKIP) and not _is_code(obj) and not frozen:
         return {k: capture(v, depth - 1, seen) for k, v in vars(obj).items()
-                if not k.startswith("__") and (not callable(v) or _has_state_dict(v))}
+                if not k.startswith("__") and not _is_code(v)}
     return None
 
 
-def _has_state_dict(obj: Any) -> bool:
-    """Modules, optimisers and callables with their own ``state_dict`` (e.g. a `MetaStep`)."""
-    return isinstance(obj, nn.Module) or callable(getattr(obj, "state_dict", None))
+def _is_code(obj: Any) -> bool:
+    """Functions, methods and classes: rebuilt by the code, never saved (callable objects are)."""
+    return inspect.isroutine(obj) or inspect.isclass(obj) or isinstance(obj, functools.partial)
 
 
 def restore(obj: Any, state: Any, depth: int = 3) -> Any:

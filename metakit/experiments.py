@@ -42,7 +42,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(dataset="digits", epochs=3, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                   meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
-    "laptop": dict(dataset="digits", epochs=30, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
+    "laptop": dict(dataset="digits", epochs=60, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                    weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                    meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
     # LDAM-DRW long-tail recipe (DESIGN.md): ResNet-32, 200 epochs, batch 128, SGD 0.1 m 0.9,

@@ -230,13 +230,14 @@ def test_first_order_drops_only_the_mixed_term():
     assert rel_err(first, flat(torch.autograd.grad(meta_loss, list(learner.parameters())), learner)) < 1e-12
 
 
-def test_state_dict_round_trip_keeps_calls_and_meta_optimizer():
+def test_checkpoint_round_trip_keeps_calls_and_meta_optimizer():
+    from metakit.checkpoint import capture, restore
     net, learner, optimizer, _, (train_batch, meta_batch) = make("loss")
     step = MetaStep(net, learner, optimizer, torch.optim.Adam(learner.parameters(), 1e-3), meta_every=2)
     for _ in range(3):
         step(train_batch, meta_batch)
     fresh = MetaStep(net, learner, optimizer, torch.optim.Adam(learner.parameters(), 1e-3), meta_every=2)
-    fresh.load_state_dict(copy.deepcopy(step.state_dict()))
+    restore(fresh, copy.deepcopy(capture(step, seen={id(net), id(optimizer), id(learner)})))
     assert fresh.calls == 3
     old, new = step.meta_optimizer.state_dict()["state"], fresh.meta_optimizer.state_dict()["state"]
     assert old.keys() == new.keys() and all(torch.equal(old[k]["exp_avg"], new[k]["exp_avg"]) for k in old)

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -26,7 +27,7 @@ KILLED_RUN = textwrap.dedent("""
                      device="cpu"), checkpoint_dir=sys.argv[1])
 """)
 
-METHODS = ["ce", "mwnet"]
+METHODS = ["ce", "mlrsnet", "hd", "ldam_drw", "mwnet"]
 
 
 @pytest.mark.slow
@@ -73,3 +74,23 @@ def test_divergence_names_step_value_and_checkpoint(tmp_path):
     with pytest.raises(DivergenceError, match=r"step \d+ of \d+: loss=(nan|inf)") as err:
         run(config, checkpoint_dir=tmp_path)
     assert "Last good checkpoint" in str(err.value)
+
+
+class Boobytrap:
+    """Unpickling this would create a file: a stand-in for arbitrary code in a checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_checkpoint_with_code_is_refused_without_running_it(tmp_path):
+    config = Config(profile="smoke", epochs=1, progress=False).resolve()
+    from metakit.experiments import config_key
+    trap = tmp_path / "executed"
+    torch.save({"format": 1, "net": Boobytrap(trap)}, tmp_path / f"ce-{config_key(config)}.pt")
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        run(config, checkpoint_dir=tmp_path, resume=True)
+    assert not trap.exists()

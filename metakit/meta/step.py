@@ -73,17 +73,6 @@ class MetaStep:
         self.rule = pick_rule(learner, rule)
         self.calls = 0
 
-    def state_dict(self) -> dict:
-        """The driver's own state for checkpoints: the meta-optimiser and the call counter.
-
-        The net, the learner and the real optimiser are saved by their owners.
-        """
-        return {"calls": self.calls, "meta_optimizer": self.meta_optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.calls = int(state["calls"])
-        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-
     @property
     def base_lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
