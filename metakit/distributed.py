@@ -97,6 +97,22 @@ def _average(tensors: list[torch.Tensor]) -> None:
         offset += t.numel()
 
 
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The mean of ``value`` over all ranks (itself with one process); not differentiable.
+
+    Use it for anything that decides a shared quantity, e.g. the loss an LR net reads.
+
+    Example:
+        >>> mean_over_ranks(torch.tensor(2.0)).item()
+        2.0
+    """
+    if world_size() == 1:
+        return value
+    out = value.detach().clone()
+    dist.all_reduce(out)
+    return out / world_size()
+
+
 def average_gradients_before_step(optimizer: torch.optim.Optimizer) -> None:
     """Average the gradients of ``optimizer``'s parameters across ranks before each of its steps.
 

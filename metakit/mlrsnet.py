@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from metakit.distributed import mean_over_ranks
 from metakit.io import atomic_torch_save
 from metakit.meta import MetaLearner, freeze
 
@@ -85,7 +86,8 @@ class MLRSNet(MetaLearner):
         self.steps.zero_()
 
     def _features(self, loss: torch.Tensor | float) -> torch.Tensor:
-        loss = torch.as_tensor(loss, dtype=self.h.dtype, device=self.h.device).detach()
+        # under torchrun every rank reads the global mean loss, so all ranks take the same LR
+        loss = mean_over_ranks(torch.as_tensor(loss, dtype=self.h.dtype, device=self.h.device).detach())
         return (loss / self.loss_scale).reshape(1, 1)                                 # (1, 1)
 
     def _cell(self, loss: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:

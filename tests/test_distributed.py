@@ -23,7 +23,7 @@ RANK_SCRIPT = textwrap.dedent("""
     torch.save(state, f"{out}/rank{rank()}.pt")
 """)
 
-METHODS = ["ce"]
+METHODS = ["ce", "mwnet", "mlrsnet", "mfm"]
 
 
 def free_port() -> int:
