@@ -4,6 +4,7 @@ A two-layer net on flattened 8x8 digits in float64, a training batch with some w
 a clean meta batch, and one tiny meta-learner per entry point of φ:
 
 - `WeightNet`    (``enters="loss"``):    per-sample loss → weight in (0, 1) (Meta-Weight-Net);
+- `SampleWeights` (``enters="loss"``):   one free weight per sample of the batch (Ren et al. 2018);
 - `FeatureScale` (``enters="forward"``): per-channel scale γ and shift β of hidden features (MFM);
 - `LossToLR`     (``enters="lr"``):      training loss → step size (MLR-SNet, without the LSTM).
 
@@ -47,6 +48,27 @@ class WeightNet(MetaLearner):
 
     def train_loss(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
         return (self.weights(per_sample_loss) * per_sample_loss).mean()
+
+
+class SampleWeights(MetaLearner):
+    """φ in the loss, one weight per sample of a fixed batch (all 1 at the start).
+
+    ``-∂L_meta/∂φ_i`` is the meta set's "vote" on sample i: positive means up-weight it
+    (Ren et al. 2018 reweight with exactly this signal; Meta-Weight-Net learns a map to it).
+
+    Example:
+        >>> SampleWeights(3).train_loss(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).item()
+        2.0
+    """
+
+    enters = "loss"
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(batch_size, dtype=torch.float64))
+
+    def train_loss(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
+        return (self.weight * per_sample_loss).mean()
 
 
 class FeatureScale(MetaLearner):

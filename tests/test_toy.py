@@ -50,3 +50,18 @@ def test_noisy_labels_in_the_toy_batch_and_bad_rate():
     assert 0 < (y_noisy != y_clean).float().mean() < 1
     with pytest.raises(ValueError, match="noise_rate=1"):
         toy_problem(noise_rate=1)
+
+
+def test_meta_set_votes_against_wrong_labels_after_some_training():
+    from metakit.toy import SampleWeights
+    net, (x, y), meta_batch = toy_problem(seed=1)
+    _, (_, clean), _ = toy_problem(seed=1, noise_rate=0.0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    votes = SampleWeights(len(y))
+    vote = -torch.autograd.grad(meta_loss(net, votes, (x, y), meta_batch, INNER_LR), votes.weight)[0]
+    wrong = y != clean
+    assert vote[~wrong].mean() > 0 > vote[wrong].mean()
