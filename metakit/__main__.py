@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="method option, e.g. --option focal_gamma=2 (repeatable)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    show = commands.add_parser("demo", help="train every method on digits-LT and print a table")
+    show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     return parser
 
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from metakit.demo import main as demo_main
 
-        demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
-        return 0
+        return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
