@@ -37,6 +37,7 @@ def test_refresh_trains_again(tmp_path, monkeypatch):
 def test_key_follows_results_not_cosmetics(monkeypatch):
     assert cache_key(SMOKE) == cache_key(dataclasses.replace(SMOKE, progress=True))
     assert cache_key(SMOKE) == cache_key(dataclasses.replace(SMOKE, batch_size=64))  # the smoke default
+    assert cache_key(SMOKE) == cache_key(dataclasses.replace(SMOKE, imbalance=5.0))     # int or float
     assert cache_key(SMOKE) != cache_key(dataclasses.replace(SMOKE, seed=1))
     assert cache_key(SMOKE) != cache_key(dataclasses.replace(SMOKE, options={}, lr=0.05))
     before = cache_key(SMOKE)
