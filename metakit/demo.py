@@ -49,7 +49,7 @@ def kernel_env(profile: str, out: Path) -> dict[str, str]:
     return env
 
 
-def run_notebook(path: Path, out: Path, profile: str, timeout: int = 1800) -> float:
+def run_notebook(path: Path, out: Path, profile: str, timeout: int = 900) -> float:
     """Execute one notebook into ``out/notebooks`` and convert it to HTML; returns seconds taken."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
