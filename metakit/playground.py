@@ -6,8 +6,9 @@ control back to a setting already seen costs nothing), prints one line and retur
 it also runs headless with the defaults.
 
 Example:
-    >>> fig = show_run("ce", imbalance=10, noise_kind="none", noise_rate=0.0, meta_per_class=5,
-    ...                schedule="cosine", profile="smoke", epochs=1)    # doctest: +SKIP
+    >>> config = playground_config("ce", 10, "uniform", 0.2, 5, "cosine", "smoke", epochs=1)
+    >>> config.noise_kind, config.epochs
+    ('uniform', 1)
 """
 from __future__ import annotations
 
