@@ -3,8 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 export METAKIT_DEVICE ?= cpu
-# Tiny CPU models train fastest single-threaded (nbval tour on the shared 2-core box: 141 s with
-# the default threads, 48 s with one); set OMP_NUM_THREADS yourself to override.
+# digits-sized nets run fastest on one thread; several threads only contend on a small CPU
+# (nbval tour of 00/01/06 on the shared 2-core box: 141 s with the default threads, 48 s with one)
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup test demo lab student chromium clean
@@ -25,7 +25,7 @@ chromium:
 	       "tests/test_browser.py will fail until it is installed." >&2; fi; }
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -q --doctest-modules metakit tests
+	$(PY) -m pytest -q --doctest-modules metakit data_prep tests
 	@if ls notebooks/[0-9][0-9]_*.ipynb >/dev/null 2>&1; then \
 	  METAKIT_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/[0-9][0-9]_*.ipynb; fi
 

@@ -29,10 +29,57 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="method option, e.g. --option focal_gamma=2 (repeatable)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
+    one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
     show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
+    add_table_parser(commands)
+    table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
+    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop)")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--seeds", type=int, nargs="+", default=[0])
+    table.add_argument("--entries", nargs="+", default=None, help="subset of metakit.schedule_tables.ENTRIES")
+    table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
+    table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     return parser
+
+
+def add_table_parser(commands) -> None:
+    """``table long-tail``: run a (method, dataset, imbalance, seed) grid, write CSV + Markdown."""
+    table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
+    table.add_argument("kind", choices=["long-tail"], help="which table")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--datasets", nargs="+", default=None, help="default: digits (smoke, laptop), cifar10 cifar100 (paper)")
+    table.add_argument("--imbalances", nargs="+", type=float, default=None,
+                       help="default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
+    table.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
+    table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
+
+
+def table_main(args) -> int:
+    import os
+    from pathlib import Path
+
+    from metakit.tables import long_tail_grid, write_table
+
+    profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
+        Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
+    try:
+        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
+                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True))
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}"))
+    print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
+    return 0
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -57,15 +104,23 @@ def main(argv: list[str] | None = None) -> int:
         from metakit.demo import main as demo_main
 
         return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
+    if args.command == "table":
+        return table_main(args)
+    if args.command == "schedule-table":
+        return schedule_table_main(args)
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
     try:
         config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
-        result = run(config)
+        result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from metakit.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
         print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))
@@ -76,6 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training images per class: {result.split.class_counts}")
     print("  ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]))
+    return 0
+
+
+def schedule_table_main(args: argparse.Namespace) -> int:
+    """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
+    import os
+
+    from metakit.schedule_tables import write_table
+
+    overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
+    try:
+        summary = write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                              args.seeds, args.entries, **overrides)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 

@@ -11,8 +11,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +23,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from metakit.checkpoint import capture, load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
 from metakit.data.batches import Batches
+from metakit.data.stream import Stream
 from metakit.data.sources import DATASETS, load_source
 from metakit.data.splits import Split, SplitSpec, load_split, make_split
 from metakit.device import device as pick_device
+from metakit.distributed import (average_gradients_before_step, init_from_env, is_main, local_device_name,
+                                 optimizers_of, shard_batches)
 from metakit.methods import get_method
 from metakit.methods.base import Method
 from metakit.models import MODELS, build_model
@@ -35,7 +42,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(dataset="digits", epochs=3, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                   meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
-    "laptop": dict(dataset="digits", epochs=30, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
+    "laptop": dict(dataset="digits", epochs=60, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                    weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                    meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
     # LDAM-DRW long-tail recipe (DESIGN.md): ResNet-32, 200 epochs, batch 128, SGD 0.1 m 0.9,
@@ -44,6 +51,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   weight_decay=2e-4, schedule="multistep", milestones=(160, 180), gamma=0.01, warmup_epochs=5,
                   meta_lr=1e-3, meta_every=1, meta_per_class=10, amp=True),
 }
+MAX_LR_FACTOR = 100.0  # an LR above this multiple of Config.lr counts as divergence
 DEFAULT_MODEL = {"digits": "digits_cnn", "cifar10": "resnet32", "cifar100": "resnet32"}
 
 
@@ -197,17 +205,29 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def run(config: Config) -> Result:
-    """Train and evaluate one configuration.
+@dataclass
+class Parts:
+    """Everything one run is made of, built fresh from a resolved config (see `build`)."""
 
-    Args:
-        config: the experiment; ``None`` fields come from its profile.
+    config: Config
+    split: Split
+    method: Method
+    trainer: Trainer
+    train: Batches
+    test: Batches
+    meta: Stream | None
 
-    Returns:
-        A `Result` with ``.history`` (DataFrame) and ``.metrics`` (dict, ``test_acc`` in %).
+
+def build(config: Config) -> Parts:
+    """Data, split, method, model, optimiser and schedule of a resolved config, seeded.
+
+    Example:
+        >>> parts = build(Config(profile="smoke").resolve())
+        >>> type(parts.trainer.optimizer).__name__
+        'SGD'
     """
-    config = config.resolve()
-    dev = pick_device(config.device)
+    distributed = init_from_env()
+    dev = pick_device(config.device or local_device_name())
     source = load_source(config.dataset, config.data_root)
     split = load_split(config.split_file) if config.split_file else make_split(config.split_spec(), source.train_y)
     seed_everything(config.seed)
@@ -224,14 +244,93 @@ def run(config: Config) -> Result:
     meta = None
     if method.uses_meta_set:
         meta_y = source.train_y[split.meta_idx]
-        meta = Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
-                       source.mean, source.std, augment=source.augment, seed=config.seed + 1).forever()
+        meta = Stream(Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
+                              source.mean, source.std, augment=source.augment, seed=config.seed + 1))
     optimizer = build_optimizer(config, method.classifier_parameters(net))
     lr_fn = lr_function(config.schedule, config.lr, config.epochs, milestones=config.milestones,
                         gamma=config.gamma, warmup_epochs=config.warmup_epochs)
     trainer = Trainer(net, optimizer, Schedule(optimizer, lr_fn, len(train)), dev, amp=bool(config.amp))
     method.setup(trainer)
-    history = fit(trainer, method, train, test, config.epochs, split.class_counts, meta=meta,
-                  progress=config.progress)
-    metrics = evaluate(net, test, split.class_counts)
-    return Result(config, history, metrics, net, method, split)
+    if distributed:  # identical updates on every rank: average every optimiser's gradients first
+        for opt in {id(o): o for o in [optimizer, *optimizers_of(method)]}.values():
+            average_gradients_before_step(opt)
+        train = shard_batches(train)
+    return Parts(config, split, method, trainer, train, test, meta)
+
+
+def config_key(config: Config) -> str:
+    """A short hash of everything that changes a run's numbers (not ``progress``).
+
+    Example:
+        >>> config_key(Config(profile="smoke").resolve()) == config_key(Config(profile="smoke", progress=False).resolve())
+        True
+    """
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> Result:
+    """Train and evaluate one configuration.
+
+    Args:
+        config: the experiment; ``None`` fields come from its profile.
+        checkpoint_dir: write a checkpoint there after every epoch (atomically), named by
+            `config_key`. Use it for anything longer than a few minutes.
+        resume: continue from that checkpoint if it exists (a killed run picks up where it
+            stopped and ends with exactly the numbers of an uninterrupted run on CPU).
+
+    Returns:
+        A `Result` with ``.history`` (DataFrame) and ``.metrics`` (dict, ``test_acc`` in %).
+    """
+    config = config.resolve()
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir=...: the folder the killed run wrote its checkpoints to.")
+    parts = build(config)
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{config.method}-{config_key(config)}.pt"
+    start, rows = 0, []
+    if resume and path.exists():
+        start, rows = restore_run(parts, load_checkpoint(path), path)
+
+    def on_epoch_end(epoch: int, rows: list[dict]) -> None:
+        if is_main():  # one writer under torchrun
+            save_checkpoint(path, snapshot_run(parts, epoch + 1, rows))
+
+    history = fit(parts.trainer, parts.method, parts.train, parts.test, config.epochs, parts.split.class_counts,
+                  meta=parts.meta, progress=config.progress, start_epoch=start, history=rows,
+                  on_epoch_end=None if path is None else on_epoch_end, max_lr=MAX_LR_FACTOR * config.lr,
+                  last_good=path)
+    metrics = evaluate(parts.trainer.net, parts.test, parts.split.class_counts)
+    return Result(config, history, metrics, parts.trainer.net, parts.method, parts.split)
+
+
+def snapshot_run(parts: Parts, epochs_done: int, rows: list[dict]) -> dict:
+    """The checkpoint of a run after ``epochs_done`` epochs (loadable with ``weights_only=True``)."""
+    seen = {id(parts.trainer.net), id(parts.trainer.optimizer)}
+    return {"format": 1, "config": dataclasses.asdict(parts.config), "key": config_key(parts.config),
+            "epochs_done": epochs_done, "history": rows, "net": parts.trainer.net.state_dict(),
+            "optimizer": parts.trainer.optimizer.state_dict(), "schedule": parts.trainer.schedule.state_dict(),
+            "method": capture(parts.method, seen=seen), "train_generator": parts.train.generator.get_state(),
+            "meta": None if parts.meta is None else parts.meta.state_dict(), "rng": rng_state()}
+
+
+def restore_run(parts: Parts, state: dict, path: Path) -> tuple[int, list[dict]]:
+    """Load a checkpoint into freshly built parts; returns (epochs done, history rows)."""
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise ValueError(f"checkpoint '{path}' is not a metakit run checkpoint; delete it to start fresh.")
+    if state["key"] != config_key(parts.config):
+        theirs = state.get("config", {})
+        diff = {k: (theirs.get(k), v) for k, v in dataclasses.asdict(parts.config).items() if theirs.get(k) != v}
+        raise ValueError(f"checkpoint '{path}' belongs to another config (differs in {diff}); "
+                         f"resume with the same config or delete the file.")
+    try:
+        parts.trainer.net.load_state_dict(state["net"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint '{path}' does not fit model={parts.config.model!r}: {err}") from None
+    parts.trainer.optimizer.load_state_dict(state["optimizer"])
+    parts.trainer.schedule.load_state_dict(state["schedule"])
+    restore(parts.method, state["method"])
+    parts.train.generator.set_state(state["train_generator"])
+    if parts.meta is not None:
+        parts.meta.load_state_dict(state["meta"])
+    set_rng_state(state["rng"])
+    return int(state["epochs_done"]), list(state["history"])

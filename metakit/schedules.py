@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 
-SCHEDULES = ("fixed", "multistep", "exp", "cosine")
+SCHEDULES = ("fixed", "multistep", "exp", "cosine", "sgdr")
 
 
 class Schedule:
@@ -57,25 +57,38 @@ class Schedule:
 
 
 def lr_function(name: str, base_lr: float, epochs: int, *, milestones: Sequence[float] = (0.5, 0.75),
-                gamma: float = 0.1, warmup_epochs: float = 0.0) -> Callable[[float], float]:
+                gamma: float = 0.1, warmup_epochs: float = 0.0, t0: float | None = None,
+                t_mult: float = 2.0) -> Callable[[float], float]:
     """The LR as a function of epoch progress for a hand-designed schedule.
 
     Args:
         name: "fixed", "multistep" (×gamma at each milestone), "exp" (×gamma over the whole run,
-            smoothly) or "cosine" (to 0 at the end).
+            smoothly), "cosine" (to 0 at the end) or "sgdr" (cosine with warm restarts).
         base_lr: the peak LR.
         epochs: length of the run.
         milestones: multistep boundaries; values < 1 are fractions of ``epochs``, others epochs.
         gamma: multistep factor per milestone, or the total decay of "exp".
         warmup_epochs: linear warm-up from base_lr/warmup length to base_lr (LDAM-DRW uses 5).
+        t0: SGDR's first cycle in epochs; None: ``epochs / (1 + t_mult + t_mult²)``, so that
+            three cycles end with the run.
+        t_mult: SGDR's cycle growth factor (Loshchilov & Hutter use 2).
 
     Example:
         >>> f = lr_function("multistep", 0.1, 100, milestones=(80, 90))
         >>> [round(f(e), 5) for e in (0, 80, 95)]
         [0.1, 0.01, 0.001]
+        >>> g = lr_function("sgdr", 0.1, 30, t0=10, t_mult=2)   # cycles [0, 10), [10, 30)
+        >>> [round(g(e), 3) for e in (0, 5, 10, 20)]
+        [0.1, 0.05, 0.1, 0.05]
     """
     if name not in SCHEDULES:
         raise ValueError(f"schedule={name!r} is not a hand-designed schedule; use one of {SCHEDULES}.")
+    if not t_mult >= 1:
+        raise ValueError(f"t_mult={t_mult!r} must be >= 1 (cycle length growth), e.g. 2.")
+    if t0 is None:
+        t0 = max(epochs, 1) / (1 + t_mult + t_mult ** 2)
+    if not t0 > 0:
+        raise ValueError(f"t0={t0!r} must be > 0 epochs (SGDR's first cycle), e.g. 10.")
     bounds = sorted(m * epochs if m < 1 else m for m in milestones)
 
     def decay(e: float) -> float:
@@ -85,6 +98,9 @@ def lr_function(name: str, base_lr: float, epochs: int, *, milestones: Sequence[
             return base_lr * gamma ** (e / max(epochs, 1))
         if name == "cosine":
             return 0.5 * base_lr * (1 + math.cos(math.pi * min(e / max(epochs, 1), 1.0)))
+        if name == "sgdr":
+            t, length = sgdr_position(e, t0, t_mult)
+            return 0.5 * base_lr * (1 + math.cos(math.pi * t / length))
         return base_lr
 
     def lr(e: float) -> float:
@@ -93,3 +109,18 @@ def lr_function(name: str, base_lr: float, epochs: int, *, milestones: Sequence[
         return decay(e)
 
     return lr
+
+
+def sgdr_position(epoch: float, t0: float, t_mult: float) -> tuple[float, float]:
+    """Where ``epoch`` falls in SGDR's cycles: (epochs since the last restart, cycle length).
+
+    Cycle i lasts t0 · t_mult^i (Loshchilov & Hutter 2017, Eq. 5).
+
+    Example:
+        >>> sgdr_position(25.0, 10, 2)
+        (15.0, 20)
+    """
+    start, length = 0.0, t0
+    while epoch >= start + length:
+        start, length = start + length, length * t_mult
+    return epoch - start, length

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -14,6 +15,7 @@ from tqdm.auto import tqdm
 
 from metakit.data.batches import Batch, Batches
 from metakit.data.longtail import shot_group
+from metakit.distributed import sync_buffers, world_size
 from metakit.methods.base import Method
 from metakit.schedules import Schedule
 
@@ -92,9 +94,14 @@ def evaluate(net: nn.Module, batches: Batches, class_counts: list[int]) -> dict:
     return out
 
 
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or a runaway learning rate."""
+
+
 def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs: int, class_counts: list[int],
         meta: Iterator[Batch] | None = None, progress: bool = True, start_epoch: int = 0,
-        history: list[dict] | None = None, on_epoch_end=None) -> pd.DataFrame:
+        history: list[dict] | None = None, on_epoch_end=None, max_lr: float = float("inf"),
+        last_good: Path | None = None) -> pd.DataFrame:
     """Train for ``epochs`` epochs; one history row per epoch.
 
     Args:
@@ -109,6 +116,9 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
         start_epoch: first epoch to run (resuming).
         history: rows of earlier epochs (resuming).
         on_epoch_end: called as ``on_epoch_end(epoch, rows)`` after each epoch (checkpoints).
+        max_lr: a learning rate above this (or a non-finite loss) stops the run with a
+            `DivergenceError` naming the step and value; checked on the device, synced once an epoch.
+        last_good: the checkpoint file written after each epoch, named in that error message.
 
     Returns:
         A DataFrame with columns epoch, train_loss, train_acc, test_acc, test_loss,
@@ -121,18 +131,31 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
         trainer.net.train()
         method.start_epoch(epoch, trainer)
         start, sums, weights, seen = time.perf_counter(), {}, {}, 0
-        for batch in train:
+        dev = trainer.device
+        first_bad = torch.tensor([-1.0, 0.0, 0.0], device=dev)  # (step, loss, lr) of the first diverged step
+        for step, batch in enumerate(train):
             stats = method.train_step(trainer, batch, next(meta) if (meta is not None and method.uses_meta_set) else None)
+            now = torch.stack([torch.tensor(float(step), device=dev),  # no host sync: checked once an epoch
+                               torch.as_tensor(stats["loss"], dtype=torch.float32).to(dev).reshape(()),
+                               torch.as_tensor(stats["lr"], dtype=torch.float32).to(dev).reshape(())])
+            bad = ~torch.isfinite(now[1:]).all() | (now[2] > max_lr)
+            first_bad = torch.where((first_bad[0] < 0) & bad, now, first_bad)
             size = len(batch.y)
             seen += size
             for key, value in stats.items():  # size-weighted means; a key may be missing on some steps
                 weight = 1 if key == "correct" else size
                 sums[key] = sums.get(key, 0.0) + torch.as_tensor(value, dtype=torch.float64).detach().cpu() * weight
                 weights[key] = weights.get(key, 0) + size
+        if first_bad[0] >= 0:
+            step, bad_loss, bad_lr = first_bad.tolist()
+            raise DivergenceError(
+                f"training diverged at epoch {epoch + 1}, step {int(step) + 1} of {len(train)}: loss={bad_loss:.4g}, "
+                f"lr={bad_lr:.4g} (limit {max_lr:.4g}). Last good checkpoint: "
+                f"{last_good if last_good is not None and last_good.exists() else 'none'}. "
+                f"Lower the learning rate or check the data.")
         loss = float(sums.pop("loss")) / max(seen, 1)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch}: mean loss {loss}; lower lr "
-                                     f"(now {trainer.optimizer.param_groups[0]['lr']:.3g}) or check the data.")
+        if world_size() > 1:
+            sync_buffers(trainer.net)  # one set of BatchNorm statistics for evaluation and checkpoints
         row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": 100.0 * float(sums.pop("correct", 0.0)) / seen}
         row.update({k: float(v) / weights[k] for k, v in sums.items()})
         scores = evaluate(trainer.net, test, class_counts)

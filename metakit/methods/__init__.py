@@ -33,3 +33,8 @@ def get_method(name: str) -> type[Method]:
 
 
 register(Method)
+
+from metakit.methods import longtail  # noqa: E402,F401  (registers cb_loss, cb_resample, focal, ldam_drw, logit_adj)
+from metakit.methods import mlrsnet as _mlrsnet  # noqa: E402,F401  (registers "mlrsnet")
+from metakit.methods import hd as _hd  # noqa: E402,F401  (registers "hd")
+from metakit.methods import mfm  # noqa: E402,F401  (registers mfm, mfm_net)

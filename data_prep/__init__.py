@@ -1,0 +1,7 @@
+"""Command-line data preparation, run once per machine or class (never at import time).
+
+- ``python -m data_prep.cifar --root data --dataset cifar10|cifar100|all``: download CIFAR,
+  check the archive and every file against the published MD5s, extract it safely.
+- ``python -m data_prep.splits --dataset digits --imbalance 10 ... --out splits/x.json``:
+  write a split file a whole class shares; ``--check FILE`` verifies one and summarises it.
+"""

@@ -1,0 +1,246 @@
+"""Long-tail baselines in the one training loop: ``Config(method=..., options={...})``.
+
+| method        | changes                         | options (default)                                  |
+|---------------|---------------------------------|----------------------------------------------------|
+| `cb_loss`     | loss weights 1/E_{n_c}          | beta (dataset default), base "ce"/"focal", focal_gamma (1.0) |
+| `cb_resample` | batches: each class equally often | none                                             |
+| `focal`       | loss (1 − p_t)^γ · CE           | focal_gamma (1.0)                                  |
+| `ldam_drw`    | cosine head, margin loss, DRW   | max_m (0.5), s (30), drw_epoch (80% of epochs), beta |
+| `logit_adj`   | loss on z + τ·log π, test on z  | tau (1.0)                                          |
+
+Defaults and why:
+    beta: 0.9999 on CIFAR (Cui et al.; LDAM-DRW's DRW). On digits the classes hold at most ~120
+        images, and with β = 0.9999 the effective number E_n = (1 − β^n)/(1 − β) is within 0.6%
+        of n: the "class-balanced" weights collapse to inverse frequency. β = 0.996 puts the
+        largest digits class where β = 0.9999 puts CIFAR-10's (E_{n_max}/n_max ≈ 0.79; solving
+        for n_max = 119 gives β = 0.9958), so the formula keeps its interpolation on digits.
+    focal_gamma: 1.0, the value LDAM-DRW's comparisons use on CIFAR-LT (Lin et al.'s 2.0 was
+        tuned for dense detection, where easy negatives dominate far more).
+    base="focal": the softmax focal loss (as LDAM-DRW's code), not Cui et al.'s sigmoid variant.
+    Averaging: `cb_loss` averages w_y·loss over the batch (Cui et al.'s code); `ldam_drw`
+        divides by Σ w_y instead, as its code does with ``F.cross_entropy(weight=...)``.
+
+See `metakit.methods.losses` for the formulas and the papers.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metakit.methods import register
+from metakit.methods.base import Method
+from metakit.methods.losses import (NormedLinear, check_counts, class_balanced_weights, focal_loss, ldam_loss,
+                                    ldam_margins, log_priors, logit_adjusted_loss)
+
+if TYPE_CHECKING:
+    from metakit.train import Trainer
+
+DEFAULT_BETA = {"cifar10": 0.9999, "cifar100": 0.9999, "digits": 0.996}
+CB_BASES = ("ce", "focal")
+
+
+def _reject_unknown(name: str, options: dict, known: tuple[str, ...]) -> None:
+    if options:
+        raise ValueError(f"options {sorted(options)} are not options of method={name!r}; "
+                         f"its options are {list(known) or 'none'}.")
+
+
+def _number(name: str, value: Any, low: float, high: float = float("inf"), *, low_open: bool = False,
+            high_open: bool = False, example: str = "") -> float:
+    """``float(value)`` if it lies in the interval, else a ValueError naming it and the fix."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and np.isfinite(value) and (value > low if low_open else value >= low) \
+        and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name}={value!r} must be a number in {interval}{', e.g. ' + example if example else ''}.")
+    return float(value)
+
+
+def default_beta(config: Any) -> float:
+    """The class-balanced β for a config's dataset (0.9999 when unknown; see the module docstring).
+
+    Example:
+        >>> default_beta(None), DEFAULT_BETA["digits"]
+        (0.9999, 0.996)
+    """
+    return DEFAULT_BETA.get(getattr(config, "dataset", None), 0.9999)
+
+
+@register
+class ClassBalancedLoss(Method):
+    """Class-balanced loss (Cui et al. 2019): w_y · CE or w_y · focal, w_c = (1 − β)/(1 − β^{n_c}).
+
+    Example:
+        >>> m = ClassBalancedLoss(2, [2, 1], beta=0.5)  # E = (1.5, 1): w ∝ (2/3, 1), sum 2
+        >>> [round(w, 3) for w in m.class_weights.tolist()]
+        [0.8, 1.2]
+    """
+
+    name = "cb_loss"
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, beta: float | None = None,
+                 base: str = "ce", focal_gamma: float | None = None, **options: Any):
+        _reject_unknown(self.name, options, ("beta", "base", "focal_gamma"))
+        super().__init__(num_classes, class_counts, config)
+        if base not in CB_BASES:
+            raise ValueError(f"base={base!r} is unknown; use one of {CB_BASES}.")
+        if base == "ce" and focal_gamma is not None:
+            raise ValueError(f"focal_gamma={focal_gamma!r} is used only with base='focal'; add "
+                             f"options={{'base': 'focal'}} or drop focal_gamma.")
+        self.base = base
+        self.focal_gamma = _number("focal_gamma", 1.0 if focal_gamma is None else focal_gamma, 0, example="1")
+        self.beta = _number("beta", default_beta(config) if beta is None else beta, 0, 1, high_open=True,
+                            example="0.9999")
+        self.class_weights = class_balanced_weights(self.class_counts, self.beta)  # (C,)
+
+    def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.base == "focal":
+            loss = focal_loss(logits, targets, self.focal_gamma)
+        else:
+            loss = F.cross_entropy(logits, targets, reduction="none")
+        return self.class_weights.to(logits.device)[targets] * loss         # (B,)
+
+
+@register
+class ClassBalancedResampling(Method):
+    """Class-balanced re-sampling: draw image i with probability ∝ 1/n_{y_i}, so every class is
+    drawn equally often; an epoch still holds N draws (with replacement).
+
+    Example:
+        >>> ClassBalancedResampling(2, [3, 1]).sample_weights(np.array([0, 0, 0, 1])).tolist()
+        [0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 1.0]
+    """
+
+    name = "cb_resample"
+
+    def sample_weights(self, labels: np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.int64)
+        counts = np.bincount(labels, minlength=self.num_classes)          # (C,) from the labels seen
+        return 1.0 / counts[labels]                                          # (N,)
+
+
+@register
+class Focal(Method):
+    """Focal loss (Lin et al. 2017): −(1 − p_t)^γ log p_t, down-weighting well-classified images.
+
+    Example:
+        >>> round(Focal(2, [5, 1], focal_gamma=0).loss(torch.zeros(1, 2), torch.tensor([0])).item(), 4)  # log 2
+        0.6931
+    """
+
+    name = "focal"
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, focal_gamma: float = 1.0,
+                 **options: Any):
+        _reject_unknown(self.name, options, ("focal_gamma",))
+        super().__init__(num_classes, class_counts, config)
+        self.focal_gamma = _number("focal_gamma", focal_gamma, 0, example="1")
+
+    def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return focal_loss(logits, targets, self.focal_gamma)
+
+
+@register
+class LDAMDRW(Method):
+    """LDAM loss on a cosine head with deferred re-weighting (Cao et al. 2019).
+
+    Until epoch ``drw_epoch`` every class weighs 1; from then on the class-balanced weights of
+    ``beta`` switch on (`start_epoch`), typically together with the LR drop.
+
+    Example:
+        >>> m = LDAMDRW(2, [16, 1], drw_epoch=1)
+        >>> m.start_epoch(0, None); m.class_weights is None
+        True
+        >>> m.start_epoch(1, None); m.class_weights.shape
+        torch.Size([2])
+    """
+
+    name = "ldam_drw"
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, max_m: float = 0.5,
+                 s: float = 30.0, drw_epoch: int | None = None, beta: float | None = None, **options: Any):
+        _reject_unknown(self.name, options, ("max_m", "s", "drw_epoch", "beta"))
+        super().__init__(num_classes, class_counts, config)
+        self.s = _number("s", s, 0, low_open=True, example="30")
+        self.margins = ldam_margins(self.class_counts, _number("max_m", max_m, 0, low_open=True, example="0.5"))
+        self.beta = _number("beta", default_beta(config) if beta is None else beta, 0, 1, high_open=True,
+                            example="0.9999")
+        epochs = getattr(config, "epochs", None)
+        if drw_epoch is None:
+            if epochs is None:
+                raise ValueError("drw_epoch=None needs config.epochs to default to 80% of it; pass drw_epoch, "
+                                 "e.g. options={'drw_epoch': 160}.")
+            drw_epoch = int(0.8 * epochs)
+        if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, (int, np.integer)) or drw_epoch < 0:
+            raise ValueError(f"drw_epoch={drw_epoch!r} must be an integer >= 0 (0-based epoch), e.g. 160.")
+        if epochs is not None and drw_epoch >= epochs:
+            warnings.warn(f"drw_epoch={drw_epoch} >= epochs={epochs}: re-weighting never switches on (plain LDAM).")
+        self.drw_epoch = int(drw_epoch)
+        self.class_weights: torch.Tensor | None = None                       # (C,) once DRW is on
+
+    @classmethod
+    def recipe(cls, profile: str) -> dict[str, Any]:
+        """LDAM-DRW's CIFAR recipe at the paper profile (200 epochs, ×0.01 at 160 and 180)."""
+        if profile != "paper":
+            return {}
+        return dict(epochs=200, batch_size=128, lr=0.1, momentum=0.9, weight_decay=2e-4, schedule="multistep",
+                    milestones=(160, 180), gamma=0.01, warmup_epochs=5)
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """Replace the linear head ``net.fc`` by a `NormedLinear` of the same size."""
+        if not isinstance(getattr(net, "fc", None), nn.Linear):
+            raise TypeError(f"method='ldam_drw' needs a net whose head net.fc is an nn.Linear; "
+                            f"{type(net).__name__} has fc={getattr(net, 'fc', None)!r}.")
+        net.fc = NormedLinear(net.fc.in_features, net.fc.out_features)
+        return net
+
+    def start_epoch(self, epoch: int, trainer: "Trainer | None") -> None:
+        """Deferred re-weighting: class-balanced weights from ``drw_epoch`` on (0-based)."""
+        if epoch >= self.drw_epoch:
+            self.class_weights = class_balanced_weights(self.class_counts, self.beta)
+        else:
+            self.class_weights = None
+
+    def _weights(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.class_weights is None:
+            return torch.ones_like(targets, dtype=logits.dtype)
+        return self.class_weights.to(logits.device)[targets]                 # (B,)
+
+    def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self._weights(logits, targets) * ldam_loss(logits, targets, self.margins, self.s)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Σ w_y·loss / Σ w_y, the reduction of ``F.cross_entropy(weight=...)`` in LDAM-DRW's code."""
+        return self.per_sample_loss(logits, targets).sum() / self._weights(logits, targets).sum()
+
+
+@register
+class LogitAdjustment(Method):
+    """Logit-adjusted loss (Menon et al. 2021): train on z + τ·log π, predict with z.
+
+    τ = 1 is the balanced softmax of Ren et al. 2020; τ = 0 is plain cross-entropy.
+
+    Example:
+        >>> m = LogitAdjustment(2, [3, 1])
+        >>> round(m.loss(torch.zeros(1, 2), torch.tensor([1])).item(), 4)  # -log(1/4)
+        1.3863
+    """
+
+    name = "logit_adj"
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, tau: float = 1.0,
+                 **options: Any):
+        _reject_unknown(self.name, options, ("tau",))
+        super().__init__(num_classes, class_counts, config)
+        check_counts(self.class_counts)
+        self.tau = _number("tau", tau, 0, example="1")
+        self.log_prior = log_priors(self.class_counts)                       # (C,)
+
+    def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return logit_adjusted_loss(logits, targets, self.log_prior, self.tau)

@@ -1,0 +1,138 @@
+"""Method ``mlrsnet``: meta-learn the LR schedule with an LSTM on the clean meta set (MLR-SNet).
+
+Meta-training: every ``meta_every``-th step a `MetaStep` takes a virtual SGD step whose size is
+the LR net's output, scores it on a clean meta batch and updates the LR net with Adam
+(meta_lr 1e-3, weight decay 1e-4); every step the real step uses the LR net's current LR. The
+Trainer's hand-designed schedule is never stepped, so it cannot override the learned LR.
+
+Frozen use: ``options={"schedule_file": path}`` loads a saved LR net and drives the run with a
+`metakit.mlrsnet.LearnedSchedule` — no meta set, no meta-update.
+
+``meta_every`` rule (the paper meta-updates every ~300 of CIFAR-10's 391 iterations a epoch):
+``meta_every = ceil(iters_per_epoch / meta_per_epoch)``, a few meta-updates per epoch;
+pass ``meta_every=1`` to meta-update every step.
+
+Example:
+    >>> from metakit.experiments import Config, run
+    >>> r = run(Config(method="mlrsnet", profile="smoke", epochs=1, progress=False))
+    >>> bool(0 < r.history["lr"].iloc[0] <= 0.2)
+    True
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.func import functional_call
+
+from metakit.meta import MetaStep, cloned_buffers, theta
+from metakit.methods import register
+from metakit.methods.base import Method
+from metakit.mlrsnet import LearnedSchedule, MLRSNet, load_schedule
+
+if TYPE_CHECKING:
+    from metakit.data.batches import Batch
+    from metakit.train import Trainer
+
+
+@register
+class MLRSNetMethod(Method):
+    """Cross-entropy training whose LR comes from an LSTM meta-learned on the meta set.
+
+    Options (``Config.options``):
+        hidden: LSTM hidden size (paper: 50).
+        meta_every: meta-update every k steps; None: ``ceil(iters_per_epoch / meta_per_epoch)``.
+        meta_per_epoch: meta-updates per epoch when ``meta_every`` is None (default 3).
+        meta_weight_decay: Adam's weight decay on the LR net (paper: 1e-4).
+        meta_clip: clip the meta-gradient norm (None: off).
+        schedule_file: a saved LR net (`metakit.mlrsnet.save_schedule`): use it frozen instead of
+            meta-training.
+    """
+
+    name = "mlrsnet"
+    uses_meta_set = True
+
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, hidden: int = 50,
+                 meta_every: int | None = None, meta_per_epoch: int = 3, meta_weight_decay: float = 1e-4,
+                 meta_clip: float | None = None, schedule_file: str | None = None):
+        super().__init__(num_classes, class_counts, config)
+        if meta_every is not None and (isinstance(meta_every, bool) or not isinstance(meta_every, int)
+                                       or meta_every < 1):
+            raise ValueError(f"meta_every={meta_every!r} must be a positive integer or None (auto).")
+        if isinstance(meta_per_epoch, bool) or not isinstance(meta_per_epoch, int) or meta_per_epoch < 1:
+            raise ValueError(f"meta_per_epoch={meta_per_epoch!r} must be a positive integer, e.g. 3.")
+        if meta_weight_decay < 0:
+            raise ValueError(f"meta_weight_decay={meta_weight_decay!r} must be >= 0, e.g. 1e-4.")
+        if schedule_file is not None:
+            self.lr_net, self.schedule_meta = load_schedule(schedule_file)   # raises if missing
+            self.uses_meta_set = False                                       # frozen: no meta set
+        else:
+            self.lr_net, self.schedule_meta = MLRSNet(num_classes, hidden=hidden), {}
+        self.meta_every, self.meta_per_epoch = meta_every, meta_per_epoch
+        self.meta_weight_decay, self.meta_clip = meta_weight_decay, meta_clip
+        self.frozen = schedule_file is not None
+        self.step: MetaStep | None = None
+        self.trace: list[dict[str, float]] = []   # one row per step: epoch, loss, lr
+
+    @classmethod
+    def recipe(cls, profile: str) -> dict[str, Any]:
+        """MLR-SNet's recipe: inner SGD without momentum (the virtual step is plain SGD too).
+
+        Paper: ResNet-18 on CIFAR-10, 200 epochs, batch 128, SGD 0.1 momentum 0, wd 5e-4,
+        meta set of 1000 images (100 a class); WRN-28-10 on CIFAR-100 by ``model=``/``dataset=``.
+        """
+        base = dict(momentum=0.0, nesterov=False, schedule="fixed", warmup_epochs=0)
+        if profile == "paper":
+            base.update(dataset="cifar10", model="resnet18", epochs=200, batch_size=128, lr=0.1,
+                        weight_decay=5e-4, meta_lr=1e-3, meta_per_class=100)
+        return base
+
+    def setup(self, trainer: "Trainer") -> None:
+        """Build the `MetaStep` (meta-training) or the frozen `LearnedSchedule`."""
+        self.lr_net.to(trainer.device)
+        iters = getattr(trainer.schedule, "iters_per_epoch", 1)
+        base_lr = trainer.optimizer.param_groups[0]["lr"]
+        if self.frozen:
+            trainer.schedule = LearnedSchedule(self.lr_net, trainer.optimizer, iters, num_classes=self.num_classes)
+            return
+        self.lr_net.gamma.fill_(2.0 * base_lr)                 # γ rule: the LR starts at base_lr
+        every = self.meta_every or max(1, math.ceil(iters / self.meta_per_epoch))
+        meta_lr = getattr(self.config, "meta_lr", None) or 1e-3
+        weight_decay = getattr(self.config, "weight_decay", None) or 0.0
+        meta_optimizer = torch.optim.Adam(self.lr_net.parameters(), lr=meta_lr, weight_decay=self.meta_weight_decay)
+        self.step = MetaStep(trainer.net, self.lr_net, trainer.optimizer, meta_optimizer,
+                             per_sample_loss=self.per_sample_loss, meta_every=every,
+                             weight_decay=weight_decay, meta_clip=self.meta_clip)
+
+    @torch.no_grad()
+    def _correct(self, net: torch.nn.Module, batch: "Batch") -> torch.Tensor:
+        """Correct predictions on the batch before the step (cloned buffers: BN untouched)."""
+        logits = functional_call(net, {**theta(net, self.lr_net), **cloned_buffers(net)}, (batch.x,))  # (B, C)
+        return (logits.argmax(1) == batch.y).sum()
+
+    def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
+        if self.frozen:
+            return self._frozen_step(trainer, batch)
+        correct = self._correct(trainer.net, batch)
+        meta = None if meta_batch is None else (meta_batch.x, meta_batch.y)
+        stats = self.step((batch.x, batch.y), meta)          # meta-update (every k) + real step at the learned LR
+        self.trace.append({"epoch": trainer.epoch, "loss": stats["loss"], "lr": stats["lr"]})
+        out = {"loss": torch.tensor(stats["loss"]), "correct": correct, "lr": torch.tensor(stats["lr"])}
+        if "meta_loss" in stats:
+            out["meta_loss"] = torch.tensor(stats["meta_loss"])
+        return out
+
+    def _frozen_step(self, trainer: "Trainer", batch: "Batch") -> dict[str, torch.Tensor]:
+        with trainer.autocast():
+            logits = trainer.net(batch.x)                                             # (B, C)
+            loss = self.loss(logits.float(), batch.y)
+        lr = trainer.schedule.step(loss.detach())              # the frozen LR net reads this batch's loss
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        self.trace.append({"epoch": trainer.epoch, "loss": loss.item(), "lr": lr})
+        return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
+
+    def meta_modules(self) -> dict[str, torch.nn.Module]:
+        return {"lr_net": self.lr_net}

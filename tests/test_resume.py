@@ -1,0 +1,96 @@
+"""A run killed with SIGKILL resumes to exactly the numbers of an uninterrupted run (CPU)."""
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from metakit.experiments import Config, run
+from metakit.train import DivergenceError
+
+KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    import metakit.experiments as ex
+    saves = []
+    real_save = ex.save_checkpoint
+    def save_then_die(path, state):
+        real_save(path, state)
+        saves.append(path)
+        if len(saves) == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)   # mid-training, right after a checkpoint
+    ex.save_checkpoint = save_then_die
+    ex.run(ex.Config(method=sys.argv[2], imbalance=5, profile="smoke", epochs=6, seed=1, progress=False,
+                     device="cpu"), checkpoint_dir=sys.argv[1])
+""")
+
+METHODS = ["ce", "mlrsnet", "hd", "ldam_drw"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, method):
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path), method, "3"], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    (checkpoint,) = tmp_path.glob("*.pt")
+    assert torch.load(checkpoint, weights_only=True)["epochs_done"] == 3
+    config = Config(method=method, imbalance=5, profile="smoke", epochs=6, seed=1, progress=False, device="cpu")
+    resumed = run(config, checkpoint_dir=tmp_path, resume=True)
+    fresh = run(config)
+    columns = [c for c in fresh.history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.history[columns], fresh.history[columns])
+    assert pd.Series(resumed.metrics).astype(str).equals(pd.Series(fresh.metrics).astype(str))
+
+
+def test_resume_refuses_checkpoint_of_another_config(tmp_path):
+    run(Config(profile="smoke", epochs=1, progress=False), checkpoint_dir=tmp_path)
+    (checkpoint,) = tmp_path.glob("*.pt")
+    checkpoint.rename(tmp_path / checkpoint.name.replace(checkpoint.stem.split("-")[1], "0" * 16))
+    other = Config(profile="smoke", epochs=1, progress=False, seed=1).resolve()
+    from metakit.experiments import config_key
+    (tmp_path / f"ce-0000000000000000.pt").rename(tmp_path / f"ce-{config_key(other)}.pt")
+    with pytest.raises(ValueError, match="another config"):
+        run(other, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    config = Config(profile="smoke", epochs=1, progress=False).resolve()
+    from metakit.experiments import config_key
+    (tmp_path / f"ce-{config_key(config)}.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        run(config, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_resume_needs_a_folder():
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        run(Config(profile="smoke", progress=False), resume=True)
+
+
+def test_divergence_names_step_value_and_checkpoint(tmp_path):
+    config = Config(profile="smoke", epochs=3, lr=1e30, schedule="fixed", progress=False)
+    with pytest.raises(DivergenceError, match=r"step \d+ of \d+: loss=(nan|inf)") as err:
+        run(config, checkpoint_dir=tmp_path)
+    assert "Last good checkpoint" in str(err.value)
+
+
+class Boobytrap:
+    """Unpickling this would create a file: a stand-in for arbitrary code in a checkpoint."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_checkpoint_with_code_is_refused_without_running_it(tmp_path):
+    config = Config(profile="smoke", epochs=1, progress=False).resolve()
+    from metakit.experiments import config_key
+    trap = tmp_path / "executed"
+    torch.save({"format": 1, "net": Boobytrap(trap)}, tmp_path / f"ce-{config_key(config)}.pt")
+    with pytest.raises(ValueError, match="cannot be loaded safely"):
+        run(config, checkpoint_dir=tmp_path, resume=True)
+    assert not trap.exists()
