@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
     one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    show = commands.add_parser("demo", help="train every method on digits-LT and print a table")
+    show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     add_table_parser(commands)
     table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from metakit.demo import main as demo_main
 
-        demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
-        return 0
+        return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
     if args.command == "table":
         return table_main(args)
     if args.command == "schedule-table":

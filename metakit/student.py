@@ -1,0 +1,124 @@
+"""Student copies of the notebooks: solutions out, outputs cleared (``make student``).
+
+In an instructor notebook, an exercise's solution sits between two marker lines::
+
+    def my_counts(n_max, num_classes, imbalance):
+        ### BEGIN SOLUTION
+        return [...]
+        ### END SOLUTION
+
+The student copy replaces each such block, markers included, with one line at the marker's
+indentation: ``raise NotImplementedError("Exercise: write your solution here")``. Markers
+must pair up inside one code cell; anything else is an error naming the notebook, the cell
+and the line. Copies go to ``notebooks/student/`` (generated, git-ignored, not run by nbval).
+
+Usage: ``python -m metakit.student [NOTEBOOK ...] [--out notebooks/student]``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+PLACEHOLDER = 'raise NotImplementedError("Exercise: write your solution here")'
+
+
+class MarkerError(ValueError):
+    """Unbalanced or nested solution markers."""
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every marked solution block of one code cell's source with the placeholder.
+
+    Args:
+        source: the cell's code.
+        where: names the cell in error messages, e.g. ``"00_welcome.ipynb, cell 12"``.
+
+    Returns:
+        The student's version of the code.
+
+    Example:
+        >>> print(strip_solutions("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION"))
+        def f():
+            raise NotImplementedError("Exercise: write your solution here")
+    """
+    out, opened = [], None
+    for number, line in enumerate(source.splitlines(), start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if opened is not None:
+                raise MarkerError(f"{where}, line {number}: {BEGIN!r} inside the solution opened at line {opened}; "
+                                  f"close it with {END!r} first.")
+            opened = number
+            out.append(line[:len(line) - len(line.lstrip())] + PLACEHOLDER)
+        elif marker == END:
+            if opened is None:
+                raise MarkerError(f"{where}, line {number}: {END!r} without a {BEGIN!r} before it.")
+            opened = None
+        elif opened is None:
+            out.append(line)
+    if opened is not None:
+        raise MarkerError(f"{where}, line {opened}: {BEGIN!r} is never closed; add {END!r} after the solution.")
+    return "\n".join(out)
+
+
+def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """A student copy of ``notebook``: solutions replaced, outputs and execution counts cleared.
+
+    Example:
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION")])
+        >>> student_notebook(nb).cells[0].source
+        'x = 1\\nraise NotImplementedError("Exercise: write your solution here")'
+    """
+    copy = nbformat.from_dict(notebook)
+    for index, cell in enumerate(copy.cells):
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, f"{name}, cell {index}")
+            cell.outputs, cell.execution_count = [], None
+        elif BEGIN in cell.source or END in cell.source:
+            raise MarkerError(f"{name}, cell {index}: solution markers belong in code cells, not {cell.cell_type}.")
+    copy.metadata.pop("widgets", None)
+    return copy
+
+
+def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
+    """Write a student copy of each notebook into ``out_dir``; all are checked before any is written.
+
+    Returns:
+        The written paths, in the given order.
+    """
+    from metakit.io import atomic_write_text
+
+    copies = []
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        copy = student_notebook(notebook, path.name)
+        nbformat.validate(copy)
+        copies.append((out_dir / path.name, copy))
+    return [atomic_write_text(target, nbformat.writes(copy)) for target, copy in copies]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metakit.student", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
+    parser.add_argument("--out", type=Path, default=Path("notebooks/student"), help="where the copies go")
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        print("error: no notebooks given and none match notebooks/[0-9][0-9]_*.ipynb", file=sys.stderr)
+        return 2
+    try:
+        written = write_student_copies(notebooks, args.out)
+    except (MarkerError, FileNotFoundError, nbformat.ValidationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Ablations in one call: ``ablate(grid)`` → a tidy DataFrame, one row per run.
+
+Each run is a pure function of its `Config`, so the runs are independent: `jobs` builds the
+list of configs, `run_job` runs one (through the results cache), and `ablate` maps one over
+the other. An executor (processes, a cluster) can later replace that map without touching
+the rest.
+
+Example:
+    >>> table = ablate({"imbalance": [1, 10]}, Config(profile="smoke", epochs=1), cache=False, progress=False)
+    >>> list(table.columns[:3]), len(table)
+    (['imbalance', 'seed', 'test_acc'], 2)
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from metakit.cache import cached_run
+from metakit.experiments import Config, run
+
+METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
+FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+def _check_grid(grid: dict[str, list]) -> None:
+    if not grid:
+        raise ValueError("grid={} is empty; give at least one field, e.g. {'imbalance': [1, 10]}.")
+    for name, values in grid.items():
+        if name == "seed":
+            raise ValueError("grid['seed'] is not allowed; pass seeds=[0, 1, ...] to ablate instead.")
+        if name not in FIELDS:
+            raise ValueError(f"grid key {name!r} is not a Config field; use one of {FIELDS}.")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+            raise ValueError(f"grid[{name!r}]={values!r} must be a non-empty list, e.g. [1, 10].")
+
+
+def _varied(configs: list[Config]) -> list[str]:
+    """Fields whose value differs between ``configs`` (in `Config` field order)."""
+    return [f for f in FIELDS if f not in ("seed", "progress")
+            and len({repr(getattr(c, f)) for c in configs}) > 1]
+
+
+def jobs(grid: dict[str, list] | list[Config], base: Config | None = None,
+         seeds: Sequence[int] = (0,)) -> tuple[list[Config], list[str]]:
+    """Every config to run (grid product × seeds) and the names of the varied fields.
+
+    Args:
+        grid: field → values (their Cartesian product is run), or an explicit list of configs.
+        base: the config the grid's values replace fields of (default ``Config()``); ignored
+            for a list of configs.
+        seeds: every config runs once per seed.
+
+    Returns:
+        ``(configs, varied)``; each config is validated (resolved) before any run starts.
+
+    Example:
+        >>> configs, varied = jobs({"imbalance": [1, 10], "lt_profile": ["exp", "step"]}, seeds=[0, 1])
+        >>> len(configs), varied
+        (8, ['imbalance', 'lt_profile'])
+    """
+    if isinstance(seeds, int) or len(seeds) == 0:
+        raise ValueError(f"seeds={seeds!r} must be a non-empty list of integers, e.g. [0, 1, 2].")
+    if isinstance(grid, dict):
+        _check_grid(grid)
+        base = base or Config()
+        if not isinstance(base, Config):
+            raise TypeError(f"base={base!r} must be a Config, e.g. Config(profile='smoke').")
+        points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+        configs, varied = [dataclasses.replace(base, **p) for p in points], list(grid)
+    else:
+        configs = list(grid)
+        bad = [c for c in configs if not isinstance(c, Config)]
+        if not configs or bad:
+            raise TypeError(f"grid must be a dict of field → values or a non-empty list of Config; got {bad or grid!r}.")
+        varied = _varied(configs)
+    runs = [dataclasses.replace(c, seed=int(s)) for c in configs for s in seeds]
+    for c in runs:
+        c.resolve()  # raises a clear error for a bad value before anything trains
+    return runs, varied
+
+
+def run_job(config: Config, cache: bool | str | Path = True) -> tuple[dict, float, bool]:
+    """Run one config (through the cache unless ``cache`` is False): ``(metrics, seconds, cached)``.
+
+    Example:
+        >>> metrics, seconds, cached = run_job(Config(profile="smoke", epochs=1, progress=False), cache=False)
+        >>> cached, 0 <= metrics["test_acc"] <= 100
+        (False, True)
+    """
+    if cache is False:
+        start = time.perf_counter()
+        result = run(config)
+        return result.metrics, time.perf_counter() - start, False
+    result = cached_run(config, cache_dir=None if cache is True else cache)
+    return result.metrics, result.seconds, result.cached
+
+
+def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, seeds: Sequence[int] = (0,),
+           cache: bool | str | Path = True, progress: bool = True) -> pd.DataFrame:
+    """Run every combination of ``grid`` for every seed; return a tidy table.
+
+    Use a dict to vary fields around ``base`` (their product runs); use a list of configs
+    for combinations that are not a product. Results go through the results cache, so
+    re-running a cell only trains what is new.
+
+    Args:
+        grid: field → list of values, or a list of `Config`.
+        base: the fixed part of every config (e.g. ``Config(profile="smoke", method="ce")``).
+        seeds: seeds to repeat every config with.
+        cache: True (default folder), a folder, or False (always train, store nothing).
+        progress: print one line per run.
+
+    Returns:
+        One row per run: the varied fields, ``seed``, ``test_acc``, ``many_acc``,
+        ``medium_acc``, ``few_acc`` (in %), ``seconds`` (training wall time) and ``cached``.
+
+    Example:
+        >>> t = ablate([Config(profile="smoke", epochs=1, lr=lr) for lr in (0.05, 0.1)], cache=False, progress=False)
+        >>> list(t["lr"])
+        [0.05, 0.1]
+    """
+    configs, varied = jobs(grid, base, seeds)
+    rows = []
+    for i, config in enumerate(configs):
+        metrics, seconds, cached = run_job(dataclasses.replace(config, progress=False), cache)
+        row: dict[str, Any] = {name: getattr(config, name) for name in varied}
+        row.update(seed=config.seed, **{m: metrics[m] for m in METRICS}, seconds=seconds, cached=cached)
+        rows.append(row)
+        if progress:
+            where = ", ".join(f"{name}={row[name]}" for name in varied)
+            print(f"[{i + 1}/{len(configs)}] {where} seed={config.seed}: test_acc {row['test_acc']:.1f}% "
+                  f"({'cached' if cached else f'{seconds:.0f} s'})", flush=True)
+    return pd.DataFrame(rows, columns=[*varied, "seed", *METRICS, "seconds", "cached"])

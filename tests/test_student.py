@@ -1,0 +1,79 @@
+"""Student copies: valid notebooks, no solution text, outputs cleared, bad markers refused."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from metakit.student import BEGIN, END, PLACEHOLDER, MarkerError, main, strip_solutions, student_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def solution_lines(source):
+    inside, lines = False, []
+    for line in source.splitlines():
+        if line.strip() == BEGIN:
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif inside and line.strip():
+            lines.append(line.strip())
+    return lines
+
+
+def test_indentation_kept_and_two_blocks_in_one_cell():
+    code = f"a = 1\n{BEGIN}\na = 2\n{END}\ndef f(x):\n    {BEGIN}\n    return x\n    {END}\nb = 3"
+    assert strip_solutions(code) == f"a = 1\n{PLACEHOLDER}\ndef f(x):\n    {PLACEHOLDER}\nb = 3"
+
+
+@pytest.mark.parametrize("code,match", [
+    (f"{BEGIN}\nx = 1", "line 1: .* never closed"),
+    (f"x = 1\n{END}", "line 2: .* without"),
+    (f"{BEGIN}\n{BEGIN}\n{END}", "line 2: .* inside the solution opened at line 1"),
+])
+def test_unbalanced_markers_name_the_line(code, match):
+    with pytest.raises(MarkerError, match=match):
+        strip_solutions(code, "nb.ipynb, cell 3")
+
+
+def test_markers_outside_code_cells_are_refused():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"{BEGIN}\nsecret\n{END}")])
+    with pytest.raises(MarkerError, match="cell 0"):
+        student_notebook(nb, "x.ipynb")
+
+
+def test_cli_writes_nothing_when_one_notebook_is_broken(tmp_path, capsys):
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"{BEGIN}\nx = 1\n{END}")])
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"{BEGIN}\nx = 1")])
+    nbformat.write(good, tmp_path / "00_a.ipynb")
+    nbformat.write(bad, tmp_path / "01_b.ipynb")
+    assert main([str(tmp_path / "00_a.ipynb"), str(tmp_path / "01_b.ipynb"), "--out", str(tmp_path / "s")]) == 2
+    assert "01_b.ipynb, cell 0, line 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_tour_has_notebooks_with_exercises():
+    assert [p.name[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert any(BEGIN in c.source for c in nb.cells if c.cell_type == "code"), f"{path.name} has no exercise"
+
+
+def test_student_copies_of_the_tour(tmp_path):
+    assert main([*map(str, NOTEBOOKS), "--out", str(tmp_path)]) == 0
+    for path in NOTEBOOKS:
+        original = nbformat.read(path, as_version=4)
+        copy = nbformat.read(tmp_path / path.name, as_version=4)
+        nbformat.validate(copy)
+        assert len(copy.cells) == len(original.cells)
+        text = "\n".join(c.source for c in copy.cells)
+        assert BEGIN not in text and END not in text
+        for cell, student in zip(original.cells, copy.cells):
+            removed = solution_lines(cell.source)
+            if removed:
+                assert PLACEHOLDER in student.source
+                kept = {line.strip() for line in student.source.splitlines()}
+                assert not kept & set(removed) - {""}, f"{path.name}: solution text survived"
+            if student.cell_type == "code":
+                assert student.outputs == [] and student.execution_count is None

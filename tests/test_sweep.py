@@ -1,0 +1,53 @@
+"""ablate: the tidy table, validation before work, and the cache in between."""
+import pytest
+
+from metakit import sweep
+from metakit.experiments import Config
+from metakit.sweep import ablate, jobs
+
+BASE = Config(profile="smoke", epochs=1, progress=False, device="cpu")
+
+
+def test_grid_product_times_seeds_in_order():
+    configs, varied = jobs({"imbalance": [1, 10], "noise_rate": [0.0, 0.2], "noise_kind": ["uniform"]}, BASE,
+                           seeds=[3, 4])
+    assert len(configs) == 2 * 2 * 1 * 2
+    assert varied == ["imbalance", "noise_rate", "noise_kind"]
+    assert [(c.imbalance, c.noise_rate, c.seed) for c in configs[:3]] == [(1, 0.0, 3), (1, 0.0, 4), (1, 0.2, 3)]
+    assert all(c.epochs == 1 for c in configs)
+
+
+def test_list_of_configs_reports_the_fields_that_differ():
+    configs, varied = jobs([BASE, Config(profile="smoke", epochs=1, lr=0.05, imbalance=10, device="cpu")])
+    assert varied == ["imbalance", "lr"]
+    assert len(configs) == 2
+
+
+@pytest.mark.parametrize("grid,match", [
+    ({}, "empty"), ({"imbalanse": [1]}, "imbalanse"), ({"seed": [0, 1]}, "seeds="),
+    ({"imbalance": 10}, r"grid\['imbalance'\]"), ({"imbalance": []}, "non-empty"),
+    ({"imbalance": [0.5]}, "imbalance=0.5"),
+])
+def test_bad_grid_raises_before_training(grid, match, monkeypatch):
+    monkeypatch.setattr(sweep, "run_job", lambda *a, **k: pytest.fail("trained despite a bad grid"))
+    with pytest.raises((ValueError, TypeError), match=match):
+        ablate(grid, BASE, progress=False)
+
+
+def test_bad_seeds_and_base():
+    with pytest.raises(ValueError, match="seeds=3"):
+        jobs({"imbalance": [1]}, BASE, seeds=3)
+    with pytest.raises(TypeError, match="base="):
+        jobs({"imbalance": [1]}, base={"profile": "smoke"})
+
+
+def test_tidy_rows_match_single_runs_and_cache_is_used(tmp_path, capsys):
+    table = ablate({"imbalance": [1, 10]}, BASE, seeds=[0], cache=tmp_path)
+    assert list(table.columns) == ["imbalance", "seed", "test_acc", "many_acc", "medium_acc", "few_acc",
+                                   "seconds", "cached"]
+    assert list(table["imbalance"]) == [1, 10] and not table["cached"].any()
+    assert "[2/2] imbalance=10 seed=0" in capsys.readouterr().out
+    again = ablate({"imbalance": [1, 10]}, BASE, seeds=[0], cache=tmp_path, progress=False)
+    assert again["cached"].all()
+    assert again["test_acc"].tolist() == table["test_acc"].tolist()
+    assert len(list(tmp_path.glob("*.json"))) == 2
