@@ -10,7 +10,7 @@ The experimental knobs live in `MFMProbe` (``mfm_probe``), registered here only:
 ``meta_schedule="follow"`` scales the meta-Adam LR with the inner LR's schedule (``"inverse"``: by
 1 − lr_t/lr_0, so φ moves most once θ has settled), ``meta_eval`` runs the meta forward with BN in eval mode,
 ``virtual_scale`` multiplies the look-ahead's step size, ``meta_steps`` meta-updates per iteration,
-``fc_bias=False`` removes fc's bias (a diagnostic: can the real step still undo β at the pooled feature?).
+``meta_opt="sgd"`` meta-updates by SGD (momentum 0.9) instead of Adam, ``fc_bias=False`` removes fc's bias (a diagnostic: can the real step still undo β at the pooled feature?).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class _ScaledStep(MetaStep):
 @register
 class MFMProbe(MFM):
     name = "mfm_probe"
-    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "meta_steps", "fc_bias", "meta_eval")
+    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "meta_steps", "fc_bias", "meta_eval", "meta_opt")
 
     def __init__(self, num_classes, class_counts, config=None, **options):
         self.meta_schedule = options.pop("meta_schedule", "fixed")
@@ -69,6 +69,7 @@ class MFMProbe(MFM):
         self.meta_steps = int(options.pop("meta_steps", 1))
         self.fc_bias = bool(options.pop("fc_bias", True))
         self.meta_eval = bool(options.pop("meta_eval", False))
+        self.meta_opt = options.pop("meta_opt", "adam")
         super().__init__(num_classes, class_counts, config, **options)
 
     def prepare(self, net: nn.Module) -> nn.Module:
@@ -83,6 +84,8 @@ class MFMProbe(MFM):
         step.__class__ = _ScaledStep
         step.scale = self.virtual_scale
         step.meta_eval = self.meta_eval
+        if self.meta_opt == "sgd":  # moves φ in proportion to the hypergradient (Adam: ~meta_lr per step always)
+            step.meta_optimizer = torch.optim.SGD(self.modulation.parameters(), lr=self.config.meta_lr, momentum=0.9)
         self.meta_lr0 = step.meta_optimizer.param_groups[0]["lr"]
 
     def train_step(self, trainer, batch, meta_batch):
@@ -126,6 +129,11 @@ SETTINGS = {
     "mfm_fc_inverse_lr3e-2": ("mfm_probe", {"meta_lr": 3e-2}, {"where": "fc", "meta_schedule": "inverse"}),
     "mfm_fc_inverse_evalbn_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2},
                                      {"where": "fc", "meta_schedule": "inverse", "meta_eval": True}),
+    "mfm_fc_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"where": "fc", "meta_opt": "sgd"}),
+    "mfm_fc_sgd1": ("mfm_probe", {"meta_lr": 1.0}, {"where": "fc", "meta_opt": "sgd"}),
+    "mfm_fc_sgd0.01": ("mfm_probe", {"meta_lr": 0.01}, {"where": "fc", "meta_opt": "sgd"}),
+    "mfm_fc_sgd0.001": ("mfm_probe", {"meta_lr": 0.001}, {"where": "fc", "meta_opt": "sgd"}),
+    "mfm_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"meta_opt": "sgd"}),
     "mfm_wd0": ("mfm", {"weight_decay": 0.0}, {}),
     "ce_wd0": ("ce", {"weight_decay": 0.0}, {}),
 }
