@@ -58,6 +58,10 @@ def add_table_parser(commands) -> None:
     table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
     table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
+    engine = table.add_mutually_exclusive_group()
+    engine.add_argument("--workers", type=int, default=None, help="run in a local pool of N processes")
+    engine.add_argument("--dask", default=None, metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
+    engine.add_argument("--slurm", default=None, metavar="FOLDER", help="run each job on Slurm via submitit")
 
 
 def table_main(args) -> int:
@@ -71,8 +75,12 @@ def table_main(args) -> int:
     stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
         Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
     try:
+        from metakit.executors import make_executor
+
+        executor = make_executor(args.workers, args.dask, args.slurm)
         df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
-                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True))
+                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
+                            executor=executor)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

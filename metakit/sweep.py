@@ -13,14 +13,18 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
+import warnings
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from metakit.cache import cached_run
+from metakit.cache import cached_run, default_cache_dir
+from metakit.executors import map_jobs
 from metakit.experiments import Config, run
 
 METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
@@ -101,23 +105,29 @@ def run_job(config: Config, cache: bool | str | Path = True) -> tuple[dict, floa
 
 
 def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, seeds: Sequence[int] = (0,),
-           cache: bool | str | Path = True, progress: bool = True) -> pd.DataFrame:
+           cache: bool | str | Path = True, progress: bool = True, executor: Executor | None = None) -> pd.DataFrame:
     """Run every combination of ``grid`` for every seed; return a tidy table.
 
     Use a dict to vary fields around ``base`` (their product runs); use a list of configs
     for combinations that are not a product. Results go through the results cache, so
-    re-running a cell only trains what is new.
+    re-running a cell only trains what is new, and a sweep killed halfway resumes by skipping
+    the runs that finished.
 
     Args:
         grid: field → list of values, or a list of `Config`.
         base: the fixed part of every config (e.g. ``Config(profile="smoke", method="ce")``).
         seeds: seeds to repeat every config with.
         cache: True (default folder), a folder, or False (always train, store nothing).
-        progress: print one line per run.
+            With an executor, use a folder every worker can reach (a shared filesystem).
+        progress: one bar over the sweep with finished/failed counts.
+        executor: any ``concurrent.futures.Executor`` (see `metakit.executors.make_executor`:
+            a process pool, a Dask cluster, Slurm); None runs here, one run after another.
 
     Returns:
         One row per run: the varied fields, ``seed``, ``test_acc``, ``many_acc``,
-        ``medium_acc``, ``few_acc`` (in %), ``seconds`` (training wall time) and ``cached``.
+        ``medium_acc``, ``few_acc`` (in %), ``seconds`` (training wall time), ``cached`` and
+        ``error`` (None, or the failed run's traceback; its metrics are NaN). A failed run is
+        also reported with a warning naming its config; the other runs go on.
 
     Example:
         >>> t = ablate([Config(profile="smoke", epochs=1, lr=lr) for lr in (0.05, 0.1)], cache=False, progress=False)
@@ -125,14 +135,21 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
         [0.05, 0.1]
     """
     configs, varied = jobs(grid, base, seeds)
+    if cache is True:
+        cache = default_cache_dir().resolve()  # absolute, so workers elsewhere find the same folder
+    job = functools.partial(run_job, cache=cache)
+    outcomes = map_jobs(job, [dataclasses.replace(c, progress=False) for c in configs], executor,
+                        progress=progress, desc="ablate")
     rows = []
-    for i, config in enumerate(configs):
-        metrics, seconds, cached = run_job(dataclasses.replace(config, progress=False), cache)
+    for config, outcome in zip(configs, outcomes):
         row: dict[str, Any] = {name: getattr(config, name) for name in varied}
-        row.update(seed=config.seed, **{m: metrics[m] for m in METRICS}, seconds=seconds, cached=cached)
+        if outcome.ok:
+            metrics, seconds, cached = outcome.value
+            row.update(seed=config.seed, **{m: metrics[m] for m in METRICS}, seconds=seconds, cached=cached,
+                       error=None)
+        else:
+            warnings.warn(f"run failed: {config}\n{outcome.error}")
+            row.update(seed=config.seed, **{m: float("nan") for m in METRICS}, seconds=float("nan"), cached=False,
+                       error=outcome.error)
         rows.append(row)
-        if progress:
-            where = ", ".join(f"{name}={row[name]}" for name in varied)
-            print(f"[{i + 1}/{len(configs)}] {where} seed={config.seed}: test_acc {row['test_acc']:.1f}% "
-                  f"({'cached' if cached else f'{seconds:.0f} s'})", flush=True)
-    return pd.DataFrame(rows, columns=[*varied, "seed", *METRICS, "seconds", "cached"])
+    return pd.DataFrame(rows, columns=[*varied, "seed", *METRICS, "seconds", "cached", "error"])

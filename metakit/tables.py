@@ -10,8 +10,10 @@ Command line: ``python -m metakit table long-tail --profile smoke``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,6 +21,7 @@ import pandas as pd
 
 from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
+from metakit.executors import map_jobs
 from metakit.experiments import PROFILES, Config, run
 from metakit.io import atomic_write_text
 from metakit.methods import METHODS, get_method
@@ -104,10 +107,17 @@ def read_rows(csv_path: str | Path | None) -> pd.DataFrame:
     return pd.read_csv(csv_path)
 
 
+def table_job(config: Config, run_fn: Callable = run) -> tuple[dict, float]:
+    """One table run, as sent to an executor: ``(metrics, seconds)``."""
+    start = time.perf_counter()
+    return run_fn(config).metrics, time.perf_counter() - start
+
+
 def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
                    imbalances: Sequence[float] | None = None, seeds: Sequence[int] = (0, 1, 2),
                    profile: str = "laptop", csv_path: str | Path | None = None, overrides: dict | None = None,
-                   log: Callable[[str], Any] | None = None, run_fn: Callable = run) -> pd.DataFrame:
+                   log: Callable[[str], Any] | None = None, run_fn: Callable = run,
+                   executor: Executor | None = None) -> pd.DataFrame:
     """Run every (method, dataset, imbalance, seed) once; one tidy row per run.
 
     Args:
@@ -116,6 +126,8 @@ def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str]
             profile, epochs) are skipped, and the file is rewritten atomically after each run.
         log: called with one line per run (e.g. ``print``); None: silent.
         run_fn: runs one `Config` and returns a `Result` (tests may pass a fake).
+        executor: run the grid through it (`metakit.executors.make_executor`); a failed run is
+            logged with its traceback and left out of the CSV, so the next call retries it.
 
     Returns:
         The rows of this grid (read back or run), columns `COLUMNS`, in grid order.
@@ -128,26 +140,32 @@ def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str]
     configs = grid_configs(methods, datasets, imbalances, seeds, profile, overrides)
     table = read_rows(csv_path)
     done = {_key(row): row for row in table.to_dict("records")}
-    rows = []
-    for i, config in enumerate(configs):
-        key = _key(dataclasses.asdict(config))
-        label = f"[{i + 1}/{len(configs)}] {config.method} {config.dataset} IF {config.imbalance:g} seed {config.seed}"
-        if key in done:
-            rows.append(done[key])
+    keys = [_key(dataclasses.asdict(c)) for c in configs]
+    pending = [c for c, k in zip(configs, keys) if k not in done]
+    if log and len(pending) < len(configs):
+        log(f"{len(configs) - len(pending)} of {len(configs)} runs already in {csv_path}; running {len(pending)}")
+
+    def record(_: int, outcome) -> None:  # in this process, as each run finishes
+        nonlocal table
+        config = outcome.item
+        label = f"{config.method} {config.dataset} IF {config.imbalance:g} seed {config.seed}"
+        if not outcome.ok:
             if log:
-                log(f"{label}: {done[key]['test_acc']:.2f}% (already in {csv_path})")
-            continue
-        start = time.perf_counter()
-        metrics = run_fn(config).metrics
-        row = dict(zip(KEY, key)) | {m: float(metrics[m]) for m in METRICS}
-        row["seconds"] = time.perf_counter() - start
-        rows.append(row)
+                log(f"{label}: FAILED\n{outcome.error}")
+            return
+        metrics, seconds = outcome.value
+        key = _key(dataclasses.asdict(config))
+        row = dict(zip(KEY, key)) | {m: float(metrics[m]) for m in METRICS} | {"seconds": seconds}
         done[key] = row
         if csv_path is not None:
             table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
             atomic_write_text(csv_path, table[COLUMNS].to_csv(index=False))
         if log:
-            log(f"{label}: {row['test_acc']:.2f}% ({row['seconds']:.1f} s)")
+            log(f"{label}: {row['test_acc']:.2f}% ({seconds:.1f} s)")
+
+    map_jobs(functools.partial(table_job, run_fn=run_fn), pending, executor, progress=log is not None,
+             desc="long-tail table", on_outcome=record)
+    rows = [done[k] for k in keys if k in done]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -44,9 +44,9 @@ def test_bad_seeds_and_base():
 def test_tidy_rows_match_single_runs_and_cache_is_used(tmp_path, capsys):
     table = ablate({"imbalance": [1, 10]}, BASE, seeds=[0], cache=tmp_path)
     assert list(table.columns) == ["imbalance", "seed", "test_acc", "many_acc", "medium_acc", "few_acc",
-                                   "seconds", "cached"]
+                                   "seconds", "cached", "error"]
     assert list(table["imbalance"]) == [1, 10] and not table["cached"].any()
-    assert "[2/2] imbalance=10 seed=0" in capsys.readouterr().out
+    assert "finished=2" in capsys.readouterr().err and table["error"].isna().all()
     again = ablate({"imbalance": [1, 10]}, BASE, seeds=[0], cache=tmp_path, progress=False)
     assert again["cached"].all()
     assert again["test_acc"].tolist() == table["test_acc"].tolist()
