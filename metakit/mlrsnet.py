@@ -32,6 +32,7 @@ from torch import nn
 from metakit.distributed import mean_over_ranks
 from metakit.io import atomic_torch_save
 from metakit.meta import MetaLearner, freeze
+from metakit.schedules import Schedule
 
 FORMAT = "metakit.mlrsnet/1"
 
@@ -132,7 +133,7 @@ class MLRSNet(MetaLearner):
         return self.gamma * torch.sigmoid(self.head(h)).reshape(-1)
 
 
-class LearnedSchedule:
+class LearnedSchedule(Schedule):
     """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.step(loss)`` each iteration.
 
     Same interface as `metakit.schedules.Schedule`, except that ``step`` needs the loss of the
@@ -160,8 +161,8 @@ class LearnedSchedule:
                  num_classes: int | None = None, base_lr: float | None = None):
         if torch.isnan(net.gamma) and base_lr is None:
             raise ValueError("net.gamma is unset (the net was never run); pass base_lr=..., e.g. 0.1.")
-        self.net, self.optimizer = net, optimizer
-        self.iters_per_epoch = max(1, int(iters_per_epoch))
+        super().__init__(optimizer, self.net_lr, iters_per_epoch)  # progress and set_lr from Schedule
+        self.net = net
         freeze(net.parameters())
         net.eval()
         net.reset_state()
@@ -173,16 +174,9 @@ class LearnedSchedule:
             if not base_lr > 0:
                 raise ValueError(f"base_lr={base_lr!r} must be > 0.")
             net.gamma.fill_(2.0 * float(base_lr))
-        self.iteration = 0
 
-    @property
-    def epoch(self) -> float:
-        return self.iteration / self.iters_per_epoch
-
-    def set_lr(self, lr: float) -> float:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return lr
+    def net_lr(self, epoch: float) -> float:
+        raise ValueError("a learned schedule reads the loss, not the epoch; call step(loss) after the forward.")
 
     @torch.no_grad()
     def step(self, loss: torch.Tensor | float | None = None) -> float:
@@ -195,10 +189,10 @@ class LearnedSchedule:
         return lr
 
     def state_dict(self) -> dict:
-        return {"iteration": self.iteration, "net": self.net.state_dict()}
+        return {**super().state_dict(), "net": self.net.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.iteration = int(state["iteration"])
+        super().load_state_dict(state)
         self.net.load_state_dict(state["net"])
 
 
