@@ -12,15 +12,6 @@ from torch.func import functional_call
 from metakit.meta import MetaLearner, MetaStep, cloned_buffers, lookahead, normalize_weights, theta
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Weights(MetaLearner):
     """A small Meta-Weight-Net: sum-normalised sigmoid weights of detached losses."""
     enters = "loss"

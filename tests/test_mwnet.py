@@ -14,15 +14,6 @@ from metakit.methods import get_method
 from metakit.methods.mwnet import MWNet, WeightNet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores: one intra-op thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def setup(seed=0, normalize="sum"):
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
