@@ -43,7 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
     table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    add_engine_flags(table)
     return parser
+
+
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """--workers / --dask / --slurm: where a table's runs go (see metakit.executors)."""
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--workers", type=int, default=None, help="run in a local pool of N processes")
+    engine.add_argument("--dask", default=None, metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
+    engine.add_argument("--slurm", default=None, metavar="FOLDER", help="run each job on Slurm via submitit")
 
 
 def add_table_parser(commands) -> None:
@@ -58,10 +67,7 @@ def add_table_parser(commands) -> None:
     table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
     table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
-    engine = table.add_mutually_exclusive_group()
-    engine.add_argument("--workers", type=int, default=None, help="run in a local pool of N processes")
-    engine.add_argument("--dask", default=None, metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
-    engine.add_argument("--slurm", default=None, metavar="FOLDER", help="run each job on Slurm via submitit")
+    add_engine_flags(table)
 
 
 def table_main(args) -> int:
@@ -150,8 +156,11 @@ def schedule_table_main(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
     try:
+        from metakit.executors import make_executor
+
         summary = write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
-                              args.seeds, args.entries, **overrides)
+                              args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
+                              **overrides)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

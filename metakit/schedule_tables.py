@@ -18,11 +18,13 @@ Example:
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
+from metakit.executors import map_jobs
 from metakit.experiments import Config, run
 from metakit.io import atomic_write_text
 from metakit.methods import METHODS
@@ -89,8 +91,19 @@ def table_config(task: str, entry: str, profile: str, seed: int = 0, **overrides
     return Config(profile=profile, seed=seed, progress=False, **fields)
 
 
+def schedule_job(config: Config) -> dict:
+    """One run of a schedule table (what an executor receives): its numbers, not its model."""
+    start = time.perf_counter()
+    result = run(config)
+    h = result.history
+    return {"test_acc": result.metrics["test_acc"], "mid_lr": float(h["lr"].iloc[len(h) // 2]),
+            "final_lr": float(h["lr"].iloc[-1]), "train_acc": float(h["train_acc"].iloc[-1]),
+            "seconds": time.perf_counter() - start}
+
+
 def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0,),
-                   entries: Sequence[str] | None = None, verbose: bool = False, **overrides: Any) -> pd.DataFrame:
+                   entries: Sequence[str] | None = None, verbose: bool = False, executor: Executor | None = None,
+                   **overrides: Any) -> pd.DataFrame:
     """Train every entry on every seed; one row per run.
 
     Args:
@@ -98,7 +111,8 @@ def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0
         profile: smoke | laptop | paper.
         seeds: the seeds (split, init and batch order).
         entries: names from `ENTRIES` (default: every available one).
-        verbose: print one line per run.
+        verbose: print one line per run (a failed run with its traceback).
+        executor: run through it (`metakit.executors.make_executor`); a failed run is left out.
         **overrides: Config fields for every run (e.g. ``epochs=10``, ``noise_rate=0``).
 
     Returns:
@@ -110,15 +124,14 @@ def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0
         raise ValueError(f"entries={missing} are unknown or their method is not registered; "
                          f"use some of {available_entries()}.")
     configs = [(e, s, table_config(task, e, profile, s, **overrides).resolve()) for e in entries for s in seeds]
+    outcomes = map_jobs(schedule_job, [c for _, _, c in configs], executor, progress=verbose, desc=task)
     rows = []
-    for entry, seed, config in configs:
-        start = time.perf_counter()
-        result = run(config)
-        h = result.history
-        rows.append({"entry": entry, "seed": seed, "test_acc": result.metrics["test_acc"],
-                     "mid_lr": float(h["lr"].iloc[len(h) // 2]), "final_lr": float(h["lr"].iloc[-1]),
-                     "train_acc": float(h["train_acc"].iloc[-1]),
-                     "seconds": time.perf_counter() - start})
+    for (entry, seed, _), outcome in zip(configs, outcomes):
+        if not outcome.ok:
+            if verbose:
+                print(f"{task} {entry} seed {seed}: FAILED\n{outcome.error}", flush=True)
+            continue
+        rows.append({"entry": entry, "seed": seed, **outcome.value})
         if verbose:
             print(f"{task} {entry:<20} seed {seed}: test {rows[-1]['test_acc']:.1f}%  "
                   f"final lr {rows[-1]['final_lr']:.4f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
@@ -142,10 +155,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(task: str, out: str | Path, profile: str = "paper", seeds: Sequence[int] = (0,),
-                entries: Sequence[str] | None = None, **overrides: Any) -> pd.DataFrame:
+                entries: Sequence[str] | None = None, executor: Executor | None = None,
+                **overrides: Any) -> pd.DataFrame:
     """Run `schedule_table`, write every run to ``out`` and the summary beside it (``*_summary.csv``)."""
     out = Path(out)
-    runs = schedule_table(task, profile, seeds, entries, verbose=True, **overrides)
+    runs = schedule_table(task, profile, seeds, entries, verbose=True, executor=executor, **overrides)
     atomic_write_text(out, runs.to_csv(index=False))
     summary = summarise(runs)
     atomic_write_text(out.with_name(out.stem + "_summary.csv"), summary.to_csv(index=False))
