@@ -93,3 +93,11 @@ def test_two_processes_writing_one_entry_leave_one_valid_file(tmp_path):
     assert files == [entry_path(SMOKE, tmp_path).name]  # no temporary file left behind
     loaded = cache.load(tmp_path / files[0], SMOKE)
     assert loaded is not None and len(loaded.history) == 1
+
+
+def test_diverged_run_writes_nothing_to_the_cache(tmp_path):
+    from metakit.train import DivergenceError
+
+    with pytest.raises(DivergenceError, match="diverged"):
+        cached_run(Config(profile="smoke", epochs=2, lr=1e30, schedule="fixed", progress=False), cache_dir=tmp_path)
+    assert list(tmp_path.rglob("*")) == []
