@@ -43,11 +43,10 @@ class WeightNet(MetaLearner):
         self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, 1)).double()
 
     def weights(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
-        """(B,) weights; the loss enters as a detached input, as in Meta-Weight-Net."""
-        return torch.sigmoid(self.mlp(per_sample_loss.detach()[:, None])).squeeze(1)   # (B,)
-
-    def train_loss(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
-        return (self.weights(per_sample_loss) * per_sample_loss).mean()
+        """(B,) coefficients sigmoid(mlp(ℓ_i))/B, so L_train = mean_i w_i ℓ_i; the loss enters
+        detached, as in Meta-Weight-Net."""
+        w = torch.sigmoid(self.mlp(per_sample_loss.detach()[:, None])).squeeze(1)      # (B,)
+        return w / len(w)
 
 
 class SampleWeights(MetaLearner):
