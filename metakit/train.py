@@ -133,6 +133,7 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
         start, sums, weights, seen = time.perf_counter(), {}, {}, 0
         dev = trainer.device
         first_bad = torch.tensor([-1.0, 0.0, 0.0], device=dev)  # (step, loss, lr) of the first diverged step
+        acc_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
         for step, batch in enumerate(train):
             stats = method.train_step(trainer, batch, next(meta) if (meta is not None and method.uses_meta_set) else None)
             now = torch.stack([torch.tensor(float(step), device=dev),  # no host sync: checked once an epoch
@@ -144,7 +145,8 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
             seen += size
             for key, value in stats.items():  # size-weighted means; a key may be missing on some steps
                 weight = 1 if key == "correct" else size
-                sums[key] = sums.get(key, 0.0) + torch.as_tensor(value, dtype=torch.float64).detach().cpu() * weight
+                value = torch.as_tensor(value).detach().to(dev, acc_dtype)  # stays on the device: no sync per step
+                sums[key] = sums.get(key, 0.0) + value * weight
                 weights[key] = weights.get(key, 0) + size
         if first_bad[0] >= 0:
             step, bad_loss, bad_lr = first_bad.tolist()
