@@ -160,14 +160,3 @@ class Batches:
             idx = order[start:start + self.batch_size]
             # index_select, not x[idx]: advanced indexing copies byte by byte (~50x slower on CPU).
             yield Batch(self.transform(self.x.index_select(0, idx)), self.y.index_select(0, idx), idx)
-
-    def forever(self) -> Iterator[Batch]:
-        """Endless batches, reshuffled each pass (for the meta set drawn every step).
-
-        Example:
-            >>> b = Batches(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), [0, 1, 0], 2, torch.device("cpu"), (0.,), (1.,))
-            >>> it = b.forever(); [len(next(it).y) for _ in range(3)]
-            [2, 1, 2]
-        """
-        while True:
-            yield from self
