@@ -65,7 +65,7 @@ def make(entry, seed=0, momentum=0.9):
     return net, learner, optimizer, meta_opt, batches
 
 
-def meta_objective(net, learner, train_batch, meta_batch, lr, wd):
+def meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode="train"):
     """L_meta(θ'(φ)) evaluated from scratch: the finite differences' independent computation."""
     (x, y), (xm, ym) = train_batch, meta_batch
     params = theta(net, learner)
@@ -74,19 +74,20 @@ def meta_objective(net, learner, train_batch, meta_batch, lr, wd):
     alpha = learner.inner_lr(loss.detach(), lr)
     grads = torch.autograd.grad(loss, list(params.values()))
     virtual = {n: p - alpha * (g + wd * p) for (n, p), g in zip(params.items(), grads)}
-    return F.cross_entropy(functional_call(net, {**virtual, **cloned_buffers(net)}, (xm,)), ym).item()
+    meta_net = copy.deepcopy(net).train(meta_mode == "train")
+    return F.cross_entropy(functional_call(meta_net, {**virtual, **cloned_buffers(net)}, (xm,)), ym).item()
 
 
-def finite_differences(net, learner, train_batch, meta_batch, lr, wd, eps=1e-6):
+def finite_differences(net, learner, train_batch, meta_batch, lr, wd, eps=1e-6, meta_mode="train"):
     out = []
     for p in learner.parameters():
         flat, grad = p.data.view(-1), torch.zeros(p.numel(), dtype=torch.float64)
         for i in range(p.numel()):
             keep = flat[i].item()
             flat[i] = keep + eps
-            plus = meta_objective(net, learner, train_batch, meta_batch, lr, wd)
+            plus = meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode)
             flat[i] = keep - eps
-            minus = meta_objective(net, learner, train_batch, meta_batch, lr, wd)
+            minus = meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode)
             flat[i] = keep
             grad[i] = (plus - minus) / (2 * eps)
         out.append(grad.view_as(p))
@@ -111,6 +112,23 @@ def test_hypergradient_matches_finite_differences(entry, rule):
     fd = finite_differences(net, learner, train_batch, meta_batch, 0.5, 1e-2)
     assert fd.norm() > 1e-3                                    # a real signal, not zero == zero
     assert rel_err(hyper, fd) < 1e-4
+
+
+@pytest.mark.parametrize("entry", ["loss", "forward", "lr"])
+def test_eval_mode_meta_forward_matches_finite_differences(entry):
+    """meta_mode="eval": the meta forward normalises with the running statistics, and the
+    hypergradient is still exact; it differs from the train-mode one (the mode matters)."""
+    net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make(entry, seed=2)
+    bn = net[1]
+    with torch.no_grad():                                       # running stats unlike any batch's
+        bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0])), bn.running_var.copy_(torch.tensor([0.5, 2.0, 4.0]))
+    step = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, meta_mode="eval")
+    hyper = step.hypergradient(train_batch, meta_batch)
+    fd = finite_differences(net, learner, train_batch, meta_batch, 0.5, 1e-2, meta_mode="eval")
+    assert rel_err(flat(hyper.grads, learner), fd) < 1e-4
+    train_mode = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2).hypergradient(train_batch, meta_batch)
+    assert rel_err(flat(train_mode.grads, learner), fd) > 1e-2
+    assert net.training and bn.running_mean[1].item() == -1.0   # mode and statistics given back untouched
 
 
 @pytest.mark.parametrize("entry", ["loss", "lr"])
@@ -201,6 +219,8 @@ def test_bad_arguments_raise_clear_errors():
         MetaStep(net, learner, optimizer, meta_opt, meta_every=0)
     with pytest.raises(ValueError, match="meta_clip=-1"):
         MetaStep(net, learner, optimizer, meta_opt, meta_clip=-1)
+    with pytest.raises(ValueError, match="meta_mode='test'"):
+        MetaStep(net, learner, optimizer, meta_opt, meta_mode="test")
 
 
 def test_first_order_drops_only_the_mixed_term():

@@ -92,6 +92,10 @@ def test_logit_adjusted_loss_formula():
     (MFM, {"where": []}, TypeError, "where=\\[\\]"),
     (MFM, {"logit_adj": 1}, TypeError, "logit_adj=1"),
     (MFM, {"hidden": 8}, ValueError, "'hidden'.*method='mfm'"),
+    (MFM, {"meta_start": 1.0}, ValueError, "meta_start=1.0 must be in \\[0, 1\\)"),
+    (MFM, {"meta_start": "late"}, TypeError, "meta_start='late'"),
+    (MFM, {"meta_steps": 0}, ValueError, "meta_steps=0"),
+    (MFM, {"meta_mode": "test"}, ValueError, "meta_mode='test'"),
     (MFMNet, {"hidden": 0}, ValueError, "hidden=0"),
     (MFMNet, {"freeze": "yes"}, TypeError, "freeze='yes'"),
     (MFMNet, {"freeze": True}, ValueError, "freeze=True needs modulator"),
@@ -109,8 +113,8 @@ def test_bad_meta_lr_is_refused_before_work():
 
 
 def _smoke(method, **kw):
-    kw.setdefault("imbalance", 20)
-    return Config(method=method, profile="smoke", epochs=1, progress=False, device="cpu", **kw)
+    kw = {"imbalance": 20, "epochs": 1, **kw}
+    return Config(method=method, profile="smoke", progress=False, device="cpu", **kw)
 
 
 def test_mfm_smoke_run_meta_learns_phi_only():
@@ -123,6 +127,29 @@ def test_mfm_smoke_run_meta_learns_phi_only():
     assert not torch.equal(gamma, torch.ones_like(gamma))           # the meta-step moved γ
     meta_ids = {id(p) for p in mod.parameters()}
     assert not any(id(p) in meta_ids for g in r.method.meta_step.optimizer.param_groups for p in g["params"])
+
+
+def test_deferred_start_trains_exactly_as_cross_entropy_until_meta_learning_begins():
+    """Before meta_start the modulation sits at the identity and the steps are plain: the history
+    must equal cross-entropy's epoch for epoch; from then on φ moves and the runs part."""
+    kw = dict(epochs=4, imbalance=20)
+    ce = run(_smoke("ce", **kw))
+    mfm = run(_smoke("mfm", options={"meta_start": 0.5}, **kw))
+    assert mfm.method.first_meta_epoch(4) == 2
+    cols = ["train_loss", "train_acc", "test_acc", "test_loss"]
+    assert mfm.history[cols].iloc[:2].equals(ce.history[cols].iloc[:2])
+    assert mfm.history["meta_loss"].iloc[:2].isna().all() and mfm.history["meta_loss"].iloc[2:].notna().all()
+    assert not mfm.history[cols].iloc[2:].equals(ce.history[cols].iloc[2:])
+    assert not torch.equal(mfm.net.modulation.layer("fc").gamma, torch.ones(mfm.net.modulation.channels[0]))
+
+
+def test_meta_steps_counts_meta_updates(monkeypatch):
+    """meta_steps=k: k hypergradients per meta-iteration, one real step."""
+    calls = []
+    original = MetaStep.hypergradient
+    monkeypatch.setattr(MetaStep, "hypergradient", lambda self, *a: calls.append(1) or original(self, *a))
+    r = run(_smoke("mfm", options={"meta_start": 0.0, "meta_steps": 3}))
+    assert len(calls) == 3 * r.method.meta_step.calls > 0
 
 
 def test_mfm_with_logit_adjustment_runs():
@@ -148,11 +175,11 @@ def test_mfm_net_transfer_frozen_and_fine_tuned(tmp_path):
 
 def test_paper_profile_resolves_and_resnet32_meta_step_runs():
     config = Config(method="mfm", dataset="cifar10", imbalance=100, profile="paper").resolve()
-    assert (config.model, config.meta_lr, config.meta_per_class) == ("resnet32", 1e-3, 10)
-    assert Config(method="mfm_net", dataset="cifar100", profile="paper").resolve().meta_lr == 1e-4
+    assert (config.model, config.meta_lr, config.meta_per_class) == ("resnet32", 1e-2, 10)
+    assert Config(method="mfm_net", dataset="cifar100", profile="paper").resolve().meta_lr == 1e-3
     from metakit.models import build_model
     torch.manual_seed(0)
-    method = MFM(10, [50] * 10, config)
+    method = MFM(10, [50] * 10, config, where="blocks+fc")
     net = method.prepare(build_model("resnet32", 10))
     assert method.modulation.names == net.block_names + ["fc"]
     optimizer = torch.optim.SGD(method.classifier_parameters(net), 0.1)

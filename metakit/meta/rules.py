@@ -65,9 +65,16 @@ class Hypergradient:
 
 
 def meta_loss_at(step: "MetaStep", virtual: dict[str, torch.Tensor], meta_batch: Batch) -> torch.Tensor:
-    """L_meta(θ') on the meta batch, train-mode BatchNorm on fresh cloned buffers."""
+    """L_meta(θ') on the meta batch, the net in ``step.meta_mode``: "train" normalises BatchNorm
+    with the meta batch's own statistics (on fresh cloned buffers), "eval" with the running
+    statistics, as at test time."""
     x_meta, y_meta = meta_batch
-    logits = functional_call(step.net, {**virtual, **cloned_buffers(step.net)}, (x_meta,))   # (M, C)
+    net, was_training = step.net, step.net.training
+    net.train(step.meta_mode == "train")
+    try:
+        logits = functional_call(net, {**virtual, **cloned_buffers(net)}, (x_meta,))         # (M, C)
+    finally:
+        net.train(was_training)
     return F.cross_entropy(logits, y_meta)
 
 

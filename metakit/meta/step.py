@@ -49,6 +49,11 @@ class MetaStep:
             already needs no second derivatives).
         amp: bf16 autocast on CUDA for the real step's own forward (non-meta iterations and
             the general rule); every pass the hypergradient differentiates stays fp32.
+        meta_mode: the net's mode in the meta forward. "train" (default): BatchNorm normalises
+            the meta batch with its own statistics (on copies of the buffers). "eval": with the
+            running statistics, as the classifier will be evaluated; a small balanced meta batch
+            has different statistics from the long-tailed training batches the running
+            statistics come from, and "eval" scores θ' the way the test set will.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(4, 3))
@@ -63,13 +68,16 @@ class MetaStep:
     def __init__(self, net: nn.Module, learner: MetaLearner, optimizer: torch.optim.Optimizer,
                  meta_optimizer: torch.optim.Optimizer, *, per_sample_loss=cross_entropy_per_sample,
                  meta_every: int = 1, weight_decay: float = 0.0, meta_clip: float | None = None,
-                 rule: str = "auto", first_order: bool = False, amp: bool = False):
+                 rule: str = "auto", first_order: bool = False, amp: bool = False, meta_mode: str = "train"):
         _validate(learner, meta_every, weight_decay, meta_clip, rule, first_order)
+        if meta_mode not in META_MODES:
+            raise ValueError(f"meta_mode={meta_mode!r} is unknown; use 'train' (BatchNorm on the meta batch's "
+                             f"statistics) or 'eval' (running statistics, as at test time).")
         self.net, self.learner = net, learner
         self.optimizer, self.meta_optimizer = optimizer, meta_optimizer
         self.per_sample_loss, self.meta_every = per_sample_loss, meta_every
         self.weight_decay, self.meta_clip = float(weight_decay), meta_clip
-        self.first_order, self.amp = bool(first_order), bool(amp)
+        self.first_order, self.amp, self.meta_mode = bool(first_order), bool(amp), meta_mode
         self.rule = pick_rule(learner, rule)
         self.calls = 0
 
@@ -174,6 +182,7 @@ class MetaStep:
 
 
 RULE_CHOICES = ("auto", "general")
+META_MODES = ("train", "eval")
 
 
 def pick_rule(learner: MetaLearner, rule: str = "auto") -> str:
