@@ -31,16 +31,32 @@ from metakit.methods.mfm import MFM
 class _ScaledStep(MetaStep):
     scale = 1.0
     meta_eval = False
+    gate = None
 
-    def meta_update(self, train_batch, meta_batch):
+    def hypergradient(self, train_batch, meta_batch):
+        if self.gate is not None:   # train_only: the meta forward sees the bare classifier
+            net, forward, calls, gate = self.net, self.net.forward, [0], self.gate
+
+            def gated(x):
+                calls[0] += 1
+                gate[0] = calls[0] != 2
+                try:
+                    return forward(x)
+                finally:
+                    gate[0] = True
+            net.forward = gated
+            try:
+                return super().hypergradient(train_batch, meta_batch)
+            finally:
+                del net.forward
         if not self.meta_eval:
-            return super().meta_update(train_batch, meta_batch)
+            return super().hypergradient(train_batch, meta_batch)
         # the meta forward in eval mode: BN uses the running statistics, as at test time
         net, forward, calls = self.net, self.net.forward, [0]
 
         def forward_switch(x):
             calls[0] += 1
-            if calls[0] == 2:   # meta_update's second forward is the meta forward
+            if calls[0] == 2:   # the hypergradient's second forward is the meta forward
                 net.eval()
                 try:
                     return forward(x)
@@ -49,7 +65,7 @@ class _ScaledStep(MetaStep):
             return forward(x)
         net.forward = forward_switch
         try:
-            return super().meta_update(train_batch, meta_batch)
+            return super().hypergradient(train_batch, meta_batch)
         finally:
             del net.forward
 
@@ -61,7 +77,8 @@ class _ScaledStep(MetaStep):
 @register
 class MFMProbe(MFM):
     name = "mfm_probe"
-    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "meta_steps", "fc_bias", "meta_eval", "meta_opt")
+    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "meta_steps", "fc_bias", "meta_eval", "meta_opt",
+                                       "meta_start", "train_only", "kind")
 
     def __init__(self, num_classes, class_counts, config=None, **options):
         self.meta_schedule = options.pop("meta_schedule", "fixed")
@@ -70,13 +87,32 @@ class MFMProbe(MFM):
         self.fc_bias = bool(options.pop("fc_bias", True))
         self.meta_eval = bool(options.pop("meta_eval", False))
         self.meta_opt = options.pop("meta_opt", "adam")
+        self.meta_start = float(options.pop("meta_start", 0.0))
+        self.train_only = bool(options.pop("train_only", False))
+        self.kind = options.pop("kind", "film")
+        self.meta_on = self.meta_start == 0.0
         super().__init__(num_classes, class_counts, config, **options)
 
     def prepare(self, net: nn.Module) -> nn.Module:
         if not self.fc_bias:
             nn.init.zeros_(net.fc.bias)
             net.fc.bias.requires_grad_(False)
-        return super().prepare(net)
+        net = super().prepare(net)
+        if self.train_only:  # modulation in the training forwards only: off in eval mode and in the meta forward
+            from metakit.modulation.attach import FC
+            mod, self.gate = self.modulation, [True]
+            for h in mod.handles:
+                h.remove()
+            mod.handles.clear()
+            for name in mod.names:
+                layer = mod.layer(name)
+                if name == FC:
+                    mod.handles.append(net.fc.register_forward_pre_hook(
+                        lambda m, i, layer=layer: (layer(i[0]),) if m.training and self.gate[0] else i))
+                else:
+                    mod.handles.append(net.get_submodule(name).register_forward_hook(
+                        lambda m, i, o, layer=layer: layer(o) if m.training and self.gate[0] else o))
+        return net
 
     def setup(self, trainer) -> None:
         super().setup(trainer)
@@ -84,11 +120,18 @@ class MFMProbe(MFM):
         step.__class__ = _ScaledStep
         step.scale = self.virtual_scale
         step.meta_eval = self.meta_eval
+        step.gate = getattr(self, "gate", None)
         if self.meta_opt == "sgd":  # moves φ in proportion to the hypergradient (Adam: ~meta_lr per step always)
             step.meta_optimizer = torch.optim.SGD(self.modulation.parameters(), lr=self.config.meta_lr, momentum=0.9)
         self.meta_lr0 = step.meta_optimizer.param_groups[0]["lr"]
 
+    def start_epoch(self, epoch, trainer):
+        self.meta_on = epoch >= self.meta_start * self.config.epochs
+
     def train_step(self, trainer, batch, meta_batch):
+        if not self.meta_on:   # before meta_start: plain steps through the identity modulation (= CE)
+            from metakit.methods.base import Method
+            return Method.train_step(self, trainer, batch, None)
         if self.meta_schedule in ("follow", "inverse"):
             sched = trainer.schedule
             factor = sched.lr_fn(sched.iteration / sched.iters_per_epoch) / self.config.lr
@@ -104,6 +147,7 @@ class MFMProbe(MFM):
 SETTINGS = {
     "ce": ("ce", {}, {}),
     "logit_adj": ("logit_adj", {}, {}),
+    "mwnet": ("mwnet", {}, {}),
     "mfm": ("mfm", {}, {}),
     "mfm_fc": ("mfm", {}, {"where": "fc"}),
     "mfm_blocks": ("mfm", {}, {"where": "blocks"}),
@@ -134,6 +178,20 @@ SETTINGS = {
     "mfm_fc_sgd0.01": ("mfm_probe", {"meta_lr": 0.01}, {"where": "fc", "meta_opt": "sgd"}),
     "mfm_fc_sgd0.001": ("mfm_probe", {"meta_lr": 0.001}, {"where": "fc", "meta_opt": "sgd"}),
     "mfm_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"meta_opt": "sgd"}),
+    **{f"mfm_{w}_start{st}_lr{lr}{'_evalbn' if ev else ''}": ("mfm_probe", {"meta_lr": float(lr)},
+       {"where": "fc" if w == "fc" else "blocks+fc", "meta_start": st, "meta_eval": ev})
+       for w in ("fc", "all") for st in (0.5, 0.75, 0.8, 0.9) for lr in ("1e-3", "3e-3", "1e-2", "3e-2") for ev in (False, True)},
+    **{f"mfmT_{w}_lr{lr}": ("mfm_probe", {"meta_lr": float(lr)}, {"where": w, "train_only": True})
+       for w in ("fc", "blocks+fc", "blocks") for lr in ("1e-3", "3e-3", "1e-2", "3e-2", "1e-1")},
+    **{f"mfm_{w}_start{st}_lr{lr}_evalbn_k{k}": ("mfm_probe", {"meta_lr": float(lr)},
+       {"where": "fc" if w == "fc" else "blocks+fc", "meta_start": st, "meta_eval": True, "meta_steps": k})
+       for w in ("fc", "all") for st in (0.75, 0.8, 0.9) for lr in ("3e-3", "1e-2", "3e-2") for k in (3, 5, 10)},
+    "mfmnet_fc_start0.9_lr1e-3_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-3},
+        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "kind": "net"}),
+    "mfmnet_fc_start0.9_lr1e-2_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-2},
+        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "kind": "net"}),
+    "mfmLA_fc_start0.9_lr1e-2_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-2},
+        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "logit_adj": True}),
     "mfm_wd0": ("mfm", {"weight_decay": 0.0}, {}),
     "ce_wd0": ("ce", {"weight_decay": 0.0}, {}),
 }

@@ -23,7 +23,7 @@ The paper's full text is not at hand; this is the reading implemented here:
   the meta loss stays plain cross-entropy on the balanced meta set.
 
 Modules: `layers` (the two layer kinds), `attach` (hooks, `attach` / `detach`), `store`
-(save/load with metadata), `ablation` (a grid of Configs → tidy DataFrame). The training
+(save/load with metadata). Ablations go through `metakit.sweep.ablate`. The training
 methods are in `metakit.methods.mfm`.
 
 Example:
