@@ -6,11 +6,17 @@ Each SETTING names a row of `SETTINGS` (method, Config changes, options). Rows a
 runs/mfm_tuning.csv; `--table` prints mean ± std per setting and the paired difference to the
 cross-entropy run of the same seed and epochs.
 
-The experimental knobs live in `MFMProbe` (``mfm_probe``), registered here only:
+Settings named mfm_* without "start" reproduce session 1's MFM meta-learned from the first step
+(`FROM_START`); mfm_<where>_start<f>_lr<lr>[_evalbn][_k<n>] set the deferred start's options
+(meta_start, meta_mode, meta_steps, now `MFM` options); mfm_default is the method's defaults.
+
+The knobs that are not MFM options live in `MFMProbe` (``mfm_probe``), registered here only:
 ``meta_schedule="follow"`` scales the meta-Adam LR with the inner LR's schedule (``"inverse"``: by
-1 − lr_t/lr_0, so φ moves most once θ has settled), ``meta_eval`` runs the meta forward with BN in eval mode,
-``virtual_scale`` multiplies the look-ahead's step size, ``meta_steps`` meta-updates per iteration,
-``meta_opt="sgd"`` meta-updates by SGD (momentum 0.9) instead of Adam, ``fc_bias=False`` removes fc's bias (a diagnostic: can the real step still undo β at the pooled feature?).
+1 − lr_t/lr_0, so φ moves most once θ has settled), ``virtual_scale`` multiplies the look-ahead's
+step size, ``meta_opt="sgd"`` meta-updates by SGD (momentum 0.9) instead of Adam, ``fc_bias=False``
+removes fc's bias (a diagnostic: can the real step still undo β at the pooled feature?),
+``train_only`` applies the modulation in the training forwards only (a training aid: off in the
+meta forward and at test), ``kind="net"`` uses modulator networks.
 """
 from __future__ import annotations
 
@@ -26,44 +32,27 @@ from metakit.experiments import Config, run
 from metakit.meta import MetaStep
 from metakit.methods import register
 from metakit.methods.mfm import MFM
+from metakit.modulation.attach import FC
 
 
-class _ScaledStep(MetaStep):
+class _ProbeStep(MetaStep):
     scale = 1.0
-    meta_eval = False
     gate = None
 
     def hypergradient(self, train_batch, meta_batch):
-        if self.gate is not None:   # train_only: the meta forward sees the bare classifier
-            net, forward, calls, gate = self.net, self.net.forward, [0], self.gate
-
-            def gated(x):
-                calls[0] += 1
-                gate[0] = calls[0] != 2
-                try:
-                    return forward(x)
-                finally:
-                    gate[0] = True
-            net.forward = gated
-            try:
-                return super().hypergradient(train_batch, meta_batch)
-            finally:
-                del net.forward
-        if not self.meta_eval:
+        if self.gate is None:
             return super().hypergradient(train_batch, meta_batch)
-        # the meta forward in eval mode: BN uses the running statistics, as at test time
-        net, forward, calls = self.net, self.net.forward, [0]
+        # train_only: the hypergradient's second forward (the meta forward) sees the bare classifier
+        net, forward, calls, gate = self.net, self.net.forward, [0], self.gate
 
-        def forward_switch(x):
+        def gated(x):
             calls[0] += 1
-            if calls[0] == 2:   # the hypergradient's second forward is the meta forward
-                net.eval()
-                try:
-                    return forward(x)
-                finally:
-                    net.train()
-            return forward(x)
-        net.forward = forward_switch
+            gate[0] = calls[0] != 2
+            try:
+                return forward(x)
+            finally:
+                gate[0] = True
+        net.forward = gated
         try:
             return super().hypergradient(train_batch, meta_batch)
         finally:
@@ -77,20 +66,15 @@ class _ScaledStep(MetaStep):
 @register
 class MFMProbe(MFM):
     name = "mfm_probe"
-    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "meta_steps", "fc_bias", "meta_eval", "meta_opt",
-                                       "meta_start", "train_only", "kind")
+    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "fc_bias", "meta_opt", "train_only", "kind")
 
     def __init__(self, num_classes, class_counts, config=None, **options):
         self.meta_schedule = options.pop("meta_schedule", "fixed")
         self.virtual_scale = float(options.pop("virtual_scale", 1.0))
-        self.meta_steps = int(options.pop("meta_steps", 1))
         self.fc_bias = bool(options.pop("fc_bias", True))
-        self.meta_eval = bool(options.pop("meta_eval", False))
         self.meta_opt = options.pop("meta_opt", "adam")
-        self.meta_start = float(options.pop("meta_start", 0.0))
         self.train_only = bool(options.pop("train_only", False))
         self.kind = options.pop("kind", "film")
-        self.meta_on = self.meta_start == 0.0
         super().__init__(num_classes, class_counts, config, **options)
 
     def prepare(self, net: nn.Module) -> nn.Module:
@@ -99,7 +83,6 @@ class MFMProbe(MFM):
             net.fc.bias.requires_grad_(False)
         net = super().prepare(net)
         if self.train_only:  # modulation in the training forwards only: off in eval mode and in the meta forward
-            from metakit.modulation.attach import FC
             mod, self.gate = self.modulation, [True]
             for h in mod.handles:
                 h.remove()
@@ -117,83 +100,89 @@ class MFMProbe(MFM):
     def setup(self, trainer) -> None:
         super().setup(trainer)
         step = self.meta_step
-        step.__class__ = _ScaledStep
+        step.__class__ = _ProbeStep
         step.scale = self.virtual_scale
-        step.meta_eval = self.meta_eval
         step.gate = getattr(self, "gate", None)
         if self.meta_opt == "sgd":  # moves φ in proportion to the hypergradient (Adam: ~meta_lr per step always)
             step.meta_optimizer = torch.optim.SGD(self.modulation.parameters(), lr=self.config.meta_lr, momentum=0.9)
         self.meta_lr0 = step.meta_optimizer.param_groups[0]["lr"]
 
-    def start_epoch(self, epoch, trainer):
-        self.meta_on = epoch >= self.meta_start * self.config.epochs
-
     def train_step(self, trainer, batch, meta_batch):
-        if not self.meta_on:   # before meta_start: plain steps through the identity modulation (= CE)
-            from metakit.methods.base import Method
-            return Method.train_step(self, trainer, batch, None)
         if self.meta_schedule in ("follow", "inverse"):
             sched = trainer.schedule
             factor = sched.lr_fn(sched.iteration / sched.iters_per_epoch) / self.config.lr
             factor = factor if self.meta_schedule == "follow" else 1.0 - factor
             for g in self.meta_step.meta_optimizer.param_groups:
                 g["lr"] = self.meta_lr0 * factor
-        if meta_batch is not None:
-            for _ in range(self.meta_steps - 1):
-                self.meta_step.meta_update((batch.x, batch.y), (meta_batch.x, meta_batch.y))
         return super().train_step(trainer, batch, meta_batch)
+
+
+# Session 1 (2026-11-25) measured MFM meta-learned from the first step: these options and meta-Adam 1e-3.
+FROM_START = {"where": "blocks+fc", "meta_start": 0.0, "meta_steps": 1, "meta_mode": "train"}
+
+
+def _from_start(method, changes, options):
+    return method, {"meta_lr": 1e-3, **changes}, {**FROM_START, **options}
+
+
+def _late(where, start, lr, mode, k, **more):
+    """A deferred-start setting (session 2, 2026-11-30)."""
+    return "mfm_probe" if more else "mfm", {"meta_lr": float(lr)}, {
+        "where": where, "meta_start": start, "meta_mode": mode, "meta_steps": k, **more}
 
 
 SETTINGS = {
     "ce": ("ce", {}, {}),
     "logit_adj": ("logit_adj", {}, {}),
     "mwnet": ("mwnet", {}, {}),
-    "mfm": ("mfm", {}, {}),
-    "mfm_fc": ("mfm", {}, {"where": "fc"}),
-    "mfm_blocks": ("mfm", {}, {"where": "blocks"}),
-    "mfm_lr3e-3": ("mfm", {"meta_lr": 3e-3}, {}),
-    "mfm_lr1e-2": ("mfm", {"meta_lr": 1e-2}, {}),
-    "mfm_lr1e-4": ("mfm", {"meta_lr": 1e-4}, {}),
-    "mfm_follow_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"meta_schedule": "follow"}),
-    "mfm_follow_lr3e-3": ("mfm_probe", {"meta_lr": 3e-3}, {"meta_schedule": "follow"}),
-    "mfm_nobias": ("mfm_probe", {}, {"fc_bias": False}),
-    "ce_nobias": ("mfm_probe", {"meta_lr": 1e-12}, {"fc_bias": False}),
-    "mfm_nobias_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"fc_bias": False}),
-    "mfm_virtual10": ("mfm_probe", {}, {"virtual_scale": 10.0}),
-    "mfm_steps5": ("mfm_probe", {}, {"meta_steps": 5}),
-    "mfm_evalbn": ("mfm_probe", {}, {"meta_eval": True}),
-    "mfm_fc_evalbn": ("mfm_probe", {}, {"meta_eval": True, "where": "fc"}),
-    "mfm_fc_evalbn_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"meta_eval": True, "where": "fc"}),
-    "mfm_fc_lr3e-3": ("mfm", {"meta_lr": 3e-3}, {"where": "fc"}),
-    "mfm_fc_lr1e-2": ("mfm", {"meta_lr": 1e-2}, {"where": "fc"}),
-    "mfm_fc_direct_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"where": "fc", "virtual_scale": 0.0}),
-    "mfm_fc_direct": ("mfm_probe", {}, {"where": "fc", "virtual_scale": 0.0}),
-    "mfm_fc_inverse_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"where": "fc", "meta_schedule": "inverse"}),
-    "mfm_inverse_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"meta_schedule": "inverse"}),
-    "mfm_fc_inverse_lr3e-2": ("mfm_probe", {"meta_lr": 3e-2}, {"where": "fc", "meta_schedule": "inverse"}),
-    "mfm_fc_inverse_evalbn_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2},
-                                     {"where": "fc", "meta_schedule": "inverse", "meta_eval": True}),
-    "mfm_fc_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"where": "fc", "meta_opt": "sgd"}),
-    "mfm_fc_sgd1": ("mfm_probe", {"meta_lr": 1.0}, {"where": "fc", "meta_opt": "sgd"}),
-    "mfm_fc_sgd0.01": ("mfm_probe", {"meta_lr": 0.01}, {"where": "fc", "meta_opt": "sgd"}),
-    "mfm_fc_sgd0.001": ("mfm_probe", {"meta_lr": 0.001}, {"where": "fc", "meta_opt": "sgd"}),
-    "mfm_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"meta_opt": "sgd"}),
-    **{f"mfm_{w}_start{st}_lr{lr}{'_evalbn' if ev else ''}": ("mfm_probe", {"meta_lr": float(lr)},
-       {"where": "fc" if w == "fc" else "blocks+fc", "meta_start": st, "meta_eval": ev})
-       for w in ("fc", "all") for st in (0.5, 0.75, 0.8, 0.9) for lr in ("1e-3", "3e-3", "1e-2", "3e-2") for ev in (False, True)},
-    **{f"mfmT_{w}_lr{lr}": ("mfm_probe", {"meta_lr": float(lr)}, {"where": w, "train_only": True})
-       for w in ("fc", "blocks+fc", "blocks") for lr in ("1e-3", "3e-3", "1e-2", "3e-2", "1e-1")},
-    **{f"mfm_{w}_start{st}_lr{lr}_evalbn_k{k}": ("mfm_probe", {"meta_lr": float(lr)},
-       {"where": "fc" if w == "fc" else "blocks+fc", "meta_start": st, "meta_eval": True, "meta_steps": k})
-       for w in ("fc", "all") for st in (0.75, 0.8, 0.9) for lr in ("3e-3", "1e-2", "3e-2") for k in (3, 5, 10)},
-    "mfmnet_fc_start0.9_lr1e-3_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-3},
-        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "kind": "net"}),
-    "mfmnet_fc_start0.9_lr1e-2_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-2},
-        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "kind": "net"}),
-    "mfmLA_fc_start0.9_lr1e-2_evalbn_k5": ("mfm_probe", {"meta_lr": 1e-2},
-        {"where": "fc", "meta_start": 0.9, "meta_eval": True, "meta_steps": 5, "logit_adj": True}),
-    "mfm_wd0": ("mfm", {"weight_decay": 0.0}, {}),
+    "mfm_default": ("mfm", {}, {}),
+    "mfm_net_default": ("mfm_net", {}, {}),
     "ce_wd0": ("ce", {"weight_decay": 0.0}, {}),
+    **{name: _from_start(*setting) for name, setting in {
+        "mfm": ("mfm", {}, {}),
+        "mfm_fc": ("mfm", {}, {"where": "fc"}),
+        "mfm_blocks": ("mfm", {}, {"where": "blocks"}),
+        "mfm_lr3e-3": ("mfm", {"meta_lr": 3e-3}, {}),
+        "mfm_lr1e-2": ("mfm", {"meta_lr": 1e-2}, {}),
+        "mfm_lr1e-4": ("mfm", {"meta_lr": 1e-4}, {}),
+        "mfm_follow_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"meta_schedule": "follow"}),
+        "mfm_follow_lr3e-3": ("mfm_probe", {"meta_lr": 3e-3}, {"meta_schedule": "follow"}),
+        "mfm_nobias": ("mfm_probe", {}, {"fc_bias": False}),
+        "ce_nobias": ("mfm_probe", {"meta_lr": 1e-12}, {"fc_bias": False}),
+        "mfm_nobias_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"fc_bias": False}),
+        "mfm_virtual10": ("mfm_probe", {}, {"virtual_scale": 10.0}),
+        "mfm_steps5": ("mfm", {}, {"meta_steps": 5}),
+        "mfm_evalbn": ("mfm", {}, {"meta_mode": "eval"}),
+        "mfm_fc_evalbn": ("mfm", {}, {"meta_mode": "eval", "where": "fc"}),
+        "mfm_fc_evalbn_lr1e-2": ("mfm", {"meta_lr": 1e-2}, {"meta_mode": "eval", "where": "fc"}),
+        "mfm_fc_lr3e-3": ("mfm", {"meta_lr": 3e-3}, {"where": "fc"}),
+        "mfm_fc_lr1e-2": ("mfm", {"meta_lr": 1e-2}, {"where": "fc"}),
+        "mfm_fc_direct_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"where": "fc", "virtual_scale": 0.0}),
+        "mfm_fc_direct": ("mfm_probe", {}, {"where": "fc", "virtual_scale": 0.0}),
+        "mfm_fc_inverse_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"where": "fc", "meta_schedule": "inverse"}),
+        "mfm_inverse_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2}, {"meta_schedule": "inverse"}),
+        "mfm_fc_inverse_lr3e-2": ("mfm_probe", {"meta_lr": 3e-2}, {"where": "fc", "meta_schedule": "inverse"}),
+        "mfm_fc_inverse_evalbn_lr1e-2": ("mfm_probe", {"meta_lr": 1e-2},
+                                         {"where": "fc", "meta_schedule": "inverse", "meta_mode": "eval"}),
+        "mfm_fc_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"where": "fc", "meta_opt": "sgd"}),
+        "mfm_fc_sgd1": ("mfm_probe", {"meta_lr": 1.0}, {"where": "fc", "meta_opt": "sgd"}),
+        "mfm_fc_sgd0.01": ("mfm_probe", {"meta_lr": 0.01}, {"where": "fc", "meta_opt": "sgd"}),
+        "mfm_fc_sgd0.001": ("mfm_probe", {"meta_lr": 0.001}, {"where": "fc", "meta_opt": "sgd"}),
+        "mfm_sgd0.1": ("mfm_probe", {"meta_lr": 0.1}, {"meta_opt": "sgd"}),
+        "mfm_wd0": ("mfm", {"weight_decay": 0.0}, {}),
+        # modulation as a training aid only: on in the training forwards, off in the meta forward and at test
+        **{f"mfmT_{w}_lr{lr}": ("mfm_probe", {"meta_lr": float(lr)}, {"where": w, "train_only": True})
+           for w in ("fc", "blocks+fc", "blocks") for lr in ("1e-3", "3e-3", "1e-2", "3e-2", "1e-1")},
+    }.items()},
+    # deferred start: mfm_<where>_start<fraction>_lr<meta lr>[_evalbn][_k<meta-updates per step>]
+    **{f"mfm_{w}_start{st}_lr{lr}{'_evalbn' if mode == 'eval' else ''}{f'_k{k}' if k > 1 else ''}":
+       _late("fc" if w == "fc" else "blocks+fc", st, lr, mode, k)
+       for w in ("fc", "all") for st in (0.5, 0.75, 0.8, 0.9) for lr in ("1e-3", "3e-3", "1e-2", "3e-2")
+       for mode in ("train", "eval") for k in (1, 3, 5, 10)},
+    "mfmnet_fc_start0.9_lr1e-3_evalbn_k5": _late("fc", 0.9, "1e-3", "eval", 5, kind="net"),
+    "mfmnet_fc_start0.9_lr1e-2_evalbn_k5": _late("fc", 0.9, "1e-2", "eval", 5, kind="net"),
+    "mfmLA_fc_start0.9_lr1e-2_evalbn_k5": ("mfm", {"meta_lr": 1e-2}, {
+        "where": "fc", "meta_start": 0.9, "meta_mode": "eval", "meta_steps": 5, "logit_adj": True}),
 }
 
 

@@ -12,6 +12,14 @@ The paper's full text is not at hand; this is the reading implemented here:
   set: θ'(φ) = θ − α ∇θ L_train(θ; φ), then φ ← Adam step on ∇φ L_meta(θ'(φ); φ). φ enters
   the forward pass of both the virtual step and the meta loss (`metakit.meta.MetaStep` with
   a learner whose ``enters = "forward"``). The classifier's optimiser never touches φ.
+- **When φ learns** (this kit's choice, from the digits-LT ablation in scripts/mfm_tuning.md).
+  Meta-learned from the first step, γ/β never beat cross-entropy: while θ still moves fast,
+  the real step re-fits the head around whatever φ does. So θ first trains alone through the
+  identity modulation (plain steps); meta-learning starts at ``meta_start`` (default: the
+  last 10% of the epochs, when the LR schedule has nearly settled θ), with the meta forward
+  in eval mode (running BatchNorm statistics, as at test time); ``meta_steps`` meta-updates
+  per iteration (default 1) are optional. ``meta_start=0, meta_mode="train"`` is the plain
+  from-the-start reading.
 - **Mode 2, ``method="mfm_net"``.** A small modulator network per modulated layer maps the
   layer's per-sample channel statistics (means and stds over H×W, (B, 2C)) to per-sample
   (γ, β); its weights are φ, meta-learned as in mode 1. Its last layer starts at zero, so it
