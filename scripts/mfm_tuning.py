@@ -179,6 +179,9 @@ SETTINGS = {
        _late("fc" if w == "fc" else "blocks+fc", st, lr, mode, k)
        for w in ("fc", "all") for st in (0.5, 0.75, 0.8, 0.9) for lr in ("1e-3", "3e-3", "1e-2", "3e-2")
        for mode in ("train", "eval") for k in (1, 3, 5, 10)},
+    **{f"mfm_net_{w}_start{st}_lr{lr}": ("mfm_net", {"meta_lr": float(lr)},
+                                          {"where": "fc" if w == "fc" else "blocks+fc", "meta_start": st})
+       for w in ("fc", "all") for st in (0.8, 0.9) for lr in ("3e-4", "1e-3", "3e-3")},
     "mfmnet_fc_start0.9_lr1e-3_evalbn_k5": _late("fc", 0.9, "1e-3", "eval", 5, kind="net"),
     "mfmnet_fc_start0.9_lr1e-2_evalbn_k5": _late("fc", 0.9, "1e-2", "eval", 5, kind="net"),
     "mfmLA_fc_start0.9_lr1e-2_evalbn_k5": ("mfm", {"meta_lr": 1e-2}, {
