@@ -162,7 +162,8 @@ class MFM(Method):
         self.meta_on = epochs is None or epoch >= self.first_meta_epoch(epochs)
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
-        """Meta-step on (train_batch, meta_batch), then the real step; the LR comes from the schedule."""
+        """Before `first_meta_epoch` a plain step; then ``meta_steps`` meta-updates of φ on
+        (train_batch, meta_batch) and the real step. The LR comes from the schedule."""
         if self.meta_step is None:
             raise RuntimeError(f"method={self.name!r}: call setup(trainer) before train_step.")
         if not self.meta_on or meta_batch is None:   # plain step through the current modulation
@@ -171,7 +172,7 @@ class MFM(Method):
         if self.meta_step.calls % self.meta_step.meta_every == 0:   # the MetaStep call below adds one more
             for _ in range(self.meta_steps - 1):
                 self.meta_step.meta_update((batch.x, batch.y), (meta_batch.x, meta_batch.y))
-        stats = self.meta_step((batch.x, batch.y), None if meta_batch is None else (meta_batch.x, meta_batch.y))
+        stats = self.meta_step((batch.x, batch.y), (meta_batch.x, meta_batch.y))
         out = {k: torch.as_tensor(v) for k, v in stats.items()}   # MetaStep returns 0-d tensors
         out["correct"] = (self._last_logits.argmax(1) == batch.y).sum()
         return out
