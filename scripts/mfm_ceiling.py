@@ -1,9 +1,10 @@
-"""How much can γ/β at the pooled feature fix, at best? Fit them on the meta set with the trained CE net frozen.
+"""How much can γ/β fix, at best? Fit them on the meta set with the trained CE net frozen.
 
-Usage:  PYTHONPATH=. python scripts/mfm_ceiling.py [--seeds 5]
+Usage:  PYTHONPATH=. python scripts/mfm_ceiling.py [--seeds 5] [--where fc|blocks+fc|...]
 
-Per seed: train cross-entropy (laptop profile, digits-LT imbalance 20), then attach FiLM at fc's
-input and fit only γ, β by Adam on the 50 balanced meta images (BN in eval mode), θ frozen.
+Per seed: train cross-entropy (laptop profile, digits-LT imbalance 20), then attach FiLM where
+asked (default: fc's input) and fit only γ, β by Adam on the 50 balanced meta images (BN in eval
+mode), θ frozen.
 This is not MFM (no look-ahead, no co-training): it bounds what the modulation's capacity plus
 the 50-image meta set can buy when the real step cannot undo it.
 """
@@ -27,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--where", default="fc", help="where to attach γ/β (metakit.modulation.WHERE)")
     parser.add_argument("--bn-train", action="store_true",
                         help="fit with BN in train mode on the meta batch (as MFM's meta forward does)")
     args = parser.parse_args()
@@ -42,7 +44,7 @@ def main() -> None:
         row = {"seed": seed, "ce": evaluate(r.net, test, r.method.class_counts)["test_acc"]}
         freeze(r.net.parameters())
         for lr in (1e-3, 1e-2):
-            mod = attach(r.net, "fc")
+            mod = attach(r.net, args.where)
             opt = torch.optim.Adam(mod.parameters(), lr=lr)
             r.net.eval()
             if args.bn_train:  # batch statistics of the meta batch; running stats restored after
@@ -55,7 +57,7 @@ def main() -> None:
                 opt.step()
             if args.bn_train:
                 r.net.load_state_dict({**r.net.state_dict(), **{k: v for k, v in saved.items() if "running" in k or "num_batches" in k}})
-            row[f"film_fc_lr{lr:g}"] = evaluate(r.net, test, r.method.class_counts)["test_acc"]
+            row[f"film_{args.where}_lr{lr:g}"] = evaluate(r.net, test, r.method.class_counts)["test_acc"]
             detach(r.net)
         rows.append(row)
         print(row, flush=True)
