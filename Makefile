@@ -34,7 +34,7 @@ demo: $(STAMP)
 
 # Student copies (solutions replaced, outputs cleared) in notebooks/student/ (generated, git-ignored).
 student: $(STAMP)
-	$(PY) -m metakit.student
+	$(PY) -m metakit.teaching.student
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metakit.meta import MetaLearner, MetaStep
-from metakit.methods.mwnet import WeightNet
+from metakit.learners import WeightNet
 from metakit.models import build_model
 
 

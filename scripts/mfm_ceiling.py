@@ -20,15 +20,15 @@ from metakit.data.batches import Batches
 from metakit.data.sources import load_source
 from metakit.experiments import Config, run
 from metakit.meta import freeze
-from metakit.modulation import attach, detach
-from metakit.train import evaluate
+from metakit.learners.modulation import attach, detach
+from metakit.experiments.loop import evaluate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--where", default="fc", help="where to attach γ/β (metakit.modulation.WHERE)")
+    parser.add_argument("--where", default="fc", help="where to attach γ/β (metakit.learners.modulation.WHERE)")
     parser.add_argument("--bn-train", action="store_true",
                         help="fit with BN in train mode on the meta batch (as MFM's meta forward does)")
     args = parser.parse_args()

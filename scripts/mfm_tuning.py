@@ -32,7 +32,7 @@ from metakit.experiments import Config, run
 from metakit.meta import MetaStep
 from metakit.methods import register
 from metakit.methods.mfm import MFM
-from metakit.modulation.attach import FC
+from metakit.learners.modulation.attach import FC
 
 
 class _ProbeStep(MetaStep):

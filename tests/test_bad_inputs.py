@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from metakit.__main__ import main as cli
+from metakit.cli import main as cli
 from metakit.data.splits import SplitSpec, make_split, save_split
 from metakit.data.sources import load_source
 from metakit.experiments import Config, run
@@ -60,7 +60,7 @@ def tampered_split(tmp):
 
 def foreign_checkpoint(tmp):
     """A checkpoint from another model placed where this config's checkpoint would be."""
-    from metakit.experiments import config_key, snapshot_run, build
+    from metakit.experiments.run import build, config_key, snapshot_run
     mlp = Config(profile="smoke", model="mlp", progress=False).resolve()
     cnn = dataclasses.replace(mlp, model="digits_cnn")
     state = snapshot_run(build(mlp), 1, [])

@@ -6,8 +6,8 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from metakit import cache
-from metakit.cache import cache_key, cached_run, entry_path
+from metakit.experiments import cache
+from metakit.experiments.cache import cache_key, cached_run, entry_path
 from metakit.experiments import Config
 
 SMOKE = Config(profile="smoke", epochs=1, imbalance=5, progress=False, device="cpu")
@@ -96,7 +96,7 @@ def test_two_processes_writing_one_entry_leave_one_valid_file(tmp_path):
 
 
 def test_diverged_run_writes_nothing_to_the_cache(tmp_path):
-    from metakit.train import DivergenceError
+    from metakit.experiments.loop import DivergenceError
 
     with pytest.raises(DivergenceError, match="diverged"):
         cached_run(Config(profile="smoke", epochs=2, lr=1e30, schedule="fixed", progress=False), cache_dir=tmp_path)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from metakit import checks
+from metakit.teaching import checks
 from metakit.meta import lookahead
 
 

@@ -4,8 +4,8 @@ import json
 import nbformat
 import pytest
 
-from metakit import demo, report
-from metakit.demo import NotebookFailed
+from metakit.teaching import demo, report
+from metakit.teaching.demo import NotebookFailed
 
 
 def notebook(path, *sources):
@@ -41,7 +41,7 @@ def test_publish_writes_only_inside_a_demo(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_demo_runs_parameters_and_reports_the_failing_cell(tmp_path, capsys):
     good = notebook(tmp_path / "00_good.ipynb", 'PROFILE = "laptop"',
-                    "import os\nfrom metakit.report import publish\n"
+                    "import os\nfrom metakit.teaching.report import publish\n"
                     "publish('00_good', profile=PROFILE, env=os.environ['METAKIT_PROFILE'])")
     bad = notebook(tmp_path / "01_bad.ipynb", 'PROFILE = "laptop"', "x = 1", "raise ValueError('boom')")
     out = demo.demo("smoke", [good], runs=tmp_path / "runs")

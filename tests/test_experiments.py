@@ -1,6 +1,6 @@
 import pytest
 
-from metakit.__main__ import main
+from metakit.cli import main
 from metakit.experiments import Config, run
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from metakit.hypergradient import HypergradientLR
-from metakit.schedule_tables import available_entries, schedule_table, summarise
+from metakit.schedules.hd import HypergradientLR
+from metakit.experiments.schedule_tables import available_entries, schedule_table, summarise
 from metakit.schedules import lr_function, sgdr_position
 
 
@@ -72,7 +72,7 @@ def test_every_table_entry_runs_at_smoke():
 
 
 def test_schedule_table_command_writes_csv_at_smoke(tmp_path, capsys):
-    from metakit.__main__ import main
+    from metakit.cli import main
 
     out = tmp_path / "t.csv"
     assert main(["schedule-table", "noisy-cifar10", "--profile", "smoke", "--entries", "cosine", "mlrsnet",

@@ -242,7 +242,7 @@ def test_first_order_drops_only_the_mixed_term():
 
 
 def test_checkpoint_round_trip_keeps_calls_and_meta_optimizer():
-    from metakit.checkpoint import capture, restore
+    from metakit.experiments.checkpoint import capture, restore
     net, learner, optimizer, _, (train_batch, meta_batch) = make("loss")
     step = MetaStep(net, learner, optimizer, torch.optim.Adam(learner.parameters(), 1e-3), meta_every=2)
     for _ in range(3):

@@ -12,7 +12,7 @@ from metakit.meta import MetaStep, theta
 from metakit.methods import METHODS
 from metakit.methods.losses import logit_adjusted_loss
 from metakit.methods.mfm import MFM, MFMNet
-from metakit.modulation import attach, read_metadata
+from metakit.learners.modulation import attach, read_metadata
 
 
 class TinyNet(nn.Module):

@@ -7,7 +7,8 @@ from torch import nn
 
 from metakit.experiments import Config, run
 from metakit.meta import MetaStep
-from metakit.mlrsnet import LearnedSchedule, MLRSNet, load_schedule, save_schedule
+from metakit.learners.lr_net import MLRSNet, load_schedule, save_schedule
+from metakit.schedules import LearnedSchedule
 
 
 def test_fresh_net_starts_at_base_lr_and_advances_its_state_only_in_after_step():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from metakit.experiments import Config, run
-from metakit.mlrsnet import save_schedule
+from metakit.learners.lr_net import save_schedule
 
 
 pytestmark = pytest.mark.slow

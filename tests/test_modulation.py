@@ -5,7 +5,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metakit.models import build_model
-from metakit.modulation import (FeatureModulation, Modulation, ModulatorNet, attach, detach, feature_stats,
+from metakit.learners.modulation import (FeatureModulation, Modulation, ModulatorNet, attach, detach, feature_stats,
                                 load_modulator, resolve_where, save_modulator, scale_shift_table)
 
 

@@ -11,7 +11,8 @@ from torch import nn
 from metakit.experiments import Config, run, seed_everything
 from metakit.meta import MetaStep
 from metakit.methods import get_method
-from metakit.methods.mwnet import MWNet, WeightNet
+from metakit.learners import WeightNet
+from metakit.methods.mwnet import MWNet
 
 
 def setup(seed=0, normalize="sum"):

@@ -1,6 +1,6 @@
 """The playground's config mapping and one headless call."""
 
-from metakit import playground
+from metakit.teaching import playground
 
 
 def test_noise_kind_none_ignores_the_slider_and_values_are_typed():

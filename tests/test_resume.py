@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from metakit.experiments import Config, run
-from metakit.train import DivergenceError
+from metakit.experiments.loop import DivergenceError
 
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
-    import metakit.experiments as ex
+    import metakit.experiments.run as ex
     saves = []
     real_save = ex.save_checkpoint
     def save_then_die(path, state):

@@ -8,9 +8,9 @@ import textwrap
 import pandas as pd
 import pytest
 
-from metakit.executors import make_executor
+from metakit.experiments.executors import make_executor
 from metakit.experiments import Config
-from metakit.sweep import METRICS, ablate
+from metakit.experiments.sweep import METRICS, ablate
 
 BASE = Config(profile="smoke", epochs=2, progress=False, device="cpu")
 GRID = {"imbalance": [1, 5]}
@@ -43,7 +43,7 @@ def test_process_pool_gives_in_process_results(tmp_path):
 
 KILLED_SWEEP = textwrap.dedent("""
     import os, signal, sys
-    import metakit.sweep as sweep
+    import metakit.experiments.sweep as sweep
     from metakit.experiments import Config
     finished = []
     real = sweep.cached_run

@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from metakit.student import BEGIN, END, PLACEHOLDER, MarkerError, main, strip_solutions, student_notebook
+from metakit.teaching.student import BEGIN, END, PLACEHOLDER, MarkerError, main, strip_solutions, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,9 +1,9 @@
 """ablate: the tidy table, validation before work, and the cache in between."""
 import pytest
 
-from metakit import sweep
+from metakit.experiments import sweep
 from metakit.experiments import Config
-from metakit.sweep import ablate, jobs
+from metakit.experiments.sweep import ablate, jobs
 
 BASE = Config(profile="smoke", epochs=1, progress=False, device="cpu")
 

@@ -4,9 +4,9 @@ import itertools
 import pandas as pd
 import pytest
 
-from metakit.__main__ import main
+from metakit.cli import main
 from metakit.methods import METHODS
-from metakit.tables import (COLUMNS, REFERENCE, grid_configs, long_tail_grid, read_rows, render_markdown,
+from metakit.experiments.tables import (COLUMNS, REFERENCE, grid_configs, long_tail_grid, read_rows, render_markdown,
                             summarise)
 
 GRID = dict(methods=["ce", "focal"], imbalances=[10, 5], seeds=[0, 1], profile="smoke", overrides={"epochs": 1})

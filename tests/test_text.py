@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from metakit.mlrsnet import MLRSNet, save_schedule
-from metakit.text import LM_SCHEDULES, load_corpus, run_lm, tiny_corpus, tokenize
+from metakit.learners.lr_net import MLRSNet, save_schedule
+from metakit.experiments.text import LM_SCHEDULES, load_corpus, run_lm, tiny_corpus, tokenize
 
 
 def test_tiny_corpus_is_deterministic_and_split():

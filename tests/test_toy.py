@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from metakit.meta import MetaStep, lookahead, theta
-from metakit.toy import FeatureScale, LossToLR, WeightNet, directional_difference, meta_loss, toy_problem
+from metakit.teaching.toy import FeatureScale, LossToLR, WeightNet, directional_difference, meta_loss, toy_problem
 
 INNER_LR = 0.5
 
@@ -53,7 +53,7 @@ def test_noisy_labels_in_the_toy_batch_and_bad_rate():
 
 
 def test_meta_set_votes_against_wrong_labels_after_some_training():
-    from metakit.toy import SampleWeights
+    from metakit.teaching.toy import SampleWeights
     net, (x, y), meta_batch = toy_problem(seed=1)
     _, (_, clean), _ = toy_problem(seed=1, noise_rate=0.0)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)

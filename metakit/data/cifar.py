@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metakit.data.sources import Source, channel_stats
+from metakit.data.source import Source, channel_stats
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,10 @@
-"""Registry of training methods, looked up by ``Config.method``.
+"""Training methods, registered by name (``Config.method``); add one with a new file that calls `register`.
 
-Add a method by subclassing `Method` and decorating it with `register`.
+Importing this package registers every built-in method.
 """
-from __future__ import annotations
+# each module registers its methods, in this order (ce first, from registry)
+from metakit.methods import longtail, mlrsnet, hd, mfm, mwnet  # noqa: F401,I001
+from metakit.methods.base import Method, Trainer
+from metakit.methods.registry import METHODS, get_method, register
 
-from metakit.methods.base import Method
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make ``cls`` available as ``Config(method=cls.name)``.
-
-    Example:
-        >>> "ce" in METHODS
-        True
-    """
-    METHODS[cls.name] = cls
-    return cls
-
-
-def get_method(name: str) -> type[Method]:
-    """The method class registered as ``name``, or a clear error listing the known ones.
-
-    Example:
-        >>> get_method("ce").__name__
-        'Method'
-    """
-    if name not in METHODS:
-        raise ValueError(f"method={name!r} is unknown; use one of {sorted(METHODS)}.")
-    return METHODS[name]
-
-
-register(Method)
-
-from metakit.methods import longtail  # noqa: E402,F401  (registers cb_loss, cb_resample, focal, ldam_drw, logit_adj)
-from metakit.methods import mlrsnet as _mlrsnet  # noqa: E402,F401  (registers "mlrsnet")
-from metakit.methods import hd as _hd  # noqa: E402,F401  (registers "hd")
-from metakit.methods import mfm  # noqa: E402,F401  (registers mfm, mfm_net)
-from metakit.methods import mwnet  # noqa: E402,F401  (registers "mwnet")
+__all__ = ["METHODS", "Method", "Trainer", "get_method", "register"]

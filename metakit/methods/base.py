@@ -6,6 +6,8 @@ Everything else (data, optimiser, schedule, evaluation, history) is the loop's.
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +17,36 @@ from torch import nn
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
-    from metakit.train import Trainer
+    from metakit.schedules import Schedule
+
+
+@dataclass
+class Trainer:
+    """What a method's step needs: the net, its optimiser and schedule, and where it runs.
+
+    Attributes:
+        net: the classifier (already on ``device``).
+        optimizer: the real step's optimiser over θ.
+        schedule: sets the LR before each step.
+        device: where tensors live.
+        amp: use bf16 autocast for the plain forward (CUDA only; the meta-step's double
+            backward stays in fp32).
+        epoch: the current epoch (0-based), kept by `fit`.
+    """
+
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    device: torch.device
+    amp: bool = False
+    epoch: int = 0
+    extras: dict = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when ``amp`` is on, otherwise a no-op."""
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
 
 class Method:
@@ -48,7 +79,7 @@ class Method:
         """Adapt the classifier before training (default: unchanged)."""
         return net
 
-    def setup(self, trainer: "Trainer") -> None:
+    def setup(self, trainer: Trainer) -> None:
         """Called once the optimiser exists (meta-learners build their `MetaStep` here)."""
 
     def classifier_parameters(self, net: nn.Module) -> list[nn.Parameter]:
@@ -67,10 +98,10 @@ class Method:
         """The scalar training loss of a batch."""
         return self.per_sample_loss(logits, targets).mean()
 
-    def start_epoch(self, epoch: int, trainer: "Trainer") -> None:
+    def start_epoch(self, epoch: int, trainer: Trainer) -> None:
         """Hook at the start of every epoch (e.g. LDAM-DRW switches on re-weighting)."""
 
-    def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
+    def train_step(self, trainer: Trainer, batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """One iteration: returns the batch's mean loss and number correct (tensors, not synced)."""
         lr = trainer.schedule.step()
         with trainer.autocast():

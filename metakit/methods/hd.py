@@ -1,7 +1,7 @@
 """Method ``hd``: cross-entropy with the LR adapted online by hypergradient descent (SGD-HD).
 
 A baseline for MLR-SNet: it also adapts the LR as training goes, but greedily from the last
-two gradients, without a meta set. See `metakit.hypergradient`.
+two gradients, without a meta set. See `metakit.schedules.hd`.
 
 Example:
     >>> from metakit.experiments import Config, run
@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from metakit.hypergradient import HypergradientLR
-from metakit.methods import register
-from metakit.methods.base import Method
+from metakit.schedules.hd import HypergradientLR
+from metakit.methods.registry import register
+from metakit.methods.base import Method, Trainer
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
-    from metakit.train import Trainer
 
 
 @register

@@ -25,20 +25,17 @@ See `metakit.methods.losses` for the formulas and the papers.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metakit.methods import register
-from metakit.methods.base import Method
+from metakit.methods.registry import register
+from metakit.methods.base import Method, Trainer
 from metakit.methods.losses import (NormedLinear, check_counts, class_balanced_weights, focal_loss, ldam_loss,
                                     ldam_margins, log_priors, logit_adjusted_loss)
-
-if TYPE_CHECKING:
-    from metakit.train import Trainer
 
 DEFAULT_BETA = {"cifar10": 0.9999, "cifar100": 0.9999, "digits": 0.996}
 CB_BASES = ("ce", "focal")

@@ -1,12 +1,12 @@
 """MFM as training methods: ``method="mfm"`` (meta-learned γ/β) and ``"mfm_net"`` (a modulator network).
 
-See `metakit.modulation` for the reading of Wang et al. 2020 implemented here. Both methods
+See `metakit.learners.modulation` for the reading of Wang et al. 2020 implemented here. Both methods
 attach modulation in `prepare`, keep φ out of the classifier's optimiser, and run a
 `metakit.meta.MetaStep` whose learner (``enters="forward"``) is the attached `Modulation`.
 ``mfm_net`` can start from a saved modulator (``options={"modulator": path}``) and keep it
 frozen (plain steps through the modulated net; the meta set is not used) or fine-tune it.
 
-Options (``Config.options``): ``where`` (see `metakit.modulation.attach`), ``logit_adj``
+Options (``Config.options``): ``where`` (see `metakit.learners.modulation.attach`), ``logit_adj``
 (bool, train on logits + log π), ``meta_start`` (the fraction of the epochs trained by plain
 steps, φ at its start value, before meta-learning begins), ``meta_steps`` (meta-updates of φ per
 iteration), ``meta_mode`` (the net's mode in the meta forward, see `metakit.meta.MetaStep`), and
@@ -31,14 +31,13 @@ from torch import nn
 
 from metakit.meta import MetaStep, freeze, theta
 from metakit.meta.step import META_MODES
-from metakit.methods import register
-from metakit.methods.base import Method
+from metakit.methods.registry import register
+from metakit.methods.base import Method, Trainer
 from metakit.methods.losses import log_priors, logit_adjusted_loss
-from metakit.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
+from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
-    from metakit.train import Trainer
 
 # digits-LT ablation (scripts/mfm_tuning.md, 5 seeds): the defaults give 87.0; blocks+fc 86.9; 5 meta-updates
 # per step 87.2 (within noise, 5x the meta cost); the meta forward in train mode 85.9 (with 5 updates).

@@ -6,7 +6,7 @@ the LR net's output, scores it on a clean meta batch and updates the LR net with
 Trainer's hand-designed schedule is never stepped, so it cannot override the learned LR.
 
 Frozen use: ``options={"schedule_file": path}`` loads a saved LR net and drives the run with a
-`metakit.mlrsnet.LearnedSchedule` — no meta set, no meta-update.
+`metakit.learners.lr_net.LearnedSchedule` — no meta set, no meta-update.
 
 ``meta_every`` rule (the paper meta-updates every ~300 of CIFAR-10's 391 iterations a epoch):
 ``meta_every = ceil(iters_per_epoch / meta_per_epoch)``, a few meta-updates per epoch;
@@ -27,13 +27,13 @@ import torch
 from torch.func import functional_call
 
 from metakit.meta import MetaStep, cloned_buffers, theta
-from metakit.methods import register
-from metakit.methods.base import Method
-from metakit.mlrsnet import LearnedSchedule, MLRSNet, load_schedule
+from metakit.methods.registry import register
+from metakit.methods.base import Method, Trainer
+from metakit.learners.lr_net import MLRSNet, load_schedule
+from metakit.schedules import LearnedSchedule
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
-    from metakit.train import Trainer
 
 
 @register
@@ -46,7 +46,7 @@ class MLRSNetMethod(Method):
         meta_per_epoch: meta-updates per epoch when ``meta_every`` is None (default 3).
         meta_weight_decay: Adam's weight decay on the LR net (paper: 1e-4).
         meta_clip: clip the meta-gradient norm (None: off).
-        schedule_file: a saved LR net (`metakit.mlrsnet.save_schedule`): use it frozen instead of
+        schedule_file: a saved LR net (`metakit.learners.lr_net.save_schedule`): use it frozen instead of
             meta-training.
     """
 

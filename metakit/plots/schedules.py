@@ -57,10 +57,10 @@ def plot_lr_response(curves: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Ax
     """The LR net's output against the (normalised) loss, one line per point of the run.
 
     Args:
-        curves: from `metakit.mlrsnet.response_curves`.
+        curves: from `metakit.learners.lr_net.response_curves`.
 
     Example:
-        >>> from metakit.mlrsnet import MLRSNet, response_curves
+        >>> from metakit.learners.lr_net import MLRSNet, response_curves
         >>> df = response_curves(MLRSNet(10, hidden=4, gamma=0.2), [2.3, 1.0, 0.5], at=(0.5,))
         >>> plot_lr_response(df).get_xlabel()
         'training loss / log C'

@@ -31,7 +31,7 @@ The paper's full text is not at hand; this is the reading implemented here:
   the meta loss stays plain cross-entropy on the balanced meta set.
 
 Modules: `layers` (the two layer kinds), `attach` (hooks, `attach` / `detach`), `store`
-(save/load with metadata). Ablations go through `metakit.sweep.ablate`. The training
+(save/load with metadata). Ablations go through `metakit.experiments.sweep.ablate`. The training
 methods are in `metakit.methods.mfm`.
 
 Example:
@@ -41,10 +41,10 @@ Example:
     >>> sorted(n for n, _ in net.named_parameters() if n.startswith("modulation"))[:2]
     ['modulation.layers.block1.beta', 'modulation.layers.block1.gamma']
 """
-from metakit.modulation.attach import (WHERE, Modulation, attach, detach, infer_channels, modulation_of,
+from metakit.learners.modulation.attach import (WHERE, Modulation, attach, detach, infer_channels, modulation_of,
                                        resolve_where, scale_shift_table)
-from metakit.modulation.layers import FeatureModulation, ModulatorNet, feature_stats
-from metakit.modulation.store import load_modulator, read_metadata, save_modulator
+from metakit.learners.modulation.layers import FeatureModulation, ModulatorNet, feature_stats
+from metakit.learners.modulation.store import load_modulator, read_metadata, save_modulator
 
 __all__ = ["WHERE", "FeatureModulation", "Modulation", "ModulatorNet", "attach", "detach", "feature_stats",
            "infer_channels", "load_modulator", "modulation_of", "read_metadata", "resolve_where",

@@ -3,7 +3,7 @@
 Every ``notebooks/[0-9][0-9]_*.ipynb`` runs in order through papermill with ``PROFILE`` injected as a
 parameter (and ``METAKIT_PROFILE`` set for the kernel). Under ``runs/demo-<timestamp>/`` (linked
 as ``runs/latest``) it writes the executed notebooks, their HTML, the headline figures and
-results each notebook publishes (`metakit.report`), and ``summary.json``. A failing notebook
+results each notebook publishes (`metakit.teaching.report`), and ``summary.json``. A failing notebook
 stops the demo with the notebook, the cell and the error, and a non-zero exit.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from metakit.io import atomic_write_text
-from metakit.report import ENV as REPORT_ENV
+from metakit.teaching.report import ENV as REPORT_ENV
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 

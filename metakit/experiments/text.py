@@ -30,7 +30,8 @@ from torch import nn
 
 from metakit.device import device as pick_device
 from metakit.meta import MetaStep
-from metakit.mlrsnet import LearnedSchedule, MLRSNet, load_schedule
+from metakit.learners.lr_net import MLRSNet, load_schedule
+from metakit.schedules import LearnedSchedule
 from metakit.schedules import SCHEDULES, Schedule, lr_function
 
 LM_SCHEDULES = (*SCHEDULES, "adam", "learned", "mlrsnet")
@@ -200,7 +201,7 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     if schedule not in LM_SCHEDULES:
         raise ValueError(f"schedule={schedule!r} is unknown; use one of {LM_SCHEDULES}.")
     if schedule == "learned" and schedule_file is None:
-        raise ValueError("schedule='learned' needs schedule_file=<a file saved by metakit.mlrsnet.save_schedule>.")
+        raise ValueError("schedule='learned' needs schedule_file=<a file saved by metakit.learners.lr_net.save_schedule>.")
     p = {**LM_PROFILES[profile], **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("corpus", corpus)) if v is not None}}
     dev = pick_device(device)
     ids, vocab = tokenize(load_corpus(p["corpus"], data_root))

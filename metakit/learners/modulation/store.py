@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from metakit.io import atomic_torch_save
-from metakit.modulation.attach import Modulation, attach, infer_channels, resolve_where
+from metakit.learners.modulation.attach import Modulation, attach, infer_channels, resolve_where
 
 FORMAT_VERSION = 1
 
@@ -37,7 +37,7 @@ def save_modulator(modulation: Modulation, path: str | Path, *, model: str) -> P
         [4]
     """
     if not isinstance(modulation, Modulation):
-        raise TypeError(f"modulation={type(modulation).__name__} must be a metakit.modulation.Modulation.")
+        raise TypeError(f"modulation={type(modulation).__name__} must be a metakit.learners.modulation.Modulation.")
     if not isinstance(model, str) or not model:
         raise ValueError(f"model={model!r} must be the classifier's model name, e.g. 'digits_cnn'.")
     meta = {"version": FORMAT_VERSION, "model": model, "kind": modulation.kind, "where": list(modulation.names),

@@ -20,8 +20,8 @@ from torch.func import functional_call
 
 from metakit.data.longtail import longtail_counts
 from metakit.meta import MetaLearner, lookahead
-from metakit.sweep import FIELDS
-from metakit.toy import meta_loss, toy_problem
+from metakit.experiments.sweep import FIELDS
+from metakit.teaching.toy import meta_loss, toy_problem
 
 
 def _ok(message: str) -> None:
@@ -125,7 +125,7 @@ def check_lr_hypergradient(fn: Callable) -> None:
 
 
 def check_grid(grid: dict, runs: int, must_vary: tuple[str, ...] = ()) -> None:
-    """``grid`` is a valid `metakit.sweep.ablate` grid of ``runs`` configurations varying ``must_vary``.
+    """``grid`` is a valid `metakit.experiments.sweep.ablate` grid of ``runs`` configurations varying ``must_vary``.
 
     Example:
         >>> check_grid({"imbalance": [1, 10], "noise_rate": [0.0]}, runs=2, must_vary=("imbalance",))

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from metakit.executors import map_jobs
+from metakit.experiments.executors import map_jobs
 from metakit.experiments import Config, run
 from metakit.io import atomic_write_text
 from metakit.methods import METHODS
@@ -112,7 +112,7 @@ def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0
         seeds: the seeds (split, init and batch order).
         entries: names from `ENTRIES` (default: every available one).
         verbose: print one line per run (a failed run with its traceback).
-        executor: run through it (`metakit.executors.make_executor`); a failed run is left out.
+        executor: run through it (`metakit.experiments.executors.make_executor`); a failed run is left out.
         **overrides: Config fields for every run (e.g. ``epochs=10``, ``noise_rate=0``).
 
     Returns:
@@ -171,7 +171,7 @@ def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, An
     """A frozen learned schedule against hand-designed ones on runs it was not trained on.
 
     Args:
-        schedule_file: a saved LR net (`metakit.mlrsnet.save_schedule`).
+        schedule_file: a saved LR net (`metakit.learners.lr_net.save_schedule`).
         variations: name → Config overrides (e.g. ``{"batch 128": {"batch_size": 128}}``).
         profile: smoke | laptop | paper.
         seed: one seed for every run.
@@ -183,7 +183,7 @@ def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, An
 
     Example:
         >>> import tempfile, pathlib
-        >>> from metakit.mlrsnet import MLRSNet, save_schedule
+        >>> from metakit.learners.lr_net import MLRSNet, save_schedule
         >>> path = save_schedule(MLRSNet(10, hidden=4, gamma=0.2), pathlib.Path(tempfile.mkdtemp()) / "s.pt")
         >>> df = transfer_table(path, {"mlp": {"model": "mlp", "epochs": 1}}, "smoke", baselines=["fixed"])
         >>> df["schedule"].tolist()

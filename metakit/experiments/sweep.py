@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from metakit.cache import cached_run, default_cache_dir
-from metakit.executors import map_jobs
+from metakit.experiments.cache import cached_run, default_cache_dir
+from metakit.experiments.executors import map_jobs
 from metakit.experiments import Config, run
 
 METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
@@ -120,7 +120,7 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
         cache: True (default folder), a folder, or False (always train, store nothing).
             With an executor, use a folder every worker can reach (a shared filesystem).
         progress: one bar over the sweep with finished/failed counts.
-        executor: any ``concurrent.futures.Executor`` (see `metakit.executors.make_executor`:
+        executor: any ``concurrent.futures.Executor`` (see `metakit.experiments.executors.make_executor`:
             a process pool, a Dask cluster, Slurm); None runs here, one run after another.
 
     Returns:

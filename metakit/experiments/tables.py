@@ -21,7 +21,7 @@ import pandas as pd
 
 from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
-from metakit.executors import map_jobs
+from metakit.experiments.executors import map_jobs
 from metakit.experiments import PROFILES, Config, run
 from metakit.io import atomic_write_text
 from metakit.methods import METHODS, get_method
@@ -126,7 +126,7 @@ def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str]
             profile, epochs) are skipped, and the file is rewritten atomically after each run.
         log: called with one line per run (e.g. ``print``); None: silent.
         run_fn: runs one `Config` and returns a `Result` (tests may pass a fake).
-        executor: run the grid through it (`metakit.executors.make_executor`); a failed run is
+        executor: run the grid through it (`metakit.experiments.executors.make_executor`); a failed run is
             logged with its traceback and left out of the CSV, so the next call retries it.
 
     Returns:

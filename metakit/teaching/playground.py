@@ -12,7 +12,7 @@ Example:
 """
 from __future__ import annotations
 
-from metakit.cache import cached_run
+from metakit.experiments.cache import cached_run
 from metakit.experiments import Config
 from metakit.methods import METHODS
 from metakit.plots.runs import run_figure

@@ -1,10 +1,8 @@
 """The one training loop every method runs, and evaluation with many/medium/few-shot accuracy."""
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -16,37 +14,7 @@ from tqdm.auto import tqdm
 from metakit.data.batches import Batch, Batches
 from metakit.data.longtail import shot_group
 from metakit.distributed import sync_buffers, world_size
-from metakit.methods.base import Method
-from metakit.schedules import Schedule
-
-
-@dataclass
-class Trainer:
-    """What a method's step needs: the net, its optimiser and schedule, and where it runs.
-
-    Attributes:
-        net: the classifier (already on ``device``).
-        optimizer: the real step's optimiser over θ.
-        schedule: sets the LR before each step.
-        device: where tensors live.
-        amp: use bf16 autocast for the plain forward (CUDA only; the meta-step's double
-            backward stays in fp32).
-        epoch: the current epoch (0-based), kept by `fit`.
-    """
-
-    net: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
-    device: torch.device
-    amp: bool = False
-    epoch: int = 0
-    extras: dict = field(default_factory=dict)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA when ``amp`` is on, otherwise a no-op."""
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+from metakit.methods.base import Method, Trainer
 
 
 @torch.no_grad()

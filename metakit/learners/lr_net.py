@@ -14,7 +14,7 @@ from the optimiser's LR at the first call (or given), and the head starts at zer
 (0, 2 · base_lr).
 
 The SAME cell serves meta-training (`MLRSNet` as a `MetaLearner` with ``enters="lr"``) and
-frozen use (`LearnedSchedule`), unlike the public code whose test-time cell differs from the
+frozen use (`metakit.schedules.LearnedSchedule`), unlike the public code whose test-time cell differs from the
 training one (so its transferred schedule hardly reacts to the loss). The state is detached
 between steps, so the graph never grows beyond one step.
 
@@ -31,10 +31,9 @@ from torch import nn
 
 from metakit.distributed import mean_over_ranks
 from metakit.io import atomic_torch_save
-from metakit.meta import MetaLearner, freeze
-from metakit.schedules import Schedule
+from metakit.meta import MetaLearner
 
-FORMAT = "metakit.mlrsnet/1"
+FORMAT = "metakit.learners.lr_net/1"
 
 
 class MLRSNet(MetaLearner):
@@ -45,7 +44,7 @@ class MLRSNet(MetaLearner):
         hidden: LSTM hidden size (the paper uses 50).
         gamma: the LR ceiling γ; None sets it to 2 × the first ``base_lr`` seen (see module doc).
 
-    Use it in a `metakit.meta.MetaStep` to meta-train; hand it to `LearnedSchedule` to use it
+    Use it in a `metakit.meta.MetaStep` to meta-train; hand it to `metakit.schedules.LearnedSchedule` to use it
     frozen in an ordinary loop.
 
     Example:
@@ -133,69 +132,6 @@ class MLRSNet(MetaLearner):
         return self.gamma * torch.sigmoid(self.head(h)).reshape(-1)
 
 
-class LearnedSchedule(Schedule):
-    """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.step(loss)`` each iteration.
-
-    Same interface as `metakit.schedules.Schedule`, except that ``step`` needs the loss of the
-    coming step's batch (compute the loss, call ``step``, then ``backward`` and
-    ``optimizer.step()``).
-
-    Args:
-        net: the LR net; it is frozen here (no gradient flows into it) and its state reset.
-        optimizer: the optimiser whose param groups receive the LR.
-        iters_per_epoch: iterations per epoch (for ``.epoch``, like `Schedule`).
-        num_classes: classes of the NEW task; re-sets the loss normalisation log C.
-        base_lr: rescale the LR ceiling to 2 × this (e.g. to drive Adam at 1e-3 with a schedule
-            learned for SGD at 0.1); None keeps the learned γ.
-
-    Example:
-        >>> w = torch.zeros(3, requires_grad=True)
-        >>> opt = torch.optim.SGD([w], lr=0.1)
-        >>> s = LearnedSchedule(MLRSNet(10, hidden=4, gamma=0.2), opt, iters_per_epoch=10)
-        >>> loss = ((w - 1) ** 2).sum(); lr = s.step(loss)
-        >>> loss.backward(); opt.step(); round(lr, 3), s.iteration
-        (0.1, 1)
-    """
-
-    def __init__(self, net: MLRSNet, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *,
-                 num_classes: int | None = None, base_lr: float | None = None):
-        if torch.isnan(net.gamma) and base_lr is None:
-            raise ValueError("net.gamma is unset (the net was never run); pass base_lr=..., e.g. 0.1.")
-        super().__init__(optimizer, self.net_lr, iters_per_epoch)  # progress and set_lr from Schedule
-        self.net = net
-        freeze(net.parameters())
-        net.eval()
-        net.reset_state()
-        if num_classes is not None:
-            if num_classes < 2:
-                raise ValueError(f"num_classes={num_classes!r} must be >= 2.")
-            net.loss_scale.fill_(math.log(num_classes))
-        if base_lr is not None:
-            if not base_lr > 0:
-                raise ValueError(f"base_lr={base_lr!r} must be > 0.")
-            net.gamma.fill_(2.0 * float(base_lr))
-
-    def net_lr(self, epoch: float) -> float:
-        raise ValueError("a learned schedule reads the loss, not the epoch; call step(loss) after the forward.")
-
-    @torch.no_grad()
-    def step(self, loss: torch.Tensor | float | None = None) -> float:
-        """Set and return the LR of the coming step from its loss, then advance the LSTM state."""
-        if loss is None:
-            raise ValueError("loss=None: a learned schedule reads the loss; call step(loss) after the forward.")
-        lr = self.set_lr(float(self.net.inner_lr(loss)))
-        self.net.after_step(loss)
-        self.iteration += 1
-        return lr
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "net": self.net.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.net.load_state_dict(state["net"])
-
-
 @torch.no_grad()
 def response_curves(net: MLRSNet, losses: list[float], at: tuple[float, ...] = (0.1, 0.5, 0.9),
                     grid: torch.Tensor | None = None) -> "pd.DataFrame":
@@ -268,7 +204,7 @@ def load_schedule(path: str | Path) -> tuple[MLRSNet, dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"schedule_file={str(path)!r} does not exist; save one with "
-                                f"metakit.mlrsnet.save_schedule(net, path) after meta-training.")
+                                f"metakit.learners.lr_net.save_schedule(net, path) after meta-training.")
     blob = torch.load(path, weights_only=True, map_location="cpu")
     meta = blob.get("metadata", {}) if isinstance(blob, dict) else {}
     if meta.get("format") != FORMAT:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from metakit.meta import MetaLearner
-from metakit.modulation.layers import KINDS
+from metakit.learners.modulation.layers import KINDS
 
 WHERE = ("blocks", "stages", "blocks+fc", "stages+fc", "fc")
 FC = "fc"  # the name that means "the input of net.fc" (the pooled feature)

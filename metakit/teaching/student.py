@@ -12,7 +12,7 @@ indentation: ``raise NotImplementedError("Exercise: write your solution here")``
 must pair up inside one code cell; anything else is an error naming the notebook, the cell
 and the line. Copies go to ``notebooks/student/`` (generated, git-ignored, not run by nbval).
 
-Usage: ``python -m metakit.student [NOTEBOOK ...] [--out notebooks/student]``.
+Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student]``.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m metakit.student", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m metakit.teaching.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
     parser.add_argument("--out", type=Path, default=Path("notebooks/student"), help="where the copies go")
     args = parser.parse_args(argv)

@@ -1,0 +1,169 @@
+"""Command line: ``python -m metakit run --method ce --dataset digits --imbalance 10``."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from metakit.experiments import Config, run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m metakit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("run", help="train and evaluate one configuration")
+    for f in dataclasses.fields(Config):
+        if f.name in ("options", "progress"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "milestones":
+            one.add_argument(flag, type=float, nargs="+", default=None, help="multistep boundaries")
+        elif f.name == "nesterov" or f.name == "amp":
+            one.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"imbalance": float, "noise_rate": float, "lr": float, "weight_decay": float, "gamma": float,
+                    "momentum": float, "warmup_epochs": float, "meta_lr": float, "epochs": int,
+                    "batch_size": int, "seed": int, "meta_per_class": int, "meta_every": int}.get(f.name, str)
+            one.add_argument(flag, type=kind, default=f.default)
+    one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                     help="method option, e.g. --option focal_gamma=2 (repeatable)")
+    one.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
+    one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
+    one.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
+    show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
+    add_table_parser(commands)
+    table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
+    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop)")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--seeds", type=int, nargs="+", default=[0])
+    table.add_argument("--entries", nargs="+", default=None, help="subset of metakit.experiments.schedule_tables.ENTRIES")
+    table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
+    table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    add_engine_flags(table)
+    return parser
+
+
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """--workers / --dask / --slurm: where a table's runs go (see metakit.experiments.executors)."""
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--workers", type=int, default=None, help="run in a local pool of N processes")
+    engine.add_argument("--dask", default=None, metavar="ADDRESS", help="run on a Dask cluster (tcp://host:8786)")
+    engine.add_argument("--slurm", default=None, metavar="FOLDER", help="run each job on Slurm via submitit")
+
+
+def add_table_parser(commands) -> None:
+    """``table long-tail``: run a (method, dataset, imbalance, seed) grid, write CSV + Markdown."""
+    table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
+    table.add_argument("kind", choices=["long-tail"], help="which table")
+    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    table.add_argument("--datasets", nargs="+", default=None, help="default: digits (smoke, laptop), cifar10 cifar100 (paper)")
+    table.add_argument("--imbalances", nargs="+", type=float, default=None,
+                       help="default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
+    table.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
+    table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
+    add_engine_flags(table)
+
+
+def table_main(args) -> int:
+    import os
+    from pathlib import Path
+
+    from metakit.experiments.tables import long_tail_grid, write_table
+
+    profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
+        Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
+    try:
+        from metakit.experiments.executors import make_executor
+
+        executor = make_executor(args.workers, args.dask, args.slurm)
+        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
+                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
+                            executor=executor)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}"))
+    print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
+    return 0
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["k=1", "name=\\"x\\""]`` → ``{"k": 1, "name": "x"}`` (values are JSON, else strings)."""
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--option {pair!r} must look like KEY=VALUE, e.g. --option focal_gamma=2")
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        import os
+
+        from metakit.teaching.demo import main as demo_main
+
+        return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
+    if args.command == "table":
+        return table_main(args)
+    if args.command == "schedule-table":
+        return schedule_table_main(args)
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    if fields.get("milestones") is not None:
+        fields["milestones"] = tuple(fields["milestones"])
+    try:
+        config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
+        result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from metakit.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 reports
+        return 0
+    metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
+    if args.json:
+        print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))
+        return 0
+    c = result.config
+    print(f"method={c.method} dataset={c.dataset} imbalance={c.imbalance:g} noise={c.noise_kind}:{c.noise_rate:g} "
+          f"model={c.model} epochs={c.epochs} profile={c.profile} seed={c.seed}")
+    print(f"training images per class: {result.split.class_counts}")
+    print("  ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]))
+    return 0
+
+
+def schedule_table_main(args: argparse.Namespace) -> int:
+    """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
+    import os
+
+    from metakit.experiments.schedule_tables import write_table
+
+    overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
+    try:
+        from metakit.experiments.executors import make_executor
+
+        summary = write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                              args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
+                              **overrides)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0
+

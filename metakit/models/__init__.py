@@ -1,0 +1,4 @@
+"""Classifiers by name: ``build_model("resnet32", num_classes=10)``; see `nets` for the architectures."""
+from metakit.models.nets import MODELS, NamedStages, build_model, count_parameters
+
+__all__ = ["MODELS", "NamedStages", "build_model", "count_parameters"]
