@@ -91,6 +91,9 @@ def cross_entropy_per_sample(logits: torch.Tensor, targets: torch.Tensor) -> tor
     return F.cross_entropy(logits, targets, reduction="none")
 
 
+NORMALIZE_CHOICES = ("sum", "mean")  # see normalize_weights
+
+
 def normalize_weights(raw: torch.Tensor, how: str = "sum", eps: float = 1e-8) -> torch.Tensor:
     """Turn raw per-sample weights (B,) into the coefficients c of L_train = Σ c_i ℓ_i.
 

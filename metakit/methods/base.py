@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from metakit.options import parse
+
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
     from metakit.schedules import Schedule
@@ -49,11 +51,25 @@ class Trainer:
         return contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a method that takes none."""
+
+
 class Method:
     """Plain empirical risk minimisation with cross-entropy; subclasses change one part.
 
+    A method is a declaration: its registry ``name``, its ``Options`` dataclass (each field an
+    `metakit.options.option` with default, help and allowed values), what it meta-learns
+    (``learns``) and where φ enters the inner step (``enters``: "loss", "lr", "forward" or None),
+    and the hooks below. The loop (`metakit.experiments.loop.fit`) calls the hooks; no method
+    subclasses or patches the loop.
+
     Attributes:
         name: the registry name (``Config.method``).
+        Options: the options dataclass; ``self.options`` is the parsed, validated instance.
+        learns: what is meta-learned, in words ("" for none).
+        enters: where the meta-parameters φ enter the inner step (None for none).
         uses_meta_set: True if the method needs the clean meta batches.
 
     Example:
@@ -63,11 +79,13 @@ class Method:
     """
 
     name = "ce"
+    Options: type = NoOptions
+    learns = ""
+    enters: str | None = None
     uses_meta_set = False
 
     def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
-        if options:
-            raise ValueError(f"options={options!r} are not options of method={self.name!r}; it takes none.")
+        self.options = parse(self.Options, options, owner=f"method={self.name!r}")
         self.num_classes, self.class_counts, self.config = num_classes, list(class_counts), config
 
     @classmethod

@@ -10,39 +10,45 @@ batch 100, SGD 0.1 Nesterov, wd 5e-4, LR ×0.1 at epochs 80 and 90).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from metakit.learners.weight_net import WeightNet
-from metakit.meta import MetaStep, normalize_weights
+from metakit.meta import MetaStep
+from metakit.meta.core import NORMALIZE_CHOICES
 from metakit.meta.step import RULE_CHOICES
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
+from metakit.options import option
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
 
-OPTIONS = ("hidden", "normalize", "meta_optimizer", "meta_weight_decay", "rule", "meta_clip")
+@dataclass(frozen=True)
+class MWNetOptions:
+    """Options of ``method="mwnet"``; ``Config.meta_lr``, ``meta_every`` and ``weight_decay``
+    (folded into the virtual step) come from the config."""
+
+    hidden: int = option(100, "weight-net width (the paper's 100)", low=1)
+    normalize: str = option("sum", "weights / their sum (the long-tail code) or / batch size (the noisy-label "
+                                   "code)", choices=NORMALIZE_CHOICES)
+    meta_optimizer: str = option("adam", "adam: Adam(meta_lr) as the paper's code; sgd: SGD(meta_lr, momentum 0.9, "
+                                         "Nesterov)", choices=("adam", "sgd"))
+    meta_weight_decay: float = option(1e-4, "the meta-optimiser's weight decay", low=0)
+    rule: str = option("auto", "auto: the exact JVP rule; general: the double backward, for comparison",
+                       choices=RULE_CHOICES)
+    meta_clip: float | None = option(None, "clip the weight net's gradient norm to this (None: off)", low=0,
+                                     low_open=True, nullable=True)
 
 
 @register
 class MWNet(Method):
-    """Meta-Weight-Net on the shared `MetaStep` (``Config(method="mwnet")``).
+    """Meta-Weight-Net on the shared `MetaStep` (``Config(method="mwnet")``); options: `MWNetOptions`.
 
-    Options (``Config.options``):
-        hidden: weight-net width (100).
-        normalize: "sum" or "mean" (see `WeightNet`).
-        meta_optimizer: "adam" (Adam(meta_lr, weight decay ``meta_weight_decay``), as the
-            paper's code) or "sgd" (SGD(meta_lr, momentum 0.9, Nesterov, same decay)).
-        meta_weight_decay: the meta-optimiser's weight decay (1e-4).
-        rule: "auto" (the exact JVP rule) or "general" (the double backward, for comparison).
-        meta_clip: clip the weight net's gradient norm (None).
-
-    ``Config.meta_lr``, ``meta_every`` and ``weight_decay`` (folded into the virtual step)
-    come from the config. ``first_order`` is not an option: for sample weights it would
-    make the hypergradient zero.
+    ``first_order`` is not an option: for sample weights it would make the hypergradient zero.
 
     Example:
         >>> m = MWNet(num_classes=3, class_counts=[9, 3, 1], hidden=16)
@@ -51,29 +57,18 @@ class MWNet(Method):
     """
 
     name = "mwnet"
+    Options = MWNetOptions
+    learns = "a per-sample weight from the sample's loss (an MLP)"
+    enters = "loss"
     uses_meta_set = True
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, hidden: int = 100,
-                 normalize: str = "sum", meta_optimizer: str = "adam", meta_weight_decay: float = 1e-4,
-                 rule: str = "auto", meta_clip: float | None = None, **unknown: Any):
-        if "first_order" in unknown:
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        if "first_order" in options:
             raise ValueError("first_order is not an option of method='mwnet': sample weights reach θ' only through "
                              "∇θ L_train, so a first-order hypergradient is zero; the exact JVP rule is already cheap.")
-        if unknown:
-            raise ValueError(f"options={unknown!r} are not options of method='mwnet'; use some of {OPTIONS}.")
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden={hidden!r} must be a positive integer, e.g. 100.")
-        if meta_optimizer not in ("adam", "sgd"):
-            raise ValueError(f"meta_optimizer={meta_optimizer!r} is unknown; use 'adam' or 'sgd'.")
-        if not meta_weight_decay >= 0:
-            raise ValueError(f"meta_weight_decay={meta_weight_decay!r} must be >= 0, e.g. 1e-4.")
-        if rule not in RULE_CHOICES:
-            raise ValueError(f"rule={rule!r} is unknown; use one of {RULE_CHOICES}.")
-        normalize_weights(torch.ones(1), normalize)                      # raises on a bad name
-        super().__init__(num_classes, class_counts, config)
-        self.weight_net = WeightNet(hidden, normalize)
-        self.meta_optimizer_name, self.meta_weight_decay = meta_optimizer, meta_weight_decay
-        self.rule, self.meta_clip = rule, meta_clip
+        super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        self.weight_net = WeightNet(o.hidden, o.normalize)
         self.step: MetaStep | None = None
 
     @classmethod
@@ -93,15 +88,16 @@ class MWNet(Method):
         """Build the meta-optimiser and the `MetaStep` on the trainer's device."""
         self.weight_net.to(trainer.device)
         meta_lr = self._setting("meta_lr", 1e-3)
-        if self.meta_optimizer_name == "adam":
-            meta_opt = torch.optim.Adam(self.weight_net.parameters(), meta_lr, weight_decay=self.meta_weight_decay)
+        o = self.options
+        if o.meta_optimizer == "adam":
+            meta_opt = torch.optim.Adam(self.weight_net.parameters(), meta_lr, weight_decay=o.meta_weight_decay)
         else:
             meta_opt = torch.optim.SGD(self.weight_net.parameters(), meta_lr, momentum=0.9, nesterov=True,
-                                       weight_decay=self.meta_weight_decay)
+                                       weight_decay=o.meta_weight_decay)
         self.step = MetaStep(trainer.net, self.weight_net, trainer.optimizer, meta_opt,
                              per_sample_loss=self.per_sample_loss, meta_every=int(self._setting("meta_every", 1)),
-                             weight_decay=float(self._setting("weight_decay", 0.0)), meta_clip=self.meta_clip,
-                             rule=self.rule, amp=trainer.amp)
+                             weight_decay=float(self._setting("weight_decay", 0.0)), meta_clip=o.meta_clip,
+                             rule=o.rule, amp=trainer.amp)
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """Schedule the LR, then one `MetaStep` (meta-update on meta iterations, real step always)."""
