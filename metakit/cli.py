@@ -4,34 +4,42 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import tempfile
+import typing
+import warnings
+from pathlib import Path
 
+from metakit.distributed import is_main
 from metakit.experiments import Config, run
+from metakit.methods import METHODS
+from metakit.options import describe
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m metakit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    one = commands.add_parser("run", help="train and evaluate one configuration")
-    for f in dataclasses.fields(Config):
-        if f.name in ("options", "progress"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "milestones":
-            one.add_argument(flag, type=float, nargs="+", default=None, help="multistep boundaries")
-        elif f.name == "nesterov" or f.name == "amp":
-            one.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = {"imbalance": float, "noise_rate": float, "lr": float, "weight_decay": float, "gamma": float,
-                    "momentum": float, "warmup_epochs": float, "meta_lr": float, "epochs": int,
-                    "batch_size": int, "seed": int, "meta_per_class": int, "meta_every": int}.get(f.name, str)
-            one.add_argument(flag, type=kind, default=f.default)
+    parser = Parser(prog="python -m metakit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    one = commands.add_parser("run", help="train and evaluate one configuration", epilog=methods_help(),
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              description="Train and evaluate one configuration. Flags left out take the "
+                                          "profile's value (or the method's recipe).")
+    add_config_flags(one)
     one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                     help="method option, e.g. --option focal_gamma=2 (repeatable)")
+                     help="method option, e.g. --option focal_gamma=2 (repeatable; each method's options are "
+                          "listed below)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
     one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
     one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    one.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     add_table_parser(commands)
@@ -45,6 +53,40 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     add_engine_flags(table)
     return parser
+
+
+CLI_SKIPS = ("options", "progress")  # given as --option KEY=JSON and --no-progress
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `Config` field, with its type, choices, default and help from the field's `option`."""
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if f.name in CLI_SKIPS:
+            continue
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        kind = meta.get("kind") or next((a for a in typing.get_args(hints[f.name]) or [hints[f.name]]
+                                         if a in (int, float, str, bool)), str)
+        allowed = [c for c in meta.get("choices") or () if c is not None]
+        text = meta["help"] + ("" if f.default is None else f" (default: {f.default})")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
+        elif f.name == "milestones":
+            parser.add_argument(flag, type=float, nargs="+", default=None, metavar="M", help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=f.default, choices=allowed or None, help=text)
+
+
+def methods_help() -> str:
+    """Every registered method with what it meta-learns and its options (for ``run --help``)."""
+    lines = ["methods (--method NAME) and their options (--option KEY=VALUE):"]
+    for name, cls in METHODS.items():
+        first = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        learns = f" [meta-learns {cls.learns}; φ enters the {cls.enters}]" if cls.learns else ""
+        lines.append(f"  {name}: {first}{learns}")
+        rows = describe(cls.Options)
+        lines += [f"      {key}={default}: {text}" for key, default, text in rows] or ["      (no options)"]
+    return "\n".join(lines)
 
 
 def add_engine_flags(parser: argparse.ArgumentParser) -> None:
@@ -97,11 +139,16 @@ def table_main(args) -> int:
 
 
 def parse_options(pairs: list[str]) -> dict:
-    """``["k=1", "name=\\"x\\""]`` → ``{"k": 1, "name": "x"}`` (values are JSON, else strings)."""
+    """``["k=1", "name=\\"x\\""]`` → ``{"k": 1, "name": "x"}`` (values are JSON, else strings).
+
+    Example:
+        >>> parse_options(["focal_gamma=2", "where=fc"])
+        {'focal_gamma': 2, 'where': 'fc'}
+    """
     options = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"--option {pair!r} must look like KEY=VALUE, e.g. --option focal_gamma=2")
+            raise ValueError(f"--option {pair!r} must look like KEY=VALUE, e.g. --option focal_gamma=2")
         key, value = pair.split("=", 1)
         try:
             options[key] = json.loads(value)
@@ -110,29 +157,29 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        import os
+def check_checkpoint_dir(folder: str | None) -> None:
+    """Refuse a --checkpoint-dir that cannot be created or written, before any data is read."""
+    if folder is None:
+        return
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        raise ValueError(f"--checkpoint-dir {folder!r} cannot be used ({err.strerror or err}); "
+                         f"give a folder you can write to, e.g. --checkpoint-dir runs/checkpoints") from None
 
-        from metakit.teaching.demo import main as demo_main
 
-        return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
-    if args.command == "table":
-        return table_main(args)
-    if args.command == "schedule-table":
-        return schedule_table_main(args)
+def run_main(args: argparse.Namespace) -> int:
+    """``run``: build the Config from the flags, train, print the metrics."""
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
-    try:
-        config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
-        result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from metakit.distributed import is_main
-
+    config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
+    config.resolve()  # every bad value is refused here, before any data or folder is touched
+    check_checkpoint_dir(args.checkpoint_dir)
+    result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     if not is_main():  # under torchrun, rank 0 reports
         return 0
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
@@ -146,6 +193,32 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]))
     return 0
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; every error is one line on stderr with exit status 2 (``--debug``: the traceback)."""
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = one_line_warning
+    try:
+        if args.command == "demo":
+            from metakit.teaching.demo import main as demo_main
+
+            return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
+        if args.command == "table":
+            return table_main(args)
+        if args.command == "schedule-table":
+            return schedule_table_main(args)
+        return run_main(args)
+    except Exception as err:  # noqa: BLE001 — the CLI's one error line; --debug re-raises
+        if getattr(args, "debug", False):
+            raise
+        kind = "" if isinstance(err, (ValueError, TypeError, FileNotFoundError)) else f"{type(err).__name__}: "
+        print(f"error: {kind}{err}".splitlines()[0], file=sys.stderr)
+        return 2
 
 
 def schedule_table_main(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ def foreign_checkpoint(tmp):
 
 CASES = [
     # (id, call, exception, words the message must contain)
-    ("imbalance<1", config_case(imbalance=0.5), ValueError, ["imbalance=0.5", ">= 1"]),
+    ("imbalance<1", config_case(imbalance=0.5), ValueError, ["imbalance=0.5", "[1, inf)"]),
     ("imbalance str", config_case(imbalance="10"), TypeError, ["imbalance='10'"]),
     ("noise_rate=1", config_case(noise_kind="uniform", noise_rate=1.0), ValueError, ["noise_rate=1.0", "[0, 1)"]),
     ("noise without kind", config_case(noise_rate=0.2), ValueError, ["noise_rate=0.2", "noise_kind"]),

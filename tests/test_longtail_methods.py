@@ -133,15 +133,17 @@ def test_resampling_draws_classes_uniformly():
     assert np.abs(freq - 0.25).max() < 0.02   # binomial sd ~0.005 at 8,400 draws; CE order would give 0.57
 
 
-@pytest.mark.parametrize("name,options,match", [
-    ("cb_loss", {"beta": 1.0}, "beta=1.0"), ("cb_loss", {"base": "mse"}, "base='mse'"),
-    ("cb_loss", {"focal_gamma": 2}, "focal_gamma=2"), ("focal", {"focal_gamma": -1}, "focal_gamma=-1"),
-    ("ldam_drw", {"max_m": 0}, "max_m=0"), ("ldam_drw", {"drw_epoch": -2}, "drw_epoch=-2"),
-    ("ldam_drw", {"s": "big"}, "s='big'"), ("logit_adj", {"tau": float("nan")}, "tau=nan"),
-    ("cb_resample", {"beta": 0.9}, "beta"), ("focal", {"gamma": 2}, "'gamma'.*focal_gamma"),
+@pytest.mark.parametrize("name,options,error,match", [
+    ("cb_loss", {"beta": 1.0}, ValueError, "beta=1.0"), ("cb_loss", {"base": "mse"}, ValueError, "base='mse'"),
+    ("cb_loss", {"focal_gamma": 2}, ValueError, "focal_gamma=2"),
+    ("focal", {"focal_gamma": -1}, ValueError, "focal_gamma=-1"),
+    ("ldam_drw", {"max_m": 0}, ValueError, "max_m=0"), ("ldam_drw", {"drw_epoch": -2}, ValueError, "drw_epoch=-2"),
+    ("ldam_drw", {"s": "big"}, TypeError, "s='big'"), ("logit_adj", {"tau": float("nan")}, ValueError, "tau=nan"),
+    ("cb_resample", {"beta": 0.9}, ValueError, "beta"), ("focal", {"gamma": 2}, ValueError, "'gamma'.*focal_gamma"),
 ])
-def test_bad_options_raise_clear_errors(name, options, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_options_raise_clear_errors(name, options, error, match):
+    """Out of range: ValueError; wrong type: TypeError (one validator, metakit.options.check)."""
+    with pytest.raises(error, match=match):
         run(Config(method=name, options=options, imbalance=10, profile="smoke", progress=False))
 
 

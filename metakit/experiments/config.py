@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from metakit.data.longtail import LT_PROFILES
+from metakit.data.noise import NOISE_KINDS
 from metakit.data.sources import DATASETS
 from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
 from metakit.models import MODELS
+from metakit.options import option
+from metakit.options import validate as check_options
+from metakit.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 # Profile defaults: what a field left None becomes. Smoke runs every code path in seconds.
@@ -36,43 +39,68 @@ PROFILES: dict[str, dict[str, Any]] = {
                   weight_decay=2e-4, schedule="multistep", milestones=(160, 180), gamma=0.01, warmup_epochs=5,
                   meta_lr=1e-3, meta_every=1, meta_per_class=10, amp=True),
 }
+PROFILE_NAMES = tuple(PROFILES)
+# fields that resolve() always fills (from the profile, the recipe, or the dataset)
+RESOLVED = ("dataset", "meta_per_class", "model", "epochs", "batch_size", "lr", "momentum", "nesterov",
+            "weight_decay", "schedule", "milestones", "gamma", "warmup_epochs", "meta_lr", "meta_every", "amp")
 MAX_LR_FACTOR = 100.0  # an LR above this multiple of Config.lr counts as divergence
 DEFAULT_MODEL = {"digits": "digits_cnn", "cifar10": "resnet32", "cifar100": "resnet32"}
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every choice of one experiment. ``None`` means "take it from the profile / method recipe"."""
+    """Every choice of one experiment. ``None`` means "take it from the profile / method recipe".
 
-    method: str = "ce"                       # training method, see metakit.methods.METHODS
-    profile: str | None = None               # smoke | laptop | paper; None: $METAKIT_PROFILE or "laptop"
-    dataset: str | None = None               # digits | cifar10 | cifar100
-    imbalance: float = 1.0                   # largest/smallest class of the training set (1 = balanced)
-    lt_profile: str = "exp"                  # long-tail shape: exp | step
-    noise_kind: str = "none"                 # label noise: none | uniform | flip | flip2
-    noise_rate: float = 0.0                  # label-noise probability in [0, 1)
-    meta_per_class: int | None = None        # clean meta images per class, removed from training first
-    model: str | None = None                 # resnet32 | resnet18 | wrn28_10 | digits_cnn | mlp
-    epochs: int | None = None                # passes over the training set
-    batch_size: int | None = None            # training images per step
-    optimizer: str = "sgd"                   # real-step optimiser: sgd | adam
-    lr: float | None = None                  # base (inner) learning rate of the real step
-    momentum: float | None = None            # SGD momentum
-    nesterov: bool | None = None             # Nesterov momentum
-    weight_decay: float | None = None        # L2 weight decay (also folded into the virtual step)
-    schedule: str | None = None              # LR schedule, see metakit.schedules
-    milestones: tuple[float, ...] | None = None  # multistep boundaries (fractions < 1 or epochs)
-    gamma: float | None = None               # multistep factor per milestone / total exp decay
-    warmup_epochs: float | None = None       # linear LR warm-up length in epochs
-    meta_lr: float | None = None             # meta-optimiser learning rate (Adam)
-    meta_every: int | None = None            # meta-update every k steps
-    options: dict = field(default_factory=dict)  # method-specific options, e.g. {"focal_gamma": 2}
-    seed: int = 0                            # seeds the split, the init and the batch order
-    device: str | None = None                # "cpu", "cuda", ...; None: metakit.device()
-    amp: bool | None = None                  # bf16 autocast on CUDA for plain steps
-    data_root: str | None = None             # where CIFAR lives; None: $METAKIT_DATA or ./data
-    split_file: str | None = None            # load this saved split instead of making one
-    progress: bool = True                    # show tqdm progress bars
+    Each field is an `metakit.options.option`: its help, allowed values and default give the CLI
+    flags and ``--help`` (`metakit.cli`) and the checks of `validate`.
+    """
+
+    method: str = option("ce", "training method (see `python -m metakit run --help` for each one's options)",
+                         kind=str)
+    profile: str | None = option(None, "smoke | laptop | paper; None: $METAKIT_PROFILE or laptop",
+                                 choices=(None, *PROFILE_NAMES))
+    dataset: str | None = option(None, "dataset; None: the profile's", choices=(None, *DATASETS))
+    imbalance: float = option(1.0, "largest/smallest class count of the training set (1 = balanced)", low=1,
+                              example="10")
+    lt_profile: str = option("exp", "long-tail shape", choices=LT_PROFILES)
+    noise_kind: str = option("none", "label noise on the training part", choices=NOISE_KINDS)
+    noise_rate: float = option(0.0, "label-noise probability", low=0, high=1, high_open=True, example="0.4")
+    meta_per_class: int | None = option(None, "clean meta images per class, removed from training first; None: "
+                                              "the profile's", low=0, nullable=True, example="10")
+    model: str | None = option(None, "classifier; None: the dataset's default", choices=(None, *MODELS))
+    epochs: int | None = option(None, "passes over the training set; None: the profile's", low=1, nullable=True,
+                                example="60")
+    batch_size: int | None = option(None, "training images per step; None: the profile's", low=1, nullable=True,
+                                    example="64")
+    optimizer: str = option("sgd", "the real step's optimiser", choices=OPTIMIZERS)
+    lr: float | None = option(None, "base (inner) learning rate of the real step; None: the profile's", low=0,
+                              low_open=True, nullable=True, example="0.1")
+    momentum: float | None = option(None, "SGD momentum; None: the profile's", low=0, high=1, nullable=True,
+                                    example="0.9")
+    nesterov: bool | None = option(None, "Nesterov momentum; None: the profile's", kind=bool, nullable=True)
+    weight_decay: float | None = option(None, "L2 weight decay (also folded into the virtual step); None: the "
+                                              "profile's", low=0, nullable=True, example="5e-4")
+    schedule: str | None = option(None, "LR schedule; None: the profile's / method's", choices=(None, *SCHEDULES))
+    milestones: tuple[float, ...] | None = option(None, "multistep boundaries, increasing (values < 1 are fractions "
+                                                        "of the epochs); None: the profile's", nullable=True)
+    gamma: float | None = option(None, "multistep factor per milestone / total exp decay; None: the profile's",
+                                 low=0, low_open=True, nullable=True, example="0.1")
+    warmup_epochs: float | None = option(None, "linear LR warm-up length in epochs; None: the profile's", low=0,
+                                         nullable=True, example="5")
+    meta_lr: float | None = option(None, "meta-optimiser learning rate; None: the profile's / method's", low=0,
+                                   low_open=True, nullable=True, example="1e-3")
+    meta_every: int | None = option(None, "meta-update every k steps; None: the profile's", low=1, nullable=True,
+                                    example="1")
+    options: dict = option({}, "method options, e.g. {'focal_gamma': 2} (see each method's options)", kind=dict)
+    seed: int = option(0, "seeds the split, the init and the batch order", low=0)
+    device: str | None = option(None, "cpu, cuda, cuda:1, mps; None: metakit.device()", kind=str, nullable=True)
+    amp: bool | None = option(None, "bf16 autocast on CUDA for plain steps; None: the profile's", kind=bool,
+                              nullable=True)
+    data_root: str | None = option(None, "where CIFAR lives; None: $METAKIT_DATA or ./data", kind=str,
+                                   nullable=True)
+    split_file: str | None = option(None, "load this saved split (data_prep.splits) instead of making one",
+                                    kind=str, nullable=True)
+    progress: bool = option(True, "show tqdm progress bars", kind=bool)
 
     def resolve(self) -> "Config":
         """Validate, then fill every ``None`` from the profile and the method's recipe.
@@ -104,16 +132,6 @@ class Config:
                          self.meta_per_class, self.seed)
 
 
-def _check_number(name: str, value: Any, low: float, high: float = float("inf"), *, integer: bool = False,
-                  low_open: bool = False) -> None:
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "an integer" if integer else "a number"
-        raise TypeError(f"{name}={value!r} must be {kind} in {'(' if low_open else '['}{low}, {high}].")
-    if not np.isfinite(value) or value < low or (low_open and value == low) or value > high:
-        raise ValueError(f"{name}={value!r} is out of range; use a value in {'(' if low_open else '['}{low}, {high}].")
-
-
 def validate(config: Config) -> Config:
     """Raise a clear error naming the field, the value and the allowed values; returns config.
 
@@ -121,22 +139,19 @@ def validate(config: Config) -> Config:
         >>> validate(Config(profile="smoke").resolve()).method
         'ce'
     """
-    if config.dataset not in DATASETS:
-        raise ValueError(f"dataset={config.dataset!r} is unknown; use one of {DATASETS}.")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={config.optimizer!r} is unknown; use one of {OPTIMIZERS}.")
-    if config.model not in MODELS:
-        raise ValueError(f"model={config.model!r} is unknown; use one of {MODELS}.")
+    check_options(config)
+    for name in RESOLVED:
+        if getattr(config, name) is None:
+            raise ValueError(f"{name}=None after resolve; call config.resolve() first, or give {name}=...")
     config.split_spec().validate()
-    _check_number("epochs", config.epochs, 1, integer=True)
-    _check_number("batch_size", config.batch_size, 1, integer=True)
-    _check_number("lr", config.lr, 0, low_open=True)
-    _check_number("momentum", config.momentum, 0, 1)
-    _check_number("weight_decay", config.weight_decay, 0)
-    _check_number("gamma", config.gamma, 0, low_open=True)
-    _check_number("warmup_epochs", config.warmup_epochs, 0)
-    _check_number("meta_lr", config.meta_lr, 0, low_open=True)
-    _check_number("meta_every", config.meta_every, 1, integer=True)
+    milestones = config.milestones
+    if not isinstance(milestones, tuple) or not all(isinstance(m, (int, float)) and not isinstance(m, bool)
+                                                    and m > 0 for m in milestones):
+        raise TypeError(f"milestones={milestones!r} must be a tuple of positive numbers, e.g. (80, 90).")
+    bounds = [m * config.epochs if m < 1 else m for m in milestones]
+    if bounds != sorted(bounds) or len(set(bounds)) < len(bounds):
+        raise ValueError(f"milestones={milestones!r} must increase (each boundary after the one before); "
+                         f"sort them, e.g. {tuple(sorted(set(milestones)))}.")
     if not isinstance(config.options, dict):
         raise TypeError(f"options={config.options!r} must be a dict of method options, e.g. {{'focal_gamma': 2}}.")
     if get_method(config.method).uses_meta_set and config.meta_per_class < 1:

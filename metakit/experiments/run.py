@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def build(config: Config) -> Parts:
     train = Batches(source.train_x[split.train_idx], split.train_labels, config.batch_size, dev, source.mean,
                     source.std, augment=source.augment, seed=config.seed,
                     sample_weights=method.sample_weights(split.train_labels))
+    if config.batch_size > len(split.train_labels):
+        warnings.warn(f"batch_size={config.batch_size} exceeds the {len(split.train_labels)} training images: every "
+                      f"step uses the whole training set (one step an epoch); use a batch_size <= "
+                      f"{len(split.train_labels)} for minibatch training.", stacklevel=2)
     test = Batches(source.test_x, source.test_y, 500, dev, source.mean, source.std, shuffle=False)
     meta = None
     if method.uses_meta_set:

@@ -25,6 +25,7 @@ See `metakit.methods.losses` for the formulas and the papers.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,29 +35,50 @@ from torch import nn
 
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
+from metakit.options import option
 from metakit.methods.losses import (NormedLinear, check_counts, class_balanced_weights, focal_loss, ldam_loss,
                                     ldam_margins, log_priors, logit_adjusted_loss)
 
 DEFAULT_BETA = {"cifar10": 0.9999, "cifar100": 0.9999, "digits": 0.996}
 CB_BASES = ("ce", "focal")
 
-
-def _reject_unknown(name: str, options: dict, known: tuple[str, ...]) -> None:
-    if options:
-        raise ValueError(f"options {sorted(options)} are not options of method={name!r}; "
-                         f"its options are {list(known) or 'none'}.")
+BETA_HELP = "class-balanced β, w_c = (1 − β)/(1 − β^n_c); None: the dataset's (0.9999 CIFAR, 0.996 digits)"
 
 
-def _number(name: str, value: Any, low: float, high: float = float("inf"), *, low_open: bool = False,
-            high_open: bool = False, example: str = "") -> float:
-    """``float(value)`` if it lies in the interval, else a ValueError naming it and the fix."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and np.isfinite(value) and (value > low if low_open else value >= low) \
-        and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name}={value!r} must be a number in {interval}{', e.g. ' + example if example else ''}.")
-    return float(value)
+@dataclass(frozen=True)
+class CBLossOptions:
+    """Options of ``method="cb_loss"``."""
+
+    beta: float | None = option(None, BETA_HELP, low=0, high=1, high_open=True, nullable=True, example="0.9999")
+    base: str = option("ce", "the loss that is re-weighted", choices=CB_BASES)
+    focal_gamma: float | None = option(None, "focal γ with base='focal' (None: 1.0)", low=0, nullable=True,
+                                       example="1")
+
+
+@dataclass(frozen=True)
+class FocalOptions:
+    """Options of ``method="focal"``."""
+
+    focal_gamma: float = option(1.0, "focal γ: (1 − p_t)^γ down-weights easy images (0: cross-entropy)", low=0,
+                                example="1")
+
+
+@dataclass(frozen=True)
+class LDAMDRWOptions:
+    """Options of ``method="ldam_drw"``."""
+
+    max_m: float = option(0.5, "the largest class margin (the rarest class's)", low=0, low_open=True, example="0.5")
+    s: float = option(30.0, "the cosine head's scale", low=0, low_open=True, example="30")
+    drw_epoch: int | None = option(None, "0-based epoch at which re-weighting starts; None: 80% of the epochs",
+                                   low=0, nullable=True, example="160")
+    beta: float | None = option(None, BETA_HELP, low=0, high=1, high_open=True, nullable=True, example="0.9999")
+
+
+@dataclass(frozen=True)
+class LogitAdjOptions:
+    """Options of ``method="logit_adj"``."""
+
+    tau: float = option(1.0, "τ in z + τ·log π (1: balanced softmax, 0: cross-entropy)", low=0, example="1")
 
 
 def default_beta(config: Any) -> float:
@@ -80,20 +102,17 @@ class ClassBalancedLoss(Method):
     """
 
     name = "cb_loss"
+    Options = CBLossOptions
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, beta: float | None = None,
-                 base: str = "ce", focal_gamma: float | None = None, **options: Any):
-        _reject_unknown(self.name, options, ("beta", "base", "focal_gamma"))
-        super().__init__(num_classes, class_counts, config)
-        if base not in CB_BASES:
-            raise ValueError(f"base={base!r} is unknown; use one of {CB_BASES}.")
-        if base == "ce" and focal_gamma is not None:
-            raise ValueError(f"focal_gamma={focal_gamma!r} is used only with base='focal'; add "
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        if o.base == "ce" and o.focal_gamma is not None:
+            raise ValueError(f"focal_gamma={o.focal_gamma!r} is used only with base='focal'; add "
                              f"options={{'base': 'focal'}} or drop focal_gamma.")
-        self.base = base
-        self.focal_gamma = _number("focal_gamma", 1.0 if focal_gamma is None else focal_gamma, 0, example="1")
-        self.beta = _number("beta", default_beta(config) if beta is None else beta, 0, 1, high_open=True,
-                            example="0.9999")
+        self.base = o.base
+        self.focal_gamma = 1.0 if o.focal_gamma is None else o.focal_gamma
+        self.beta = default_beta(config) if o.beta is None else o.beta
         self.class_weights = class_balanced_weights(self.class_counts, self.beta)  # (C,)
 
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -132,12 +151,11 @@ class Focal(Method):
     """
 
     name = "focal"
+    Options = FocalOptions
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, focal_gamma: float = 1.0,
-                 **options: Any):
-        _reject_unknown(self.name, options, ("focal_gamma",))
-        super().__init__(num_classes, class_counts, config)
-        self.focal_gamma = _number("focal_gamma", focal_gamma, 0, example="1")
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        super().__init__(num_classes, class_counts, config, **options)
+        self.focal_gamma = self.options.focal_gamma
 
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return focal_loss(logits, targets, self.focal_gamma)
@@ -159,23 +177,20 @@ class LDAMDRW(Method):
     """
 
     name = "ldam_drw"
+    Options = LDAMDRWOptions
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, max_m: float = 0.5,
-                 s: float = 30.0, drw_epoch: int | None = None, beta: float | None = None, **options: Any):
-        _reject_unknown(self.name, options, ("max_m", "s", "drw_epoch", "beta"))
-        super().__init__(num_classes, class_counts, config)
-        self.s = _number("s", s, 0, low_open=True, example="30")
-        self.margins = ldam_margins(self.class_counts, _number("max_m", max_m, 0, low_open=True, example="0.5"))
-        self.beta = _number("beta", default_beta(config) if beta is None else beta, 0, 1, high_open=True,
-                            example="0.9999")
-        epochs = getattr(config, "epochs", None)
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        self.s = o.s
+        self.margins = ldam_margins(self.class_counts, o.max_m)
+        self.beta = default_beta(config) if o.beta is None else o.beta
+        epochs, drw_epoch = getattr(config, "epochs", None), o.drw_epoch
         if drw_epoch is None:
             if epochs is None:
                 raise ValueError("drw_epoch=None needs config.epochs to default to 80% of it; pass drw_epoch, "
                                  "e.g. options={'drw_epoch': 160}.")
             drw_epoch = int(0.8 * epochs)
-        if isinstance(drw_epoch, bool) or not isinstance(drw_epoch, (int, np.integer)) or drw_epoch < 0:
-            raise ValueError(f"drw_epoch={drw_epoch!r} must be an integer >= 0 (0-based epoch), e.g. 160.")
         if epochs is not None and drw_epoch >= epochs:
             warnings.warn(f"drw_epoch={drw_epoch} >= epochs={epochs}: re-weighting never switches on (plain LDAM).")
         self.drw_epoch = int(drw_epoch)
@@ -230,13 +245,12 @@ class LogitAdjustment(Method):
     """
 
     name = "logit_adj"
+    Options = LogitAdjOptions
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, tau: float = 1.0,
-                 **options: Any):
-        _reject_unknown(self.name, options, ("tau",))
-        super().__init__(num_classes, class_counts, config)
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        super().__init__(num_classes, class_counts, config, **options)
         check_counts(self.class_counts)
-        self.tau = _number("tau", tau, 0, example="1")
+        self.tau = self.options.tau
         self.log_prior = log_priors(self.class_counts)                       # (C,)
 
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ logit adjustment (88.8 ± 2.2).
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,6 +34,7 @@ from metakit.meta import MetaStep, freeze, theta
 from metakit.meta.step import META_MODES
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
+from metakit.options import option
 from metakit.methods.losses import log_priors, logit_adjusted_loss
 from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 
@@ -41,29 +43,29 @@ if TYPE_CHECKING:
 
 # digits-LT ablation (scripts/mfm_tuning.md, 5 seeds): the defaults give 87.0; blocks+fc 86.9; 5 meta-updates
 # per step 87.2 (within noise, 5x the meta cost); the meta forward in train mode 85.9 (with 5 updates).
-DEFAULTS = {"where": "fc", "meta_start": 0.9, "meta_steps": 1, "meta_mode": "eval"}
+@dataclass(frozen=True)
+class MFMOptions:
+    """Options of ``method="mfm"`` (meta-learned per-channel γ/β); the meta-LR is ``Config.meta_lr``."""
+
+    where: str | tuple[str, ...] = option("fc", f"where γ/β act: one of {WHERE} or a list of module names",
+                                          kind=object, example="'blocks+fc'")
+    logit_adj: bool = option(False, "train on logits + log π (logit adjustment); the meta loss stays plain CE",
+                             kind=bool)
+    meta_start: float = option(0.9, "fraction of the epochs trained by plain steps before φ is meta-learned (0: "
+                                    "from the first step)", low=0, high=1, high_open=True, example="0.9")
+    meta_steps: int = option(1, "meta-updates of φ per iteration", low=1, example="5")
+    meta_mode: str = option("eval", "the net's mode in the meta forward (eval: running BatchNorm statistics)",
+                            choices=META_MODES)
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}={value!r} must be True or False.")
-    return value
+@dataclass(frozen=True)
+class MFMNetOptions(MFMOptions):
+    """Options of ``method="mfm_net"`` (a modulator network); those of `MFMOptions` and three more."""
 
-
-def _check_start(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"meta_start={value!r} must be a number in [0, 1), the fraction of the epochs "
-                        f"before meta-learning starts, e.g. 0.9.")
-    if not 0 <= value < 1:
-        raise ValueError(f"meta_start={value!r} must be in [0, 1) (0: meta-learn from the first step; "
-                         f"0.9: the last 10% of the epochs).")
-    return float(value)
-
-
-def _check_steps(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"meta_steps={value!r} must be a positive integer (meta-updates per iteration), e.g. 5.")
-    return value
+    hidden: int = option(32, "the modulator network's width", low=1, example="32")
+    modulator: str | None = option(None, "a saved modulator file to start from (transfer)", kind=object,
+                                   nullable=True)
+    freeze: bool = option(False, "keep the loaded modulator frozen (plain steps, no meta set)", kind=bool)
 
 
 def _check_where(where: Any) -> Any:
@@ -87,9 +89,11 @@ class MFM(Method):
     """
 
     name = "mfm"
+    Options = MFMOptions
+    learns = "per-channel scale γ and shift β of intermediate features"
+    enters = "forward"
     uses_meta_set = True
     kind = "film"
-    option_names = ("where", "logit_adj", "meta_start", "meta_steps", "meta_mode")
 
     @classmethod
     def recipe(cls, profile: str) -> dict[str, Any]:
@@ -98,18 +102,11 @@ class MFM(Method):
         return {"meta_lr": 1e-2}
 
     def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
-        unknown = sorted(set(options) - set(self.option_names))
-        if unknown:
-            raise ValueError(f"options {unknown} are not options of method={self.name!r}; it takes "
-                             f"{list(self.option_names)}.")
-        super().__init__(num_classes, class_counts, config)
-        self.where = _check_where(options.get("where", DEFAULTS["where"]))
-        self.logit_adj = _check_bool("logit_adj", options.get("logit_adj", False))
-        self.meta_start = _check_start(options.get("meta_start", DEFAULTS["meta_start"]))
-        self.meta_steps = _check_steps(options.get("meta_steps", DEFAULTS["meta_steps"]))
-        self.meta_mode = options.get("meta_mode", DEFAULTS["meta_mode"])
-        if self.meta_mode not in META_MODES:
-            raise ValueError(f"meta_mode={self.meta_mode!r} is unknown; use one of {META_MODES}.")
+        super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        self.where = _check_where(o.where)
+        self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
+            o.meta_mode
         self.meta_on = self.meta_start == 0
         self.log_prior = log_priors(class_counts)                                        # (C,)
         self.model_name = getattr(config, "model", None)
@@ -200,8 +197,9 @@ class MFMNet(MFM):
     """
 
     name = "mfm_net"
+    Options = MFMNetOptions
+    learns = "a modulator network: channel statistics → per-sample γ, β"
     kind = "net"
-    option_names = MFM.option_names + ("hidden", "modulator", "freeze")
 
     @classmethod
     def recipe(cls, profile: str) -> dict[str, Any]:
@@ -210,13 +208,10 @@ class MFMNet(MFM):
         return {"meta_lr": 1e-3}
 
     def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
-        hidden, modulator = options.pop("hidden", 32), options.pop("modulator", None)
-        self.freeze = _check_bool("freeze", options.pop("freeze", False))
         where_given = "where" in options
         super().__init__(num_classes, class_counts, config, **options)
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden={hidden!r} must be a positive integer (the modulator's width), e.g. 32.")
-        self.hidden, self.modulator = hidden, modulator
+        self.hidden, self.modulator, self.freeze = self.options.hidden, self.options.modulator, self.options.freeze
+        modulator = self.modulator
         if modulator is None:
             if self.freeze:
                 raise ValueError("freeze=True needs modulator=<path of a saved modulator> to freeze; "
