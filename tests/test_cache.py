@@ -101,3 +101,9 @@ def test_diverged_run_writes_nothing_to_the_cache(tmp_path):
     with pytest.raises(DivergenceError, match="diverged"):
         cached_run(Config(profile="smoke", epochs=2, lr=1e30, schedule="fixed", progress=False), cache_dir=tmp_path)
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_key_reads_method_options_through_their_types():
+    base = Config(method="ldam_drw", profile="smoke", imbalance=10)
+    assert cache.cache_key(base) == cache.cache_key(dataclasses.replace(base, options={"s": 30, "max_m": 0.5}))
+    assert cache.cache_key(base) != cache.cache_key(dataclasses.replace(base, options={"s": 20}))

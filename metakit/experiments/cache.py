@@ -41,7 +41,6 @@ from metakit.experiments import Config, Result, run
 from metakit.io import atomic_write_text
 
 CACHE_FORMAT = 1
-FLOAT_FIELDS = ("imbalance", "noise_rate", "lr", "momentum", "weight_decay", "gamma", "warmup_epochs", "meta_lr")
 PACKAGE_DIR = Path(metakit.__file__).resolve().parent
 
 
@@ -77,12 +76,8 @@ def cache_key(config: Config) -> str:
         True
     """
     resolved = config.resolve()
-    fields = dataclasses.asdict(resolved)
-    fields.pop("progress")
+    fields = resolved.canonical()  # imbalance=10 and 10.0, options {} and their defaults: one key
     fields["device"] = pick_device(resolved.device).type
-    for name in FLOAT_FIELDS:  # imbalance=10 and imbalance=10.0 run the same experiment
-        if isinstance(fields[name], int) and not isinstance(fields[name], bool):
-            fields[name] = float(fields[name])
     if resolved.split_file:
         fields["split_file_sha256"] = hashlib.sha256(Path(resolved.split_file).read_bytes()).hexdigest()
     blob = json.dumps({"config": fields, "version": metakit.__version__, "source": source_hash(),

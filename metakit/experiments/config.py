@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
 from metakit.models import MODELS
 from metakit.options import option
+from metakit.options import parse as parse_options
 from metakit.options import validate as check_options
 from metakit.schedules import SCHEDULES
 
@@ -125,6 +127,34 @@ class Config:
         if isinstance(values["milestones"], list):
             values["milestones"] = tuple(values["milestones"])
         return validate(Config(**values))
+
+    def canonical(self) -> dict:
+        """The resolved config as plain values that identify the run (its cache and checkpoint key).
+
+        Derived from the types: a float field given as an int is widened (``imbalance=10`` and
+        ``10.0`` are one run), the method's options are parsed by its ``Options`` dataclass with
+        every default filled in (``{}`` and ``{"focal_gamma": 1.0}`` are one run), and
+        ``progress``, which changes no number, is left out.
+
+        Example:
+            >>> a = Config(method="focal", profile="smoke", imbalance=10).canonical()
+            >>> a == Config(method="focal", profile="smoke", imbalance=10.0, options={"focal_gamma": 1}).canonical()
+            True
+        """
+        resolved = self.resolve()
+        hints = typing.get_type_hints(Config)
+        values = {}
+        for f in dataclasses.fields(Config):
+            value = getattr(resolved, f.name)
+            if float in typing.get_args(hints[f.name]) + (hints[f.name],) and isinstance(value, int) \
+                    and not isinstance(value, bool):
+                value = float(value)
+            values[f.name] = value
+        values.pop("progress")
+        method = get_method(resolved.method)
+        values["options"] = dataclasses.asdict(parse_options(method.Options, resolved.options,
+                                                             owner=f"method={resolved.method!r}"))
+        return values
 
     def split_spec(self) -> SplitSpec:
         """The `SplitSpec` of this (resolved) config."""
