@@ -24,29 +24,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from metakit import learners
 from metakit.data.sources import load_source
 from metakit.meta import MetaLearner, theta
 
 
-class WeightNet(MetaLearner):
-    """φ in the loss: an MLP maps each (detached) per-sample loss to a weight in (0, 1).
+class WeightNet(learners.WeightNet):
+    """φ in the loss: Meta-Weight-Net's own weight net (`metakit.learners.WeightNet`), small and in
+    float64, with weights σ(MLP(ℓ_i))/B so that L_train = mean_i w_i ℓ_i.
 
     Example:
         >>> WeightNet().weights(torch.tensor([0.1, 5.0], dtype=torch.float64)).shape
         torch.Size([2])
     """
 
-    enters = "loss"
-
     def __init__(self, hidden: int = 8):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, 1)).double()
-
-    def weights(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
-        """(B,) coefficients sigmoid(mlp(ℓ_i))/B, so L_train = mean_i w_i ℓ_i; the loss enters
-        detached, as in Meta-Weight-Net."""
-        w = torch.sigmoid(self.mlp(per_sample_loss.detach()[:, None])).squeeze(1)      # (B,)
-        return w / len(w)
+        super().__init__(hidden, normalize="mean")
+        self.double()
 
 
 class SampleWeights(MetaLearner):
