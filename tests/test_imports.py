@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent / "metakit"
 
 # Rooms from the top down: a module may import its own room and any room below it.
 ROOMS = ["cli", "teaching", "plots", "experiments", "methods", "schedules", "learners", "meta", "models", "data",
-         "distributed", "device", "io"]
+         "distributed", "device", "io", "options"]
 
 
 def module_name(path: Path) -> str:
