@@ -61,14 +61,16 @@ CLI_SKIPS = ("options", "progress")  # given as --option KEY=JSON and --no-progr
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per `Config` field, with its type, choices, default and help from the field's `option`."""
     hints = typing.get_type_hints(Config)
+    helps = {name: text for name, _, text in describe(Config)}
     for f in dataclasses.fields(Config):
         if f.name in CLI_SKIPS:
             continue
         meta, flag = f.metadata, "--" + f.name.replace("_", "-")
         kind = meta.get("kind") or next((a for a in typing.get_args(hints[f.name]) or [hints[f.name]]
                                          if a in (int, float, str, bool)), str)
-        allowed = [c for c in meta.get("choices") or () if c is not None]
-        text = meta["help"] + ("" if f.default is None else f" (default: {f.default})")
+        allowed = [c for c in meta.get("choices") or () if c is not None] or \
+            (list(METHODS) if f.name == "method" else [])
+        text = (meta["help"] if allowed else helps[f.name]) + ("" if f.default is None else f" (default: {f.default})")
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=text)
         elif f.name == "milestones":
@@ -81,7 +83,7 @@ def methods_help() -> str:
     """Every registered method with what it meta-learns and its options (for ``run --help``)."""
     lines = ["methods (--method NAME) and their options (--option KEY=VALUE):"]
     for name, cls in METHODS.items():
-        first = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        first = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         learns = f" [meta-learns {cls.learns}; φ enters the {cls.enters}]" if cls.learns else ""
         lines.append(f"  {name}: {first}{learns}")
         rows = describe(cls.Options)

@@ -57,7 +57,7 @@ class Config:
     flags and ``--help`` (`metakit.cli`) and the checks of `validate`.
     """
 
-    method: str = option("ce", "training method (see `python -m metakit run --help` for each one's options)",
+    method: str = option("ce", "training method (each one's options are listed at the end of run --help)",
                          kind=str)
     profile: str | None = option(None, "smoke | laptop | paper; None: $METAKIT_PROFILE or laptop",
                                  choices=(None, *PROFILE_NAMES))

@@ -46,7 +46,7 @@ class MWNetOptions:
 
 @register
 class MWNet(Method):
-    """Meta-Weight-Net on the shared `MetaStep` (``Config(method="mwnet")``); options: `MWNetOptions`.
+    """Meta-Weight-Net (Shu et al. 2019): a weight net learned on the clean meta set re-weights each sample's loss.
 
     ``first_order`` is not an option: for sample weights it would make the hypergradient zero.
 
