@@ -120,6 +120,20 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
     return value
 
 
+def require(name: str, value: Any, kind: type, owner: str = "", **limits: Any) -> Any:
+    """`check` for a plain argument: ``limits`` are `option`'s (low, high, low_open, choices, example, ...).
+
+    Example:
+        >>> require("batch_size", 128, int, low=1)
+        128
+        >>> require("beta", 1.0, float, low=0, high=1, high_open=True, example="0.9999")
+        Traceback (most recent call last):
+        ...
+        ValueError: beta=1.0 is out of range; use a number in [0, 1) (e.g. 0.9999).
+    """
+    return check(name, value, limits, kind, owner)
+
+
 def validate(obj: Any, owner: str = "") -> Any:
     """Check every `option` field of the dataclass instance ``obj``; returns it.
 

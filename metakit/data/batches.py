@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from metakit.options import require
 
 AUGMENTS = ("none", "shift", "crop_flip")
 _PAD = {"shift": 1, "crop_flip": 4}
@@ -125,8 +126,7 @@ class Batches:
                  seed: int = 0, sample_weights: np.ndarray | None = None, drop_last: bool = False):
         if augment not in AUGMENTS:
             raise ValueError(f"augment={augment!r} is unknown; use one of {AUGMENTS}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 128.")
+        require("batch_size", batch_size, int, low=1, example="128")
         self.x = x.to(device)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
         self.batch_size, self.device, self.augment = int(batch_size), device, augment

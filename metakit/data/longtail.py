@@ -8,6 +8,7 @@ Shu et al. 2019 (Meta-Weight-Net) for the meta set taken out first.
 from __future__ import annotations
 
 import numpy as np
+from metakit.options import require
 
 LT_PROFILES = ("exp", "step")
 
@@ -19,11 +20,7 @@ def check_imbalance(imbalance: float) -> float:
         >>> check_imbalance(100)
         100.0
     """
-    if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float, np.integer, np.floating)):
-        raise TypeError(f"imbalance={imbalance!r} must be a number >= 1 (1 means balanced), e.g. imbalance=100.")
-    if not np.isfinite(imbalance) or imbalance < 1:
-        raise ValueError(f"imbalance={imbalance!r} is out of range: it must be >= 1 (1 means balanced), e.g. 100.")
-    return float(imbalance)
+    return require("imbalance", imbalance, float, low=1, example="100 (1 means balanced)")
 
 
 def longtail_counts(n_max: int, num_classes: int, imbalance: float, profile: str = "exp") -> list[int]:

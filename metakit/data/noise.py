@@ -11,6 +11,7 @@ with the labels, so a notebook can show what the noise actually did.
 from __future__ import annotations
 
 import numpy as np
+from metakit.options import require
 
 NOISE_KINDS = ("none", "uniform", "flip", "flip2")
 
@@ -23,10 +24,7 @@ def check_noise(kind: str, rate: float) -> None:
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"noise_kind={kind!r} is unknown; use one of {NOISE_KINDS}.")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise TypeError(f"noise_rate={rate!r} must be a number in [0, 1), e.g. 0.4.")
-    if not (0.0 <= float(rate) < 1.0):
-        raise ValueError(f"noise_rate={rate!r} is out of range: it must be in [0, 1), e.g. 0.4.")
+    require("noise_rate", rate, float, low=0, high=1, high_open=True, example="0.4")
     if kind == "none" and rate != 0:
         raise ValueError(f"noise_rate={rate!r} needs a noise_kind; set noise_kind='uniform', 'flip' or 'flip2'.")
 

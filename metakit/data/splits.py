@@ -24,6 +24,7 @@ from metakit.data.longtail import LT_PROFILES, check_imbalance, longtail_counts
 from metakit.data.noise import check_noise, corrupt_labels
 from metakit.data.sources import DATASETS
 from metakit.io import atomic_write_text
+from metakit.options import require
 
 SPLIT_FORMAT = 1
 
@@ -63,11 +64,8 @@ class SplitSpec:
         if self.lt_profile not in LT_PROFILES:
             raise ValueError(f"lt_profile={self.lt_profile!r} is unknown; use one of {LT_PROFILES}.")
         check_noise(self.noise_kind, self.noise_rate)
-        if isinstance(self.meta_per_class, bool) or not isinstance(self.meta_per_class, (int, np.integer)) \
-                or self.meta_per_class < 0:
-            raise ValueError(f"meta_per_class={self.meta_per_class!r} must be an integer >= 0, e.g. 10.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} must be an integer >= 0.")
+        require("meta_per_class", self.meta_per_class, int, low=0, example="10")
+        require("seed", self.seed, int, low=0, example="0")
         return self
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from metakit.meta.core import ENTRIES, MetaLearner, cross_entropy_per_sample, theta
 from metakit.meta.rules import RULES, Hypergradient, TrainForward
+from metakit.options import require
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -204,16 +205,11 @@ def pick_rule(learner: MetaLearner, rule: str = "auto") -> str:
 def _validate(learner: MetaLearner, meta_every, weight_decay, meta_clip, rule, first_order) -> None:
     if learner.enters not in ENTRIES:
         raise ValueError(f"learner.enters={learner.enters!r} is unknown; use one of {ENTRIES}.")
-    if isinstance(meta_every, bool) or not isinstance(meta_every, int) or meta_every < 1:
-        raise ValueError(f"meta_every={meta_every!r} must be a positive integer (1 = every step).")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay={weight_decay!r} must be >= 0, e.g. the optimiser's 5e-4.")
-    if meta_clip is not None and not meta_clip > 0:
-        raise ValueError(f"meta_clip={meta_clip!r} must be > 0 (a gradient-norm bound, e.g. 1.0) or None.")
-    if rule not in RULE_CHOICES:
-        raise ValueError(f"rule={rule!r} is unknown; use 'auto' (cheapest exact rule) or 'general' (double backward).")
-    if not isinstance(first_order, bool):
-        raise TypeError(f"first_order={first_order!r} must be True or False.")
+    require("meta_every", meta_every, int, low=1, example="1 (every step)")
+    require("weight_decay", weight_decay, float, low=0, example="the optimiser's 5e-4")
+    require("meta_clip", meta_clip, float, low=0, low_open=True, nullable=True, example="1.0")
+    require("rule", rule, str, choices=RULE_CHOICES)
+    require("first_order", first_order, bool)
     if first_order and learner.enters == "loss":
         raise ValueError("first_order=True with learner.enters='loss' would give a zero hypergradient (φ reaches θ' "
                          "only through ∇θ L_train); use first_order=False: the exact JVP rule needs no second "

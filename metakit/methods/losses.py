@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from metakit.options import require
 
 
 def check_counts(class_counts: Sequence[int]) -> np.ndarray:
@@ -55,8 +56,7 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float) -> torch.Te
         [0.183, 1.817]
     """
     counts = check_counts(class_counts)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
-        raise ValueError(f"beta={beta!r} must be in [0, 1), e.g. 0.9999 (CIFAR) or 0.996 (digits).")
+    require("beta", beta, float, low=0, high=1, high_open=True, example="0.9999 (CIFAR) or 0.996 (digits)")
     weights = (1.0 - beta) / (1.0 - np.power(beta, counts))                   # (C,)
     return torch.tensor(weights / weights.sum() * len(counts), dtype=torch.float32)
 
@@ -89,8 +89,7 @@ def ldam_margins(class_counts: Sequence[int], max_m: float = 0.5) -> torch.Tenso
         [0.25, 0.5]
     """
     counts = check_counts(class_counts)
-    if isinstance(max_m, bool) or not isinstance(max_m, (int, float)) or not max_m > 0:
-        raise ValueError(f"max_m={max_m!r} must be > 0, e.g. 0.5 (LDAM-DRW).")
+    require("max_m", max_m, float, low=0, low_open=True, example="0.5 (LDAM-DRW)")
     margins = counts ** -0.25                                                  # (C,)
     return torch.tensor(margins * (max_m / margins.max()), dtype=torch.float32)
 
