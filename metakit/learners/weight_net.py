@@ -34,8 +34,9 @@ class WeightNet(MetaLearner):
         self.normalize = normalize
 
     def raw_weights(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
-        """σ(MLP(ℓ)) (B,) before normalisation."""
-        return torch.sigmoid(self.mlp(per_sample_loss.unsqueeze(1))).squeeze(1)             # (B,)
+        """σ(MLP(ℓ)) (B,) before normalisation; ℓ is read detached (MW-Net: the weight is a function of
+        the loss's value, and θ is reached only through the weighted loss)."""
+        return torch.sigmoid(self.mlp(per_sample_loss.detach().unsqueeze(1))).squeeze(1)    # (B,)
 
     def weights(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
         """Coefficients c (B,) of L_train = Σ c_i ℓ_i from detached losses."""
