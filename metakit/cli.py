@@ -74,6 +74,7 @@ def table_main(args) -> int:
     import os
     from pathlib import Path
 
+    from metakit.experiments.grid_summary import command_line
     from metakit.experiments.tables import long_tail_grid, write_table
 
     profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
@@ -91,7 +92,7 @@ def table_main(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print()
-    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}"))
+    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}", command_line(vars(args))))
     print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
     return 0
 
