@@ -206,15 +206,15 @@ def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, An
         >>> df["schedule"].tolist()
         ['fixed', 'learned']
     """
-    rows = []
+    runs = []
     for variation, overrides in variations.items():
         configs = {name: table_config(task, name, profile, seed, **overrides) for name in baselines}
         configs["learned"] = table_config(task, "mlrsnet", profile, seed, options={"schedule_file": str(schedule_file)},
                                           **overrides)
-        for name, config in configs.items():
-            start = time.perf_counter()
-            result = run(config)
-            rows.append({"variation": variation, "schedule": name, "test_acc": result.metrics["test_acc"],
-                         "final_lr": float(result.history["lr"].iloc[-1]), "epochs": result.config.epochs,
-                         "seconds": time.perf_counter() - start})
-    return pd.DataFrame(rows)
+        runs += [GridRun(c, f"sched_{name}", variation, tags={"variation": variation, "schedule": name,
+                                                               "epochs": c.resolve().epochs}) for name, c in configs.items()]
+    df = run_grid(runs, job=schedule_job)
+    failed = df["error"].dropna()
+    if len(failed):
+        raise RuntimeError(f"transfer run {df.loc[failed.index[0], 'schedule']!r} failed:\n{failed.iloc[0]}")
+    return df[["variation", "schedule", "test_acc", "final_lr", "epochs", "seconds"]]
