@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 def schedule_table_main(args: argparse.Namespace) -> int:
     """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
     import os
-
     from pathlib import Path
 
     from metakit.experiments.grid_summary import command_line
