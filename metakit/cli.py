@@ -118,6 +118,7 @@ def table_main(args) -> int:
     import os
     from pathlib import Path
 
+    from metakit.experiments.grid_summary import command_line
     from metakit.experiments.tables import long_tail_grid, write_table
 
     profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
@@ -135,7 +136,7 @@ def table_main(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print()
-    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}"))
+    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}", command_line(vars(args))))
     print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
     return 0
 
@@ -226,19 +227,23 @@ def main(argv: list[str] | None = None) -> int:
 def schedule_table_main(args: argparse.Namespace) -> int:
     """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
     import os
+    from pathlib import Path
 
+    from metakit.experiments.grid_summary import command_line
     from metakit.experiments.schedule_tables import write_table
 
     overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
     try:
         from metakit.experiments.executors import make_executor
 
-        summary = write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
-                              args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
-                              **overrides)
+        write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                    args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
+                    command=command_line(vars(args)), **overrides)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    out = Path(args.out)
+    print(out.with_suffix(".md").read_text())
+    print(f"wrote {out}, {out.with_name(out.stem + '_summary.csv')} and {out.with_suffix('.md')}")
     return 0
 

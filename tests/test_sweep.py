@@ -1,7 +1,6 @@
 """ablate: the tidy table, validation before work, and the cache in between."""
 import pytest
 
-from metakit.experiments import sweep
 from metakit.experiments import Config
 from metakit.experiments.sweep import ablate, jobs
 
@@ -28,10 +27,10 @@ def test_list_of_configs_reports_the_fields_that_differ():
     ({"imbalance": 10}, r"grid\['imbalance'\]"), ({"imbalance": []}, "non-empty"),
     ({"imbalance": [0.5]}, "imbalance=0.5"),
 ])
-def test_bad_grid_raises_before_training(grid, match, monkeypatch):
-    monkeypatch.setattr(sweep, "run_job", lambda *a, **k: pytest.fail("trained despite a bad grid"))
+def test_bad_grid_raises_before_training(grid, match, tmp_path):
     with pytest.raises((ValueError, TypeError), match=match):
-        ablate(grid, BASE, progress=False)
+        ablate(grid, BASE, progress=False, cache=tmp_path)
+    assert not list(tmp_path.iterdir())                          # nothing trained, nothing cached
 
 
 def test_bad_seeds_and_base():

@@ -23,8 +23,10 @@ def test_csv_has_one_row_per_run_of_the_grid(grid):
     path, df = grid
     on_disk = read_rows(path)
     assert list(on_disk.columns) == COLUMNS and len(on_disk) == len(df) == 2 * 2 * 2
-    expected = set(itertools.product(["ce", "focal"], ["digits"], [10.0, 5.0], [0, 1]))
-    assert set(map(tuple, on_disk[["method", "dataset", "imbalance", "seed"]].values.tolist())) == expected
+    expected = set(itertools.product(["ce", "focal"], ["digits"], ["lt_if10", "lt_if5"], [0, 1]))
+    assert set(map(tuple, on_disk[["method", "dataset", "setting", "seed"]].values.tolist())) == expected
+    assert on_disk["val_acc"].isna().all() and (on_disk["variant"] == "").all()   # no validation split yet
+    assert on_disk["commit"].nunique() == 1 and on_disk["commit"][0] != ""
     assert (on_disk["epochs"] == 1).all() and (on_disk["profile"] == "smoke").all()
     assert on_disk["test_acc"].between(0, 100).all()
 
@@ -32,14 +34,14 @@ def test_csv_has_one_row_per_run_of_the_grid(grid):
 @pytest.mark.slow  # 8 one-epoch runs (~3-10 s in all), shared by the three
 def test_summary_matches_pandas_mean_and_std(grid):
     _, df = grid
-    ours = summarise(df).set_index(["dataset", "method", "imbalance"]).sort_index()
-    theirs = df.groupby(["dataset", "method", "imbalance"])["test_acc"].agg(["mean", "std", "count"]).sort_index()
+    ours = summarise(df).set_index(["dataset", "method", "setting"]).sort_index()
+    theirs = df.groupby(["dataset", "method", "setting"])["test_acc"].agg(["mean", "std", "count"]).sort_index()
     assert ours["test_acc_mean"].tolist() == pytest.approx(theirs["mean"].tolist())
     assert ours["test_acc_std"].tolist() == pytest.approx(theirs["std"].tolist())
     assert ours["seeds"].tolist() == theirs["count"].tolist() == [2] * 4
     text = render_markdown(summarise(df))
     row = next(line for line in text.splitlines() if line.startswith("| focal |"))
-    m, s = theirs.loc[("digits", "focal", 10.0), ["mean", "std"]]
+    m, s = theirs.loc[("digits", "focal", "lt_if10"), ["mean", "std"]]
     assert f"{m:.2f} ± {s:.2f}" in row and row.index("±") < row.rindex("±")     # IF 10 first, then IF 5
 
 
@@ -59,7 +61,7 @@ def test_rerun_skips_finished_runs_and_resumes(grid, tmp_path):
 
 
 def test_reference_rows_show_published_numbers():
-    df = pd.DataFrame({"dataset": "cifar10", "method": "ldam_drw", "imbalance": [100.0, 50.0], "seed": 0,
+    df = pd.DataFrame({"dataset": "cifar10", "method": "ldam_drw", "setting": ["lt_if100", "lt_if50"], "seed": 0,
                        "test_acc": [77.0, 80.0]})
     lines = render_markdown(summarise(df, ["test_acc"])).splitlines()
     assert "| ldam_drw | 77.00 | 80.00 |" in lines                          # one seed: no ± std
@@ -79,6 +81,8 @@ def test_grid_defaults_and_bad_input():
         grid_configs(["ce"], imbalances=[0.5], profile="smoke")
     with pytest.raises(ValueError, match="'seed'"):
         grid_configs(["ce"], profile="smoke", overrides={"seed": 3})
+    with pytest.raises(ValueError, match=r"the grid is empty \(methods=\[\].*give at least one of each"):
+        grid_configs([], profile="smoke")
 
 
 def test_cli_writes_csv_and_markdown(tmp_path, capsys):

@@ -2,7 +2,9 @@
 
 Every entry trains the same classifier on the same split with the same optimiser (SGD,
 momentum 0 as in MLR-SNet) except where the entry is the optimiser (Adam); only the LR differs.
-``python -m metakit schedule-table <task> --profile paper`` writes one CSV per table.
+``python -m metakit schedule-table <task> --profile paper`` writes one CSV per table (resumable),
+its summary and a markdown beside it, through the grid pipeline (`metakit.experiments.grid`):
+every entry is the method ``sched_<entry>``, labelled by momentum, compared with ``sched_fixed``.
 
 Tasks (paper profile → digits at smoke/laptop):
 
@@ -12,22 +14,24 @@ Tasks (paper profile → digits at smoke/laptop):
 
 Example:
     >>> df = schedule_table("noisy-cifar10", profile="smoke", seeds=[0], entries=["fixed", "hd"], epochs=1)
-    >>> sorted(df["entry"]), bool(df["test_acc"].between(0, 100).all())
-    (['fixed', 'hd'], True)
+    >>> sorted(df["method"]), bool(df["test_acc"].between(0, 100).all())
+    (['sched_fixed', 'sched_hd'], True)
 """
 from __future__ import annotations
 
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from metakit.experiments.executors import map_jobs
 from metakit.experiments import Config, run
-from metakit.io import atomic_write_text
+from metakit.experiments import grid_summary
+from metakit.experiments.grid import METRICS, GridRun, run_grid
 from metakit.methods import METHODS
+
+REFERENCE_ENTRY = "fixed"  # paired deltas are against the fixed LR
 
 # entry name → Config overrides; "mwnet" joins when that method is registered
 ENTRIES: dict[str, dict[str, Any]] = {
@@ -92,19 +96,25 @@ def table_config(task: str, entry: str, profile: str, seed: int = 0, **overrides
 
 
 def schedule_job(config: Config) -> dict:
-    """One run of a schedule table (what an executor receives): its numbers, not its model."""
+    """One run of a schedule table (what an executor receives): its numbers, not its model.
+
+    Example:
+        >>> out = schedule_job(table_config("cifar10", "cosine", "smoke", epochs=1))
+        >>> list(out)[-4:], out["final_lr"] > 0
+        (['mid_lr', 'final_lr', 'train_acc', 'seconds'], True)
+    """
     start = time.perf_counter()
     result = run(config)
     h = result.history
-    return {"test_acc": result.metrics["test_acc"], "mid_lr": float(h["lr"].iloc[len(h) // 2]),
-            "final_lr": float(h["lr"].iloc[-1]), "train_acc": float(h["train_acc"].iloc[-1]),
-            "seconds": time.perf_counter() - start}
+    return {**{m: float(result.metrics[m]) for m in METRICS if m in result.metrics},
+            "mid_lr": float(h["lr"].iloc[len(h) // 2]), "final_lr": float(h["lr"].iloc[-1]),
+            "train_acc": float(h["train_acc"].iloc[-1]), "seconds": time.perf_counter() - start}
 
 
 def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0,),
                    entries: Sequence[str] | None = None, verbose: bool = False, executor: Executor | None = None,
-                   **overrides: Any) -> pd.DataFrame:
-    """Train every entry on every seed; one row per run.
+                   csv_path: str | Path | None = None, job: Callable = schedule_job, **overrides: Any) -> pd.DataFrame:
+    """Train every entry on every seed; one row per run (results format, method ``sched_<entry>``).
 
     Args:
         task: a key of `TASKS`.
@@ -113,56 +123,63 @@ def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0
         entries: names from `ENTRIES` (default: every available one).
         verbose: print one line per run (a failed run with its traceback).
         executor: run through it (`metakit.experiments.executors.make_executor`); a failed run is left out.
+        csv_path: keep the rows here; runs already in it are skipped (see `metakit.experiments.grid.run_grid`).
+        job: runs one config (default `schedule_job`; tests may pass a fake).
         **overrides: Config fields for every run (e.g. ``epochs=10``, ``noise_rate=0``).
 
     Returns:
-        Columns entry, seed, test_acc, mid_lr, final_lr (per-epoch mean LRs), train_acc, seconds.
+        The results columns (with momentum), then entry, profile, epochs, mid_lr, final_lr
+        (per-epoch mean LRs), train_acc.
     """
     entries = list(entries or available_entries())
     missing = [e for e in entries if e not in available_entries()]
     if missing:
         raise ValueError(f"entries={missing} are unknown or their method is not registered; "
                          f"use some of {available_entries()}.")
-    configs = [(e, s, table_config(task, e, profile, s, **overrides).resolve()) for e in entries for s in seeds]
-    outcomes = map_jobs(schedule_job, [c for _, _, c in configs], executor, progress=verbose, desc=task)
-    rows = []
-    for (entry, seed, _), outcome in zip(configs, outcomes):
-        if not outcome.ok:
-            if verbose:
-                print(f"{task} {entry} seed {seed}: FAILED\n{outcome.error}", flush=True)
-            continue
-        rows.append({"entry": entry, "seed": seed, **outcome.value})
-        if verbose:
-            print(f"{task} {entry:<20} seed {seed}: test {rows[-1]['test_acc']:.1f}%  "
-                  f"final lr {rows[-1]['final_lr']:.4f}  ({rows[-1]['seconds']:.0f} s)", flush=True)
-    return pd.DataFrame(rows)
+    runs = []
+    for entry in entries:
+        for seed in seeds:
+            config = table_config(task, entry, profile, seed, **overrides)
+            epochs = config.resolve().epochs
+            runs.append(GridRun(config, f"sched_{entry}", tags={"entry": entry, "profile": profile, "epochs": epochs}))
+    log = (lambda line: print(f"{task} {line}", flush=True)) if verbose else None
+    df = run_grid(runs, csv_path, job=job, executor=executor, momentum=True, log=log, progress=verbose, desc=task)
+    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of test accuracy (and the final LR) per entry, in the order of ``runs``.
+    """Mean ± std of test accuracy and the final LR per entry; paired deltas against ``sched_fixed``.
 
     Example:
-        >>> summarise(pd.DataFrame({"entry": ["a", "a"], "seed": [0, 1], "test_acc": [90.0, 92.0],
-        ...                         "final_lr": [0.1, 0.1]}))["test_acc"].tolist()
-        ['91.0 ± 1.4']
+        >>> s = summarise(pd.DataFrame({"dataset": "digits", "setting": "balanced", "method": "sched_a",
+        ...                             "seed": [0, 1], "test_acc": [90.0, 92.0], "final_lr": [0.1, 0.1]}))
+        >>> s[["method", "seeds", "test_acc_mean"]].values.tolist()
+        [['sched_a', 2, 91.0]]
     """
-    order = list(dict.fromkeys(runs["entry"]))
-    g = runs.groupby("entry", sort=False)
-    out = pd.DataFrame({"runs": g.size(), "mean": g["test_acc"].mean(), "std": g["test_acc"].std(ddof=1).fillna(0.0),
-                        "final_lr": g["final_lr"].mean()}).loc[order]
-    out["test_acc"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(out["mean"], out["std"])]
-    return out.reset_index()[["entry", "runs", "test_acc", "mean", "std", "final_lr"]]
+    reference = f"sched_{REFERENCE_ENTRY}"
+    return grid_summary.summarise(runs, ["test_acc", "final_lr"], reference if reference in set(runs["method"]) else None)
 
 
 def write_table(task: str, out: str | Path, profile: str = "paper", seeds: Sequence[int] = (0,),
-                entries: Sequence[str] | None = None, executor: Executor | None = None,
+                entries: Sequence[str] | None = None, executor: Executor | None = None, command: str = "",
                 **overrides: Any) -> pd.DataFrame:
-    """Run `schedule_table`, write every run to ``out`` and the summary beside it (``*_summary.csv``)."""
+    """Run `schedule_table` into ``out`` (resumable), write the summary (``*_summary.csv``) and markdown beside it.
+
+    Args:
+        task, profile, seeds, entries, executor, overrides: see `schedule_table`.
+        out: the CSV of every run.
+        command: the command line that made the table, named in the markdown with the commit.
+
+    Returns:
+        The summary (`summarise`).
+    """
     out = Path(out)
-    runs = schedule_table(task, profile, seeds, entries, verbose=True, executor=executor, **overrides)
-    atomic_write_text(out, runs.to_csv(index=False))
+    runs = schedule_table(task, profile, seeds, entries, verbose=True, executor=executor, csv_path=out, **overrides)
     summary = summarise(runs)
-    atomic_write_text(out.with_name(out.stem + "_summary.csv"), summary.to_csv(index=False))
+    reference = f"sched_{REFERENCE_ENTRY}" if "test_acc_delta" in summary.columns else None
+    text = grid_summary.render_markdown(summary, reference=reference)
+    grid_summary.write_outputs(runs, out.with_suffix(""), text, command, f"Schedule table {task}, profile {profile}",
+                               summary)
     return summary
 
 
@@ -189,15 +206,15 @@ def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, An
         >>> df["schedule"].tolist()
         ['fixed', 'learned']
     """
-    rows = []
+    runs = []
     for variation, overrides in variations.items():
         configs = {name: table_config(task, name, profile, seed, **overrides) for name in baselines}
         configs["learned"] = table_config(task, "mlrsnet", profile, seed, options={"schedule_file": str(schedule_file)},
                                           **overrides)
-        for name, config in configs.items():
-            start = time.perf_counter()
-            result = run(config)
-            rows.append({"variation": variation, "schedule": name, "test_acc": result.metrics["test_acc"],
-                         "final_lr": float(result.history["lr"].iloc[-1]), "epochs": result.config.epochs,
-                         "seconds": time.perf_counter() - start})
-    return pd.DataFrame(rows)
+        runs += [GridRun(c, f"sched_{name}", variation, tags={"variation": variation, "schedule": name,
+                                                               "epochs": c.resolve().epochs}) for name, c in configs.items()]
+    df = run_grid(runs, job=schedule_job)
+    failed = df["error"].dropna()
+    if len(failed):
+        raise RuntimeError(f"transfer run {df.loc[failed.index[0], 'schedule']!r} failed:\n{failed.iloc[0]}")
+    return df[["variation", "schedule", "test_acc", "final_lr", "epochs", "seconds"]]

@@ -1,9 +1,9 @@
 """Ablations in one call: ``ablate(grid)`` → a tidy DataFrame, one row per run.
 
 Each run is a pure function of its `Config`, so the runs are independent: `jobs` builds the
-list of configs, `run_job` runs one (through the results cache), and `ablate` maps one over
-the other. An executor (processes, a cluster) can later replace that map without touching
-the rest.
+list of configs, `run_job` runs one (through the results cache), and `ablate` hands them to the
+grid pipeline (`metakit.experiments.grid.run_grid`, no CSV: the cache is what resumes) through
+any executor, then keeps the columns a notebook reads: the varied fields, seed and metrics.
 
 Example:
     >>> table = ablate({"imbalance": [1, 10]}, Config(profile="smoke", epochs=1), cache=False, progress=False)
@@ -19,12 +19,12 @@ import time
 import warnings
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from metakit.experiments.cache import cached_run, default_cache_dir
-from metakit.experiments.executors import map_jobs
+from metakit.experiments.grid import GridRun, run_grid
 from metakit.experiments import Config, run
 
 METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
@@ -104,6 +104,18 @@ def run_job(config: Config, cache: bool | str | Path = True) -> tuple[dict, floa
     return result.metrics, result.seconds, result.cached
 
 
+def grid_job(config: Config, cache: bool | str | Path = True) -> dict:
+    """`run_job` as the grid pipeline's job: metrics, ``seconds`` and ``cached`` in one dict.
+
+    Example:
+        >>> out = grid_job(Config(profile="smoke", epochs=1, progress=False), cache=False)
+        >>> out["cached"], 0 <= out["test_acc"] <= 100
+        (False, True)
+    """
+    metrics, seconds, cached = run_job(config, cache)
+    return {m: float(metrics[m]) for m in METRICS} | {"seconds": seconds, "cached": cached}
+
+
 def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, seeds: Sequence[int] = (0,),
            cache: bool | str | Path = True, progress: bool = True, executor: Executor | None = None) -> pd.DataFrame:
     """Run every combination of ``grid`` for every seed; return a tidy table.
@@ -137,19 +149,14 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
     configs, varied = jobs(grid, base, seeds)
     if cache is True:
         cache = default_cache_dir().resolve()  # absolute, so workers elsewhere find the same folder
-    job = functools.partial(run_job, cache=cache)
-    outcomes = map_jobs(job, [dataclasses.replace(c, progress=False) for c in configs], executor,
-                        progress=progress, desc="ablate")
-    rows = []
-    for config, outcome in zip(configs, outcomes):
-        row: dict[str, Any] = {name: getattr(config, name) for name in varied}
-        if outcome.ok:
-            metrics, seconds, cached = outcome.value
-            row.update(seed=config.seed, **{m: metrics[m] for m in METRICS}, seconds=seconds, cached=cached,
-                       error=None)
-        else:
-            warnings.warn(f"run failed: {config}\n{outcome.error}")
-            row.update(seed=config.seed, **{m: float("nan") for m in METRICS}, seconds=float("nan"), cached=False,
-                       error=outcome.error)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*varied, "seed", *METRICS, "seconds", "cached", "error"])
+    runs = [GridRun(dataclasses.replace(c, progress=False), variant="_".join(f"{n}_{getattr(c, n)}" for n in varied))
+            for c in configs]
+    table = run_grid(runs, job=functools.partial(grid_job, cache=cache), executor=executor, progress=progress,
+                     desc="ablate")
+    for config, error in zip(configs, table["error"]):
+        if error is not None:
+            warnings.warn(f"run failed: {config}\n{error}")
+    fields = pd.DataFrame([{name: getattr(c, name) for name in varied} for c in configs], columns=varied)
+    out = pd.concat([fields, table[["seed", *METRICS, "seconds", "cached", "error"]]], axis=1)
+    out["cached"] = out["cached"].eq(True)  # a failed run: False
+    return out

@@ -1,9 +1,10 @@
 """The long-tail paper table: every (method, dataset, imbalance, seed) through `run`, then mean ± std.
 
-`long_tail_grid` runs the grid and keeps a tidy CSV (one row per run, rewritten atomically
-after each run, so an interrupted grid resumes where it stopped); `summarise` gives the mean
-and std over seeds; `render_markdown` lays them out as methods × imbalance per dataset, with
-the published ResNet-32 numbers (`REFERENCE`) as extra rows where they exist.
+A thin user of the grid pipeline (`metakit.experiments.grid`, `metakit.experiments.grid_summary`):
+`grid_configs` builds and validates the configs, `long_tail_grid` runs them into a resumable
+tidy CSV in the results format (setting ``lt_if<factor>``), `summarise` gives mean ± std over
+seeds and paired deltas against cross-entropy, and `render_markdown` lays them out as methods ×
+imbalance per dataset, with the published ResNet-32 numbers (`REFERENCE`) as extra rows.
 
 Command line: ``python -m metakit table long-tail --profile smoke``.
 """
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-import time
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,9 +20,9 @@ import pandas as pd
 
 from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
-from metakit.experiments.executors import map_jobs
 from metakit.experiments import PROFILES, Config, run
-from metakit.io import atomic_write_text
+from metakit.experiments import grid_summary
+from metakit.experiments.grid import GridRun, columns, read_csv, run_grid, timed_run
 from metakit.methods import METHODS, get_method
 
 # Top-1 % of ResNet-32 on CIFAR-LT (DESIGN.md): cross-entropy and class-balanced loss from Cui et
@@ -47,14 +46,24 @@ REFERENCE: dict[str, dict[str, dict[float, float]]] = {
 # so imbalance 20 leaves 5 images in the rarest class; CIFAR follows the papers' factors.
 DEFAULT_DATASETS = {"paper": ("cifar10", "cifar100"), "laptop": ("digits",), "smoke": ("digits",)}
 DEFAULT_IMBALANCES = {"paper": _IFS, "laptop": (20, 10, 5, 1), "smoke": (20, 10, 5, 1)}
-KEY = ["method", "dataset", "imbalance", "seed", "profile", "epochs"]
 METRICS = ["test_acc", "many_acc", "medium_acc", "few_acc"]
-COLUMNS = KEY + METRICS + ["seconds"]
+TAGS = ["profile", "epochs"]  # one CSV per (profile, epochs): a row of another is refused, never mixed
+COLUMNS = columns() + TAGS
+REFERENCE_METHOD = "ce"  # the summary's paired deltas are against cross-entropy
 
 
-def _key(row: dict) -> tuple:
-    return (str(row["method"]), str(row["dataset"]), float(row["imbalance"]), int(row["seed"]),
-            str(row["profile"]), int(row["epochs"]))
+def imbalance_of(setting: str) -> float:
+    """The imbalance factor a long-tail setting names: ``lt_if100`` → 100, ``balanced`` → 1.
+
+    Example:
+        >>> imbalance_of("lt_if20"), imbalance_of("balanced")
+        (20.0, 1.0)
+    """
+    if setting == "balanced":
+        return 1.0
+    if not setting.startswith("lt_if"):
+        raise ValueError(f"setting={setting!r} is not a long-tail setting; expected lt_if<factor> or balanced.")
+    return float(setting[len("lt_if"):])
 
 
 def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
@@ -101,16 +110,14 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
 
 
 def read_rows(csv_path: str | Path | None) -> pd.DataFrame:
-    """The runs already in ``csv_path`` (an empty frame with `COLUMNS` if there is none)."""
-    if csv_path is None or not Path(csv_path).is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(csv_path)
+    """The runs already in ``csv_path`` (an empty frame with `COLUMNS` if there is none).
 
-
-def table_job(config: Config, run_fn: Callable = run) -> tuple[dict, float]:
-    """One table run, as sent to an executor: ``(metrics, seconds)``."""
-    start = time.perf_counter()
-    return run_fn(config).metrics, time.perf_counter() - start
+    Example:
+        >>> list(read_rows(None).columns) == COLUMNS
+        True
+    """
+    table = read_csv(csv_path)
+    return table.reindex(columns=COLUMNS) if len(table) == 0 else table
 
 
 def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
@@ -122,78 +129,44 @@ def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str]
 
     Args:
         methods, datasets, imbalances, seeds, profile, overrides: the grid, see `grid_configs`.
-        csv_path: keep the rows here: runs already in it (same method, dataset, imbalance, seed,
-            profile, epochs) are skipped, and the file is rewritten atomically after each run.
+        csv_path: keep the rows here: runs already in it (same dataset, setting, method, seed)
+            are skipped, and the file is rewritten atomically after each run. A file from
+            another profile or epochs is refused (the CLI names files by both).
         log: called with one line per run (e.g. ``print``); None: silent.
         run_fn: runs one `Config` and returns a `Result` (tests may pass a fake).
         executor: run the grid through it (`metakit.experiments.executors.make_executor`); a failed run is
             logged with its traceback and left out of the CSV, so the next call retries it.
 
     Returns:
-        The rows of this grid (read back or run), columns `COLUMNS`, in grid order.
+        The finished rows of this grid (read back or run), columns `COLUMNS`, in grid order.
 
     Example:
         >>> df = long_tail_grid(["ce"], imbalances=[10], seeds=[0], profile="smoke", overrides={"epochs": 1})
-        >>> df[["method", "dataset", "imbalance", "seed"]].values.tolist()
-        [['ce', 'digits', 10.0, 0]]
+        >>> df[["dataset", "setting", "method", "seed"]].values.tolist()
+        [['digits', 'lt_if10', 'ce', 0]]
     """
     configs = grid_configs(methods, datasets, imbalances, seeds, profile, overrides)
-    table = read_rows(csv_path)
-    done = {_key(row): row for row in table.to_dict("records")}
-    keys = [_key(dataclasses.asdict(c)) for c in configs]
-    pending = [c for c, k in zip(configs, keys) if k not in done]
-    if log and len(pending) < len(configs):
-        log(f"{len(configs) - len(pending)} of {len(configs)} runs already in {csv_path}; running {len(pending)}")
-
-    def record(_: int, outcome) -> None:  # in this process, as each run finishes
-        nonlocal table
-        config = outcome.item
-        label = f"{config.method} {config.dataset} IF {config.imbalance:g} seed {config.seed}"
-        if not outcome.ok:
-            if log:
-                log(f"{label}: FAILED\n{outcome.error}")
-            return
-        metrics, seconds = outcome.value
-        key = _key(dataclasses.asdict(config))
-        row = dict(zip(KEY, key)) | {m: float(metrics[m]) for m in METRICS} | {"seconds": seconds}
-        done[key] = row
-        if csv_path is not None:
-            table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-            atomic_write_text(csv_path, table[COLUMNS].to_csv(index=False))
-        if log:
-            log(f"{label}: {row['test_acc']:.2f}% ({seconds:.1f} s)")
-
-    map_jobs(functools.partial(table_job, run_fn=run_fn), pending, executor, progress=log is not None,
-             desc="long-tail table", on_outcome=record)
-    rows = [done[k] for k in keys if k in done]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    runs = [GridRun(c, tags={"profile": c.profile, "epochs": c.epochs}) for c in configs]
+    df = run_grid(runs, csv_path, job=functools.partial(timed_run, run_fn=run_fn), executor=executor, log=log,
+                  progress=log is not None, desc="long-tail table")
+    return df.loc[df["error"].isna(), COLUMNS].reset_index(drop=True)
 
 
 def summarise(df: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> pd.DataFrame:
-    """Mean and (sample) std over seeds per (dataset, method, imbalance).
+    """Mean and (sample) std over seeds per (dataset, setting, method, variant); paired deltas against ce.
 
     Returns:
-        One row per group: dataset, method, imbalance, seeds (count), and ``<metric>_mean`` /
-        ``<metric>_std`` for each metric (std is NaN for a single seed).
+        `metakit.experiments.grid_summary.summarise` with reference ``ce`` (where it ran; else no
+        delta columns).
 
     Example:
-        >>> df = pd.DataFrame({"dataset": "digits", "method": "ce", "imbalance": 10.0,
+        >>> df = pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": "ce",
         ...                    "seed": [0, 1], "test_acc": [80.0, 90.0]})
         >>> summarise(df, ["test_acc"])[["test_acc_mean", "test_acc_std"]].round(3).values.tolist()
         [[85.0, 7.071]]
     """
-    groups = df.groupby(["dataset", "method", "imbalance"], sort=False)
-    out = groups.size().rename("seeds").to_frame()
-    for metric in metrics:
-        out[f"{metric}_mean"] = groups[metric].mean()
-        out[f"{metric}_std"] = groups[metric].std()
-    return out.reset_index()
-
-
-def _cell(mean: float, std: float, digits: int = 2) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    reference = REFERENCE_METHOD if REFERENCE_METHOD in set(df["method"]) else None
+    return grid_summary.summarise(df, metrics, reference)
 
 
 def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
@@ -202,41 +175,46 @@ def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
 
     Args:
         summary: from `summarise`.
-        metric: which metric's mean ± std to show.
+        metric: which metric's mean ± std to show (then the paired deltas against ce).
         reference: published numbers per dataset, method label, imbalance; shown as extra
-            rows "reference: <label>" ("–" where not reported). None: `REFERENCE`.
+            rows "reference: <label>" ("–" where not reported) under test_acc. None: `REFERENCE`.
 
     Example:
-        >>> s = summarise(pd.DataFrame({"dataset": "cifar10", "method": "ce", "imbalance": [100.0, 100.0],
-        ...                              "seed": [0, 1], "test_acc": [70.0, 72.0]}), ["test_acc"])
+        >>> s = summarise(pd.DataFrame({"dataset": "cifar10", "setting": "lt_if100", "method": "ce",
+        ...                             "seed": [0, 1], "test_acc": [70.0, 72.0]}), ["test_acc"])
         >>> print(render_markdown(s).splitlines()[4:6])
         ['| ce | 71.00 ± 1.41 |', '| reference: cross-entropy | 70.36 |']
     """
     reference = REFERENCE if reference is None else reference
-    blocks = []
-    for dataset, part in summary.groupby("dataset", sort=False):
-        imbalances = sorted(part["imbalance"].unique(), reverse=True)
-        lines = [f"### {dataset}: {metric} (%), mean ± std over seeds", "",
-                 "| method | " + " | ".join(f"IF {i:g}" for i in imbalances) + " |",
-                 "|---|" + "---|" * len(imbalances)]
-        for method, rows in part.groupby("method", sort=False):
-            by_if = rows.set_index("imbalance")
-            cells = [_cell(by_if[f"{metric}_mean"].get(i, float("nan")), by_if[f"{metric}_std"].get(i, float("nan")))
-                     for i in imbalances]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        if metric == "test_acc":
-            for label, numbers in reference.get(dataset, {}).items():
-                lines.append(f"| reference: {label} | " + " | ".join(
-                    _cell(numbers.get(float(i), float("nan")), float("nan")) for i in imbalances) + " |")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    rows = {dataset: {label: {f"lt_if{i:g}" if i != 1 else "balanced": v for i, v in numbers.items()}
+                      for label, numbers in labels.items()} for dataset, labels in reference.items()}
+    delta_against = REFERENCE_METHOD if f"{metric}_delta" in summary.columns else None
+    return grid_summary.render_markdown(summary, metric, rows if metric == "test_acc" else None,
+                                        lambda s: f"IF {imbalance_of(s):g}", delta_against)
 
 
-def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "") -> str:
-    """Summarise ``df`` and write the Markdown tables (test accuracy, then few-shot) atomically."""
+def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
+    """Summarise ``df``; write the Markdown (test accuracy, then few-shot) and ``*_summary.csv`` atomically.
+
+    Args:
+        df: from `long_tail_grid`.
+        md_path: the markdown file; the summary CSV goes beside it.
+        title: the markdown's heading.
+        command: the command line that made the table (named in the markdown with the commit).
+
+    Returns:
+        The markdown text.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> df = pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": "ce", "variant": "", "seed": [0],
+        ...                    "test_acc": [80.0], "many_acc": 90.0, "medium_acc": 80.0, "few_acc": 70.0})
+        >>> "| ce | 80.00 |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "t.md")
+        True
+    """
     summary = summarise(df)
-    text = (f"## {title}\n\n" if title else "") + render_markdown(summary)
+    text = render_markdown(summary)
     if summary["few_acc_mean"].notna().any():
         text += "\n" + render_markdown(summary, "few_acc")
-    atomic_write_text(md_path, text)
-    return text
+    stem = Path(md_path).with_suffix("")
+    return grid_summary.write_outputs(df, stem, text, command, title, summary)

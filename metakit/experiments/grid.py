@@ -1,0 +1,219 @@
+"""One grid pipeline for every table: labelled configs → tidy rows in a resumable CSV.
+
+A table command labels each `Config` it wants run (`GridRun`: dataset, setting, method, variant,
+seed — the results format of DESIGN.md), and `run_grid` runs the ones its CSV does not hold yet
+through an executor, appending each finished run to the CSV (rewritten atomically, so a grid killed
+halfway leaves a valid file and resumes where it stopped). `metakit.experiments.grid_summary` turns
+the rows into mean ± std and paired deltas and writes the CSV + markdown beside them.
+
+Example:
+    >>> runs = [GridRun(Config(profile="smoke", imbalance=10, epochs=1, seed=s)) for s in (0, 1)]
+    >>> df = run_grid(runs)
+    >>> df[["dataset", "setting", "method", "variant", "seed"]].values.tolist()
+    [['digits', 'lt_if10', 'ce', '', 0], ['digits', 'lt_if10', 'ce', '', 1]]
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import time
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from metakit.experiments import Config, run
+from metakit.experiments.executors import map_jobs
+from metakit.io import atomic_write_text
+
+LABELS = ["dataset", "setting", "method", "variant", "seed"]
+METRICS = ["test_acc", "val_acc", "many_acc", "medium_acc", "few_acc"]  # val_acc: NaN until a validation split exists
+
+
+def columns(momentum: bool = False) -> list[str]:
+    """The results format's columns, in order (``momentum`` where schedules are compared).
+
+    Example:
+        >>> columns()[:5], columns(momentum=True)[5]
+        (['dataset', 'setting', 'method', 'variant', 'seed'], 'momentum')
+    """
+    return LABELS + (["momentum"] if momentum else []) + METRICS + ["seconds", "commit"]
+
+
+def setting_of(config: Config) -> str:
+    """The results format's ``setting`` of a config: ``lt_if100``, ``noise_uniform_40``, both, or ``balanced``.
+
+    Example:
+        >>> setting_of(Config(imbalance=100)), setting_of(Config(noise_kind="uniform", noise_rate=0.4))
+        ('lt_if100', 'noise_uniform_40')
+    """
+    parts = []
+    if config.imbalance != 1:
+        parts.append(f"lt_if{config.imbalance:g}")
+    if config.noise_kind != "none" and config.noise_rate > 0:
+        parts.append(f"noise_{config.noise_kind}_{round(config.noise_rate * 100, 6):g}")
+    return "_".join(parts) or "balanced"
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+    """One run of a table: the config to run and how its row is labelled.
+
+    Use ``variant`` for anything a row changes from the method's defaults (``""`` is the headline
+    row); use ``tags`` for columns a table keeps beside the results format (e.g. ``profile``):
+    they are written to the CSV, and a CSV row whose tags differ from the grid's is an error.
+    """
+
+    config: Config                    # what `run` receives, as given (labels come from its resolved copy)
+    method: str | None = None         # the row's method name; None: config.method (schedule arms: sched_<name>)
+    variant: str = ""                 # empty: the method at its defaults; otherwise what differs
+    tags: dict = dataclasses.field(default_factory=dict)  # extra columns, e.g. {"profile": "smoke"}
+
+    def labels(self, momentum: bool = False) -> dict[str, Any]:
+        """The row's label columns (``momentum`` too when schedules are compared)."""
+        c = self.config.resolve()
+        out = dict(dataset=c.dataset, setting=setting_of(c), method=self.method or c.method,
+                   variant=self.variant, seed=int(c.seed))
+        return out | ({"momentum": float(c.momentum)} if momentum else {})
+
+
+def git_commit(folder: str | Path | None = None) -> str:
+    """The short hash of git HEAD where metakit lives (or ``folder``); ``"unknown"`` outside a checkout.
+
+    Example:
+        >>> import tempfile
+        >>> git_commit(tempfile.mkdtemp())
+        'unknown'
+    """
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def timed_run(config: Config, run_fn: Callable = run) -> dict[str, float]:
+    """The default job of a grid: run one config, return its scalar metrics and ``seconds``.
+
+    Example:
+        >>> out = timed_run(Config(profile="smoke", epochs=1, progress=False))
+        >>> sorted(out), 0 <= out["test_acc"] <= 100
+        (['few_acc', 'many_acc', 'medium_acc', 'seconds', 'test_acc'], True)
+    """
+    start = time.perf_counter()
+    metrics = run_fn(config).metrics
+    return {m: float(metrics[m]) for m in METRICS if m in metrics} | {"seconds": time.perf_counter() - start}
+
+
+def _key(row: dict, momentum: bool) -> tuple:
+    variant = row["variant"]
+    variant = "" if variant is None or (isinstance(variant, float) and math.isnan(variant)) else str(variant)
+    key = (str(row["dataset"]), str(row["setting"]), str(row["method"]), variant, int(row["seed"]))
+    return key + ((float(row["momentum"]),) if momentum else ())
+
+
+def read_csv(csv_path: str | Path | None, momentum: bool = False) -> pd.DataFrame:
+    """The rows already in ``csv_path`` (an empty frame of `columns` if there is none).
+
+    Example:
+        >>> list(read_csv(None).columns) == columns()
+        True
+    """
+    if csv_path is None or not Path(csv_path).is_file():
+        return pd.DataFrame(columns=columns(momentum))
+    table = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    missing = [c for c in columns(momentum) if c not in table.columns]
+    if missing:
+        raise ValueError(f"csv_path={str(csv_path)!r} lacks the results columns {missing} (an older format?); "
+                         f"move it aside or pass another csv_path.")
+    table["variant"] = ["" if pd.isna(v) else str(v) for v in table["variant"]]
+    return table
+
+
+def _check_runs(runs: Sequence[GridRun], csv_path, momentum: bool) -> list[tuple]:
+    if isinstance(runs, GridRun) or not isinstance(runs, Sequence) or len(runs) == 0:
+        raise ValueError(f"runs={runs!r} must be a non-empty list of GridRun, e.g. [GridRun(Config(imbalance=10))].")
+    bad = [r for r in runs if not isinstance(r, GridRun)]
+    if bad:
+        raise TypeError(f"runs holds {bad[0]!r}, not a GridRun; wrap each config: GridRun(config, method, variant).")
+    keys = [_key(r.labels(momentum), momentum) for r in runs]  # resolves: a bad config fails before any run
+    if csv_path is not None and len(set(keys)) < len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"runs label two runs alike {twice}; give each a distinct variant, or they share a CSV row.")
+    return keys
+
+
+def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job: Callable = timed_run,
+             executor: Executor | None = None, momentum: bool = False, log: Callable[[str], Any] | None = None,
+             progress: bool = False, desc: str = "grid") -> pd.DataFrame:
+    """Run every labelled config not yet in ``csv_path``; one tidy row per run, in grid order.
+
+    Args:
+        runs: the grid (see `GridRun`); validated and resolved before anything trains.
+        csv_path: keep the rows here: runs already in it (same labels) are skipped, and each
+            finished run is appended, the file rewritten atomically. None: keep nothing.
+        job: a picklable function of one `Config` returning its metrics and ``seconds`` (a dict);
+            keys beyond the results format (e.g. ``final_lr``) become extra columns.
+        executor: any ``concurrent.futures.Executor`` (`metakit.experiments.executors.make_executor`); None: here.
+        momentum: label rows by momentum too (schedule comparisons).
+        log: called with one line per finished or failed run (e.g. ``print``); None: silent.
+        progress: one bar over the pending runs.
+        desc: the bar's label.
+
+    Returns:
+        `columns` + tags + extra job keys + ``error`` (None, or the failed run's traceback: its
+        metrics are NaN and it is not written, so the next call retries it).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> fake = lambda config: {"test_acc": 50.0 + config.seed, "seconds": 0.0}
+        >>> run_grid([GridRun(Config(seed=s)) for s in (0, 1)], path, job=fake)["test_acc"].tolist()
+        [50.0, 51.0]
+        >>> run_grid([GridRun(Config(seed=s)) for s in (0, 1, 2)], path, job=fake)["test_acc"].tolist()
+        [50.0, 51.0, 52.0]
+    """
+    keys = _check_runs(runs, csv_path, momentum)
+    table = read_csv(csv_path, momentum)
+    done = {_key(row, momentum): row for row in table.to_dict("records")}
+    for run_, key in zip(runs, keys):
+        row = done.get(key)
+        for tag, value in run_.tags.items() if row is not None else ():
+            if str(row.get(tag)) != str(value):
+                raise ValueError(f"csv_path={str(csv_path)!r} holds {key} with {tag}={row.get(tag)!r}, but this grid "
+                                 f"has {tag}={value!r}; pass another csv_path (one file per {tag}).")
+    pending = [(r, k) for r, k in zip(runs, keys) if k not in done]
+    if log and len(pending) < len(runs):
+        log(f"{len(runs) - len(pending)} of {len(runs)} runs already in {csv_path}; running {len(pending)}")
+    commit, failed = git_commit(), {}
+
+    def record(i: int, outcome) -> None:  # in this process, as each run finishes
+        nonlocal table
+        run_, key = pending[i]
+        labels = run_.labels(momentum)
+        name = " ".join(str(v) for v in labels.values() if v != "")
+        if not outcome.ok:
+            failed[key] = labels | run_.tags | {"error": outcome.error}
+            if log:
+                log(f"{name}: FAILED\n{outcome.error}")
+            return
+        row = labels | {m: float("nan") for m in METRICS} | dict(outcome.value) | {"commit": commit} | run_.tags
+        done[key] = row
+        if csv_path is not None:
+            new = pd.DataFrame([row])
+            table = pd.concat([table, new], ignore_index=True) if len(table) else new
+            order = columns(momentum) + [c for c in table.columns if c not in columns(momentum)]
+            atomic_write_text(csv_path, table[order].to_csv(index=False))
+        if log:
+            log(f"{name}: {row.get('test_acc', float('nan')):.2f}% ({row.get('seconds', float('nan')):.1f} s)")
+
+    map_jobs(job, [r.config for r, _ in pending], executor, progress=progress, desc=desc, on_outcome=record)
+    rows = [done[k] | {"error": None} if k in done else failed[k] for k in keys]
+    out = pd.DataFrame(rows)
+    order = columns(momentum) + [c for c in out.columns if c not in columns(momentum) and c != "error"] + ["error"]
+    return out.reindex(columns=order)
+
