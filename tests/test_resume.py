@@ -117,3 +117,28 @@ def test_checkpoint_with_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(ValueError, match="cannot be loaded safely"):
         run(config, checkpoint_dir=tmp_path, resume=True)
     assert not trap.exists()
+
+
+class Stop(Exception):
+    """Raised from a checkpoint listener: an in-process stand-in for a killed run."""
+
+
+def test_frozen_mlrsnet_schedule_resumes_exactly(tmp_path):
+    """A run driven by a saved LR net (frozen LearnedSchedule, LSTM state mid-run) resumes bit-exactly."""
+    source = run(Config(method="mlrsnet", profile="smoke", epochs=1, progress=False, device="cpu"))
+    from metakit.learners.lr_net import save_schedule
+    schedule_file = str(save_schedule(source.learner, tmp_path / "lr.pt", config=source.config))
+    config = Config(method="mlrsnet", profile="smoke", epochs=3, seed=2, progress=False, device="cpu",
+                    options={"schedule_file": schedule_file})
+    from metakit.experiments.checkpoint import on_checkpoint
+
+    def stop_after_first(path, state):
+        raise Stop
+
+    with pytest.raises(Stop), on_checkpoint(stop_after_first):
+        run(config, checkpoint_dir=tmp_path / "ck")
+    resumed = run(config, checkpoint_dir=tmp_path / "ck", resume=True)
+    fresh = run(config)
+    columns = [c for c in fresh.history.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.history[columns], fresh.history[columns])
+    assert resumed.method.trace == fresh.method.trace and len(fresh.method.trace) > 0

@@ -122,3 +122,21 @@ def test_cli_names_a_foreign_schedule_file_in_one_line():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: schedule_file='/etc/passwd' is not a metakit learner")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("method,kind", [("ce", None), ("mwnet", "weight_net"), ("mlrsnet", "lr_net"),
+                                         ("mfm", "modulation")])
+def test_result_learner_is_the_trained_learner_and_saves_with_its_config(tmp_path, method, kind):
+    import dataclasses
+
+    from metakit.experiments import run
+    r = run(Config(method=method, profile="smoke", epochs=1, progress=False, device="cpu",
+                   options={"meta_start": 0.0} if method == "mfm" else {}))
+    if kind is None:
+        assert r.learner is None and r.method.learner is None
+        return
+    assert r.learner is r.method.learner and r.learner is r.method.current_meta_step().learner
+    loaded, header = load_learner(save_learner(r.learner, tmp_path / "l.pt", config=r.config), kind)
+    assert header["config"] == {k: v for k, v in dataclasses.asdict(r.config).items()}
+    for (name, a), (_, b) in zip(r.learner.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a.cpu(), b), name
