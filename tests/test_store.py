@@ -140,3 +140,14 @@ def test_result_learner_is_the_trained_learner_and_saves_with_its_config(tmp_pat
     assert header["config"] == {k: v for k, v in dataclasses.asdict(r.config).items()}
     for (name, a), (_, b) in zip(r.learner.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a.cpu(), b), name
+
+
+def test_a_file_of_the_retired_formats_says_so(tmp_path):
+    net = MLRSNet(10, hidden=4, gamma=0.2)
+    torch.save({"metadata": {"format": "metakit.learners.lr_net/1", "hidden": 4, "num_classes": 10},
+                "state": net.state_dict()}, tmp_path / "old_lr.pt")
+    with pytest.raises(ValueError, match="retired format 'metakit.learners.lr_net/1'"):
+        load_learner(tmp_path / "old_lr.pt", "lr_net")
+    torch.save({"state_dict": {}, "meta": {"version": 1, "model": "mlp"}}, tmp_path / "old_mod.pt")
+    with pytest.raises(ValueError, match="retired format 'metakit modulator/1'"):
+        load_learner(tmp_path / "old_mod.pt", "modulation")
