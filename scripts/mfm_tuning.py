@@ -36,27 +36,34 @@ from metakit.learners.modulation.attach import FC
 
 
 class _ProbeStep(MetaStep):
-    scale = 1.0
-    gate = None
+    """A `MetaStep` whose look-ahead takes ``scale`` × the optimiser's LR and, with a ``gate``,
+    runs the hypergradient's meta forward (the classifier's second call) without modulation."""
+
+    def __init__(self, *args, scale: float = 1.0, gate: list[bool] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale, self.gate = scale, gate
 
     def hypergradient(self, train_batch, meta_batch):
         if self.gate is None:
             return super().hypergradient(train_batch, meta_batch)
-        # train_only: the hypergradient's second forward (the meta forward) sees the bare classifier
-        net, forward, calls, gate = self.net, self.net.forward, [0], self.gate
+        # train_only: the hypergradient's second forward (the meta forward) sees the bare classifier;
+        # forward hooks on the net count its calls and close the gate around the second one
+        calls, gate = [0], self.gate
 
-        def gated(x):
+        def before(module, inputs):
             calls[0] += 1
             gate[0] = calls[0] != 2
-            try:
-                return forward(x)
-            finally:
-                gate[0] = True
-        net.forward = gated
+
+        def after(module, inputs, output):
+            gate[0] = True
+
+        handles = [self.net.register_forward_pre_hook(before), self.net.register_forward_hook(after)]
         try:
             return super().hypergradient(train_batch, meta_batch)
         finally:
-            del net.forward
+            gate[0] = True
+            for handle in handles:
+                handle.remove()
 
     @property
     def base_lr(self) -> float:  # used by the virtual step only (the real step of enters="forward" uses the optimiser's)
@@ -99,13 +106,17 @@ class MFMProbe(MFM):
 
     def setup(self, trainer) -> None:
         super().setup(trainer)
-        step = self.meta_step
-        step.__class__ = _ProbeStep
-        step.scale = self.virtual_scale
-        step.gate = getattr(self, "gate", None)
+        base = self.meta_step   # MFM's MetaStep, rebuilt with the same settings as a _ProbeStep
+        meta_optimizer = base.meta_optimizer
         if self.meta_opt == "sgd":  # moves φ in proportion to the hypergradient (Adam: ~meta_lr per step always)
-            step.meta_optimizer = torch.optim.SGD(self.modulation.parameters(), lr=self.config.meta_lr, momentum=0.9)
-        self.meta_lr0 = step.meta_optimizer.param_groups[0]["lr"]
+            meta_optimizer = torch.optim.SGD(self.modulation.parameters(), lr=self.config.meta_lr, momentum=0.9)
+        self.meta_step = _ProbeStep(base.net, base.learner, base.optimizer, meta_optimizer,
+                                    per_sample_loss=base.per_sample_loss, meta_every=base.meta_every,
+                                    weight_decay=base.weight_decay, meta_clip=base.meta_clip,
+                                    rule="general" if base.rule == "general" else "auto",
+                                    first_order=base.first_order, amp=base.amp, meta_mode=base.meta_mode,
+                                    scale=self.virtual_scale, gate=getattr(self, "gate", None))
+        self.meta_lr0 = meta_optimizer.param_groups[0]["lr"]
 
     def train_step(self, trainer, batch, meta_batch):
         if self.meta_schedule in ("follow", "inverse"):

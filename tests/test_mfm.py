@@ -143,18 +143,26 @@ def test_deferred_start_trains_exactly_as_cross_entropy_until_meta_learning_begi
     assert not torch.equal(mfm.net.modulation.layer("fc").gamma, torch.ones(mfm.net.modulation.channels[0]))
 
 
-def test_meta_steps_counts_meta_updates(monkeypatch):
-    """meta_steps=k: k hypergradients per meta-iteration, one real step."""
-    calls = []
-    original = MetaStep.hypergradient
-    monkeypatch.setattr(MetaStep, "hypergradient", lambda self, *a: calls.append(1) or original(self, *a))
+def test_meta_steps_counts_meta_updates():
+    """meta_steps=k: k meta-updates of φ per meta-iteration (Adam's own step count), one real step."""
     r = run(_smoke("mfm", options={"meta_start": 0.0, "meta_steps": 3}))
-    assert len(calls) == 3 * r.method.meta_step.calls > 0
+    step = r.method.meta_step
+    adam_steps = {int(state["step"]) for state in step.meta_optimizer.state.values()}
+    assert adam_steps == {3 * step.calls} and step.calls > 0
 
 
-def test_mfm_with_logit_adjustment_runs():
+def test_mfm_with_logit_adjustment_trains_on_adjusted_logits():
+    """logit_adj=True: the training loss is cross-entropy of z + log π, π the run's class prior."""
     r = run(_smoke("mfm", options={"logit_adj": True, "where": "fc"}))
-    assert r.method.logit_adj and 0 <= r.metrics["test_acc"] <= 100
+    counts = torch.tensor(r.split.class_counts, dtype=torch.float64)                # (C,)
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, len(counts), dtype=torch.float64), torch.arange(6) % len(counts)
+    adjusted = logits + torch.log(counts / counts.sum())
+    expected = -adjusted.log_softmax(1)[torch.arange(6), y]                          # by hand
+    torch.testing.assert_close(r.method.per_sample_loss(logits, y), expected)
+    plain = run(_smoke("mfm", options={"logit_adj": False, "where": "fc"}))
+    torch.testing.assert_close(plain.method.per_sample_loss(logits, y), F.cross_entropy(logits, y, reduction="none"))
+    assert not r.history["train_loss"].equals(plain.history["train_loss"])     # the option reaches training
 
 
 @pytest.mark.slow

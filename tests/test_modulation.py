@@ -152,3 +152,41 @@ def test_scale_shift_table_reads_both_kinds():
     table = scale_shift_table(attach(net, "blocks", kind="net"), net, x)
     assert len(table) == 96 and (table.gamma == 1).all()
     assert isinstance(Modulation(["a"], [1]), nn.Module)
+
+
+def _solve_scale_shift(h: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel γ, β with out = γ·h + β, by least squares over H×W (B, C) each,
+    and the channels where every sample's h varies over H×W (elsewhere γ is not identifiable) (C,)."""
+    h, out = h.double().flatten(2), out.double().flatten(2)                             # (B, C, HW)
+    hc, oc = h - h.mean(2, keepdim=True), out - out.mean(2, keepdim=True)
+    spread = (hc * hc).sum(2)                                                          # (B, C)
+    gamma = (hc * oc).sum(2) / spread.clamp_min(1e-30)
+    return gamma, out.mean(2) - gamma * h.mean(2), (spread > 1e-10).all(0)
+
+
+@pytest.mark.parametrize("kind", ["film", "net"])
+def test_scale_shift_table_equals_the_modulation_the_features_receive(kind):
+    """The table against γ, β solved from what each modulated layer does to its features."""
+    net, x = _net(), _x(b=6)
+    mod = attach(net, "blocks", kind=kind)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in mod.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    seen = {}
+    grab = [mod.layer(n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, (i[0], o)))
+            for n in mod.names]
+    net.eval()
+    with torch.no_grad():
+        net(x)
+    for handle in grab:
+        handle.remove()
+    table = scale_shift_table(mod, net, x)
+    for name in mod.names:
+        gamma, beta, ok = _solve_scale_shift(*seen[name])                               # (B, C), (C,)
+        assert ok.float().mean() > 0.5                      # most channels are checked
+        rows = table[table.layer == name].sort_values("channel")
+        table_gamma, table_beta = torch.tensor(rows.gamma.values), torch.tensor(rows.beta.values)
+        torch.testing.assert_close(table_gamma[ok], gamma.mean(0)[ok], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(table_beta[ok], beta.mean(0)[ok], rtol=1e-4, atol=1e-5)
+        assert (table_gamma - 1).abs().max() > 1e-2         # not the identity: the check can fail

@@ -1,105 +1,49 @@
 """Checkpoints that restore a run exactly, loaded with ``weights_only=True``.
 
-`capture` walks an object's attributes and keeps what a resumed run needs: module and optimiser
-state dicts, tensors, numbers, strings, and (recursively) plain objects such as a `MetaStep`
-or a `Schedule`. `restore` writes them back into a freshly built object of the same shape. A
-method therefore needs no checkpoint code of its own as long as its state lives in such
-attributes. RNG states (torch, numpy, every batch generator) are captured by `rng_state`.
+A run's checkpoint (`metakit.experiments.run.snapshot_run`) holds the state dicts of its
+parts: net, optimiser, schedule, the method's own `Method.state_dict` (learner, meta-optimiser,
+`MetaStep` counter and whatever else the method declares), the batch generators, and the
+global RNG states (`rng_state`). Files are written atomically (`save_checkpoint`) and read
+without unpickling code (`load_checkpoint`); `on_checkpoint` lets a caller watch the writes.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from torch import nn
 
 from metakit.io import atomic_torch_save
 
-_PLAIN = (int, float, bool, str, type(None))
-_SKIP = (torch.device, torch.Generator)
+_LISTENERS: list[Callable[[Path, dict], None]] = []
 
 
-def capture(obj: Any, depth: int = 3, seen: set[int] | None = None) -> Any:
-    """A ``weights_only``-loadable snapshot of ``obj``'s state (None for what it cannot keep).
+@contextlib.contextmanager
+def on_checkpoint(callback: Callable[[Path, dict], None]) -> Iterator[None]:
+    """Call ``callback(path, state)`` after every checkpoint written inside the block.
+
+    Use it to watch a long run (report progress, copy checkpoints off the machine) or, in
+    tests, to kill a run right after its n-th checkpoint. The callback runs after the file is
+    complete on disk.
 
     Args:
-        obj: the object to snapshot.
-        depth: how many levels of plain objects to descend into.
-        seen: ids of modules/optimisers already saved elsewhere in the checkpoint (kept once).
+        callback: called with the checkpoint's path and the state just written.
 
     Example:
-        >>> class S: pass
-        >>> s = S(); s.net = nn.Linear(1, 1); s.calls = 7
-        >>> sorted(capture(s))
-        ['calls', 'net']
+        >>> import tempfile
+        >>> seen = []
+        >>> with on_checkpoint(lambda path, state: seen.append(state["epoch"])):
+        ...     _ = save_checkpoint(Path(tempfile.mkdtemp()) / "c.pt", {"epoch": 2})
+        >>> seen
+        [2]
     """
-    seen = set() if seen is None else seen
-    if isinstance(obj, (nn.Module, torch.optim.Optimizer)) or hasattr(obj, "state_dict") and callable(obj.state_dict):
-        if id(obj) in seen:
-            return None
-        seen.add(id(obj))
-        return {"__state_dict__": obj.state_dict()}
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, _PLAIN):
-        return obj
-    if isinstance(obj, (list, tuple)):
-        return [capture(v, depth, seen) for v in obj]
-    if isinstance(obj, dict):
-        return {k: capture(v, depth, seen) for k, v in obj.items() if isinstance(k, str)}
-    frozen = dataclasses.is_dataclass(obj) and obj.__dataclass_params__.frozen
-    if depth > 0 and hasattr(obj, "__dict__") and not isinstance(obj, _SKIP) and not _is_code(obj) and not frozen:
-        return {k: capture(v, depth - 1, seen) for k, v in vars(obj).items()
-                if not k.startswith("__") and not _is_code(v)}
-    return None
-
-
-def _is_code(obj: Any) -> bool:
-    """Functions, methods and classes: rebuilt by the code, never saved (callable objects are)."""
-    return inspect.isroutine(obj) or inspect.isclass(obj) or isinstance(obj, functools.partial)
-
-
-def restore(obj: Any, state: Any, depth: int = 3) -> Any:
-    """Write a `capture` snapshot back into ``obj``; returns the restored value.
-
-    Example:
-        >>> class S: pass
-        >>> a, b = S(), S(); a.calls, b.calls = 7, 0
-        >>> _ = restore(b, capture(a)); b.calls
-        7
-    """
-    if isinstance(state, dict) and "__state_dict__" in state:
-        obj.load_state_dict(state["__state_dict__"])
-        return obj
-    if isinstance(obj, torch.Tensor) and isinstance(state, torch.Tensor):
-        with torch.no_grad():
-            if obj.shape == state.shape:
-                obj.copy_(state)
-                return obj
-        return state.to(obj.device)
-    if isinstance(obj, (list, tuple)) and isinstance(state, list) and len(obj) == len(state):
-        values = [restore(o, s, depth) for o, s in zip(obj, state)]
-        return type(obj)(values) if isinstance(obj, tuple) else values
-    if isinstance(obj, dict) and isinstance(state, dict):
-        for k, s in state.items():
-            obj[k] = restore(obj.get(k), s, depth)
-        return obj
-    if depth > 0 and hasattr(obj, "__dict__") and isinstance(state, dict) and not isinstance(obj, _PLAIN):
-        for k, s in state.items():
-            if hasattr(obj, k):
-                current = getattr(obj, k)
-                new = restore(current, s, depth - 1)
-                if new is not current and not isinstance(current, nn.Module):
-                    setattr(obj, k, new)
-        return obj
-    if state is None and not isinstance(obj, _PLAIN):
-        return obj
-    return state
+    _LISTENERS.append(callback)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(callback)
 
 
 def rng_state() -> dict:
@@ -129,7 +73,10 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
         >>> load_checkpoint(p)["epoch"]
         1
     """
-    return atomic_torch_save(state, path)
+    path = atomic_torch_save(state, path)
+    for callback in list(_LISTENERS):
+        callback(path, state)
+    return path
 
 
 def load_checkpoint(path: str | Path) -> dict:

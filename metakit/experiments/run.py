@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from metakit.experiments.checkpoint import capture, load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
+from metakit.experiments.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from metakit.data.batches import Batches
 from metakit.data.stream import Stream
 from metakit.data.sources import load_source
@@ -49,6 +49,9 @@ class Result:
         net: the trained classifier.
         method: the method object (holds any meta-learner).
         split: the data split used.
+        learner: the trained meta-learner (`Method.learner`: weight net, LR net or modulation;
+            None for plain methods and cached results). Save it with
+            ``metakit.learners.store.save_learner(result.learner, path, config=result.config)``.
     """
 
     config: Config
@@ -57,6 +60,7 @@ class Result:
     net: nn.Module
     method: Method
     split: Split
+    learner: nn.Module | None = None
 
 
 
@@ -181,23 +185,27 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
                   on_epoch_end=None if path is None else on_epoch_end, max_lr=MAX_LR_FACTOR * config.lr,
                   last_good=path)
     metrics = evaluate(parts.trainer.net, parts.test, parts.split.class_counts)
-    return Result(config, history, metrics, parts.trainer.net, parts.method, parts.split)
+    return Result(config, history, metrics, parts.trainer.net, parts.method, parts.split, parts.method.learner)
+
+
+CHECKPOINT_FORMAT = 2  # 2: the method's state is its Method.state_dict() (1 scraped its attributes)
 
 
 def snapshot_run(parts: Parts, epochs_done: int, rows: list[dict]) -> dict:
     """The checkpoint of a run after ``epochs_done`` epochs (loadable with ``weights_only=True``)."""
-    seen = {id(parts.trainer.net), id(parts.trainer.optimizer)}
-    return {"format": 1, "config": dataclasses.asdict(parts.config), "key": config_key(parts.config),
+    return {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(parts.config), "key": config_key(parts.config),
             "epochs_done": epochs_done, "history": rows, "net": parts.trainer.net.state_dict(),
             "optimizer": parts.trainer.optimizer.state_dict(), "schedule": parts.trainer.schedule.state_dict(),
-            "method": capture(parts.method, seen=seen), "train_generator": parts.train.generator.get_state(),
+            "method": parts.method.state_dict(), "train_generator": parts.train.generator.get_state(),
             "meta": None if parts.meta is None else parts.meta.state_dict(), "rng": rng_state()}
 
 
 def restore_run(parts: Parts, state: dict, path: Path) -> tuple[int, list[dict]]:
     """Load a checkpoint into freshly built parts; returns (epochs done, history rows)."""
-    if not isinstance(state, dict) or state.get("format") != 1:
-        raise ValueError(f"checkpoint '{path}' is not a metakit run checkpoint; delete it to start fresh.")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise ValueError(f"checkpoint '{path}' is not a metakit run checkpoint of format {CHECKPOINT_FORMAT} "
+                         f"(format={found!r}); delete it to start fresh.")
     if state["key"] != config_key(parts.config):
         theirs = state.get("config", {})
         diff = {k: (theirs.get(k), v) for k, v in dataclasses.asdict(parts.config).items() if theirs.get(k) != v}
@@ -209,7 +217,7 @@ def restore_run(parts: Parts, state: dict, path: Path) -> tuple[int, list[dict]]
         raise ValueError(f"checkpoint '{path}' does not fit model={parts.config.model!r}: {err}") from None
     parts.trainer.optimizer.load_state_dict(state["optimizer"])
     parts.trainer.schedule.load_state_dict(state["schedule"])
-    restore(parts.method, state["method"])
+    parts.method.load_state_dict(state["method"])
     parts.train.generator.set_state(state["train_generator"])
     if parts.meta is not None:
         parts.meta.load_state_dict(state["meta"])

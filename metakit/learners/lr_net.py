@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from metakit.distributed import mean_over_ranks
-from metakit.io import atomic_torch_save
+from metakit.learners.store import load_learner, register_kind, save_learner
 from metakit.meta import MetaLearner
-
-FORMAT = "metakit.learners.lr_net/1"
-
 
 class MLRSNet(MetaLearner):
     """The LR net: loss → learning rate through one LSTM cell with a carried state.
@@ -173,13 +171,27 @@ def response_curves(net: MLRSNet, losses: list[float], at: tuple[float, ...] = (
     return pd.concat(frames, ignore_index=True)
 
 
-def save_schedule(net: MLRSNet, path: str | Path, **metadata: str | int | float) -> Path:
-    """Save the LR net (weights, γ, log C) with metadata, atomically.
+def _init_args(net: MLRSNet) -> dict:
+    """MLRSNet's constructor arguments (γ and log C are buffers, saved with the weights too)."""
+    gamma = float(net.gamma)
+    return {"num_classes": round(math.exp(float(net.loss_scale))), "hidden": net.hidden,
+            "gamma": None if math.isnan(gamma) else gamma}
+
+
+register_kind("lr_net", MLRSNet, _init_args, "an MLR-SNet LR net")
+
+
+def save_schedule(net: MLRSNet, path: str | Path, *, config: Any = None, **metadata: Any) -> Path:
+    """Save the LR net (weights, γ, log C) with metadata in the learner format (`metakit.learners.store`).
 
     Args:
         net: a (meta-trained) `MLRSNet`.
         path: the ``.pt`` file to write.
+        config: the run's resolved `Config` that trained it (None when unknown).
         **metadata: plain values to keep beside the weights (dataset, model, epochs, ...).
+
+    Returns:
+        The path written.
 
     Example:
         >>> import tempfile, pathlib
@@ -188,29 +200,26 @@ def save_schedule(net: MLRSNet, path: str | Path, **metadata: str | int | float)
         >>> load_schedule(p)[1]["dataset"]
         'digits'
     """
+    if not isinstance(net, MLRSNet):
+        raise TypeError(f"net={type(net).__name__} must be a metakit.learners.lr_net.MLRSNet.")
     if torch.isnan(net.gamma):
         raise ValueError("net.gamma is unset: run the net (or pass gamma=) before saving it.")
-    meta = {"format": FORMAT, "hidden": net.hidden, "num_classes": round(math.exp(float(net.loss_scale))),
-            **{k: v for k, v in metadata.items()}}
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    return atomic_torch_save({"metadata": meta, "state": state}, path)
+    return save_learner(net, path, config=config, **metadata)
 
 
 def load_schedule(path: str | Path) -> tuple[MLRSNet, dict]:
-    """Load a net saved by `save_schedule` (``weights_only=True``); returns (net, metadata).
+    """Load an LR net saved by `save_schedule` (``weights_only=True``); returns (net, metadata).
 
-    The state (h, c) is reset: a loaded schedule starts a new run.
+    The metadata holds the constructor arguments (``num_classes``, ``hidden``, ``gamma``) and the
+    values given to `save_schedule`. The state (h, c) is reset: a loaded schedule starts a new run.
+    Any other file (a weight net, a model checkpoint, text) raises one ValueError naming it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = save_schedule(MLRSNet(10, hidden=4, gamma=0.2), pathlib.Path(tempfile.mkdtemp()) / "s.pt")
+        >>> net, meta = load_schedule(p); meta["hidden"], round(float(net.gamma), 6)
+        (4, 0.2)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"schedule_file={str(path)!r} does not exist; save one with "
-                                f"metakit.learners.lr_net.save_schedule(net, path) after meta-training.")
-    blob = torch.load(path, weights_only=True, map_location="cpu")
-    meta = blob.get("metadata", {}) if isinstance(blob, dict) else {}
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"schedule_file={str(path)!r} is not a metakit LR schedule (format "
-                         f"{meta.get('format')!r}, expected {FORMAT!r}).")
-    net = MLRSNet(int(meta["num_classes"]), hidden=int(meta["hidden"]))
-    net.load_state_dict(blob["state"])
+    net, header = load_learner(path, "lr_net", argument="schedule_file")
     net.reset_state()
-    return net, meta
+    return net, {**header["init"], **header["metadata"]}

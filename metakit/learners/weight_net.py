@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metakit.learners.store import register_kind
 from metakit.meta import MetaLearner, normalize_weights
 
 
@@ -41,3 +42,7 @@ class WeightNet(MetaLearner):
     def weights(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
         """Coefficients c (B,) of L_train = Σ c_i ℓ_i from detached losses."""
         return normalize_weights(self.raw_weights(per_sample_loss), self.normalize)
+
+
+register_kind("weight_net", WeightNet, lambda net: {"hidden": net.mlp[0].out_features, "normalize": net.normalize},
+              "a Meta-Weight-Net weight net")

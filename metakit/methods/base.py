@@ -19,6 +19,7 @@ from metakit.options import parse
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
+    from metakit.meta import MetaStep
     from metakit.schedules import Schedule
 
 
@@ -133,3 +134,52 @@ class Method:
     def meta_modules(self) -> dict[str, nn.Module]:
         """Meta-learners and their optimisers' owners, for checkpoints (default none)."""
         return {}
+
+    @property
+    def learner(self) -> nn.Module | None:
+        """The meta-learned network (weight net, LR net, modulation); None for plain methods.
+
+        Save it with `metakit.learners.store.save_learner` (``run`` also returns it as
+        ``Result.learner``).
+        """
+        return None
+
+    def current_meta_step(self) -> "MetaStep | None":
+        """The `metakit.meta.MetaStep` this method runs (None for plain methods or before `setup`)."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs beyond net, optimiser and schedule (loadable ``weights_only``).
+
+        The default keeps the learner's weights and the `MetaStep`'s call counter and
+        meta-optimiser; a method with more state (a switch, a trace) extends the dict.
+
+        Returns:
+            ``{"learner": state dict | None, "meta_step": {"calls", "meta_optimizer"} | None}``.
+
+        Example:
+            >>> Method(num_classes=2, class_counts=[3, 1]).state_dict()
+            {'learner': None, 'meta_step': None}
+        """
+        learner, step = self.learner, self.current_meta_step()
+        return {"learner": None if learner is None else learner.state_dict(),
+                "meta_step": None if step is None else {"calls": step.calls,
+                                                        "meta_optimizer": step.meta_optimizer.state_dict()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict`, into a method built (and set up) from the same config.
+
+        Example:
+            >>> m = Method(num_classes=2, class_counts=[3, 1])
+            >>> m.load_state_dict(m.state_dict())
+        """
+        learner, step = self.learner, self.current_meta_step()
+        if (state.get("learner") is None) != (learner is None) or (state.get("meta_step") is None) != (step is None):
+            raise ValueError(f"method={self.name!r}: the saved state (learner: {state.get('learner') is not None}, "
+                             f"meta step: {state.get('meta_step') is not None}) does not fit this method (learner: "
+                             f"{learner is not None}, meta step: {step is not None}); resume with the same config.")
+        if learner is not None:
+            learner.load_state_dict(state["learner"])
+        if step is not None:
+            step.calls = int(state["meta_step"]["calls"])
+            step.meta_optimizer.load_state_dict(state["meta_step"]["meta_optimizer"])

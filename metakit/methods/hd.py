@@ -54,3 +54,16 @@ class HypergradientMethod(Method):
         lr = self.hd.step()                        # α_t from ⟨g_t, g_{t−1}⟩, before the step uses it
         trainer.optimizer.step()
         return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """`Method.state_dict` plus the hypergradient LR α_t and the last gradient g_{t−1}."""
+        previous = None if self.hd is None or self.hd.previous is None else [g.clone() for g in self.hd.previous]
+        return {**super().state_dict(), "lr": None if self.hd is None else self.hd.lr, "previous": previous}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.hd is None:
+            raise RuntimeError("HypergradientMethod.setup(trainer) must run before load_state_dict.")
+        self.hd.lr = float(state["lr"])
+        device = next((p.device for g in self.hd.optimizer.param_groups for p in g["params"]), None)
+        self.hd.previous = None if state["previous"] is None else [g.to(device) for g in state["previous"]]

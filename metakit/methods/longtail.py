@@ -231,6 +231,22 @@ class LDAMDRW(Method):
         """Σ w_y·loss / Σ w_y, the reduction of ``F.cross_entropy(weight=...)`` in LDAM-DRW's code."""
         return self.per_sample_loss(logits, targets).sum() / self._weights(logits, targets).sum()
 
+    def state_dict(self) -> dict[str, Any]:
+        """`Method.state_dict` plus the DRW switch: the class weights once re-weighting is on (else None).
+
+        Example:
+            >>> m = LDAMDRW(2, [16, 1], drw_epoch=0); m.start_epoch(0, None)
+            >>> fresh = LDAMDRW(2, [16, 1], drw_epoch=0); fresh.load_state_dict(m.state_dict())
+            >>> torch.equal(fresh.class_weights, m.class_weights)
+            True
+        """
+        weights = None if self.class_weights is None else self.class_weights.clone()
+        return {**super().state_dict(), "class_weights": weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.class_weights = None if state["class_weights"] is None else state["class_weights"].clone()
+
 
 @register
 class LogitAdjustment(Method):

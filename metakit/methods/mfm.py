@@ -182,6 +182,25 @@ class MFM(Method):
             raise RuntimeError(f"method={self.name!r} has no modulation yet; run it first.")
         return save_modulator(self.modulation, path, model=self.model_name or "unknown")
 
+    @property
+    def learner(self) -> nn.Module | None:
+        """The attached `Modulation` φ (None before `prepare`)."""
+        return self.modulation
+
+    def current_meta_step(self) -> MetaStep | None:
+        return self.meta_step
+
+    def state_dict(self) -> dict[str, Any]:
+        """`Method.state_dict` plus ``meta_on`` (whether meta-learning has started).
+
+        The modulation's weights are also in the net's state dict; both hold the same values.
+        """
+        return {**super().state_dict(), "meta_on": bool(self.meta_on)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.meta_on = bool(state["meta_on"])
+
 
 @register
 class MFMNet(MFM):

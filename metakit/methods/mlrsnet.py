@@ -136,3 +136,26 @@ class MLRSNetMethod(Method):
 
     def meta_modules(self) -> dict[str, torch.nn.Module]:
         return {"lr_net": self.lr_net}
+
+    @property
+    def learner(self) -> MLRSNet:
+        """The LR net (meta-trained here, or the frozen one loaded from ``schedule_file``)."""
+        return self.lr_net
+
+    def current_meta_step(self) -> MetaStep | None:
+        return self.step
+
+    def state_dict(self) -> dict[str, Any]:
+        """`Method.state_dict` plus the per-step trace and whether the schedule is frozen.
+
+        The frozen `LearnedSchedule` itself (its step count and the LSTM state) is the run's
+        schedule, saved by the run's checkpoint with the optimiser's.
+        """
+        return {**super().state_dict(), "frozen": self.frozen, "trace": [dict(row) for row in self.trace]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if bool(state["frozen"]) != self.frozen:
+            raise ValueError(f"method='mlrsnet': the saved state has frozen={state['frozen']} but this run has "
+                             f"frozen={self.frozen} (schedule_file given or not); resume with the same config.")
+        super().load_state_dict(state)
+        self.trace = [dict(row) for row in state["trace"]]

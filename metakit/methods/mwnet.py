@@ -109,3 +109,11 @@ class MWNet(Method):
 
     def meta_modules(self) -> dict[str, nn.Module]:
         return {"weight_net": self.weight_net}
+
+    @property
+    def learner(self) -> WeightNet:
+        """The weight net φ (`Method.state_dict` saves it with the `MetaStep`'s state)."""
+        return self.weight_net
+
+    def current_meta_step(self) -> MetaStep | None:
+        return self.step

@@ -1,30 +1,33 @@
 """Save a learned modulator with its metadata, and load it into another classifier.
 
-The file is a plain ``torch.save`` dict read back with ``torch.load(weights_only=True)``:
-``{"state_dict": {...}, "meta": {"version", "model", "kind", "where", "channels", "hidden"}}``.
-Loading refuses a classifier of another model or with other channel counts, with a clear error,
-before touching the net.
+The file is the learner format of `metakit.learners.store` (kind "modulation"; constructor
+arguments ``names``, ``channels``, ``kind``, ``hidden``; metadata ``model``), read back with
+``torch.load(weights_only=True)``. Loading refuses a classifier of another model or with other
+channel counts, with a clear error, before touching the net.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from metakit.io import atomic_torch_save
 from metakit.learners.modulation.attach import Modulation, attach, infer_channels, resolve_where
+from metakit.learners.store import load_learner, read_header, register_kind, save_learner
 
-FORMAT_VERSION = 1
+register_kind("modulation", Modulation, lambda m: {"names": list(m.names), "channels": list(m.channels),
+                                                   "kind": m.kind, "hidden": m.hidden}, "an MFM modulation")
 
 
-def save_modulator(modulation: Modulation, path: str | Path, *, model: str) -> Path:
+def save_modulator(modulation: Modulation, path: str | Path, *, model: str, config: Any = None) -> Path:
     """Write ``modulation``'s weights and metadata to ``path`` (atomically).
 
     Args:
         modulation: the learned `Modulation` (``net.modulation`` or ``result.method.modulation``).
         path: the file to write, e.g. ``runs/mfm_net_digits.pt``.
         model: the classifier's model name (``Config.model``), checked when loading.
+        config: the run's resolved `Config` that learned it (None when unknown).
 
     Returns:
         The path written.
@@ -40,29 +43,25 @@ def save_modulator(modulation: Modulation, path: str | Path, *, model: str) -> P
         raise TypeError(f"modulation={type(modulation).__name__} must be a metakit.learners.modulation.Modulation.")
     if not isinstance(model, str) or not model:
         raise ValueError(f"model={model!r} must be the classifier's model name, e.g. 'digits_cnn'.")
-    meta = {"version": FORMAT_VERSION, "model": model, "kind": modulation.kind, "where": list(modulation.names),
-            "channels": list(modulation.channels), "hidden": modulation.hidden}
-    state = {k: v.detach().cpu().clone() for k, v in modulation.state_dict().items()}
-    return atomic_torch_save({"state_dict": state, "meta": meta}, path)
+    return save_learner(modulation, path, config=config, model=model)
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The metadata dict of a saved modulator (version, model, kind, where, channels, hidden)."""
-    return _read(path)["meta"]
+    """The metadata of a saved modulator: version, model, kind, where, channels, hidden.
+
+    Example:
+        >>> import tempfile
+        >>> p = save_modulator(Modulation(["fc"], [4]), Path(tempfile.mkdtemp()) / "m.pt", model="mlp")
+        >>> read_metadata(p)["where"], read_metadata(p)["model"]
+        (['fc'], 'mlp')
+    """
+    return _metadata(read_header(path, "modulation", argument="modulator"))
 
 
-def _read(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"modulator={str(path)!r} does not exist; save one with "
-                                f"save_modulator(...) or result.method.save(path) after an mfm_net run.")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or "meta" not in blob or "state_dict" not in blob:
-        raise ValueError(f"modulator={str(path)!r} is not a metakit modulator file (no 'meta'/'state_dict').")
-    if blob["meta"].get("version") != FORMAT_VERSION:
-        raise ValueError(f"modulator={str(path)!r} has format version {blob['meta'].get('version')}; "
-                         f"this metakit reads version {FORMAT_VERSION}. Re-save it with this version.")
-    return blob
+def _metadata(header: dict) -> dict:
+    init = header["init"]
+    return {"version": header["version"], "model": header["metadata"].get("model"), "kind": init["kind"],
+            "where": init["names"], "channels": init["channels"], "hidden": init["hidden"]}
 
 
 def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None) -> Modulation:
@@ -85,8 +84,8 @@ def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None
         >>> load_modulator(p, b, model="digits_cnn").names
         ['block1', 'block2']
     """
-    blob = _read(path)
-    meta = blob["meta"]
+    saved, header = load_learner(path, "modulation", argument="modulator")
+    meta = _metadata(header)
     if model is not None and model != meta["model"]:
         raise ValueError(f"modulator={str(path)!r} was learned on model={meta['model']!r} but this classifier is "
                          f"model={model!r}; transfer it to a {meta['model']!r} or learn a new one.")
@@ -99,7 +98,5 @@ def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None
     if channels != meta["channels"]:
         raise ValueError(f"modulator={str(path)!r} expects channels {meta['channels']} at {names} but this "
                          f"{type(net).__name__} has {channels}; use the same architecture it was learned on.")
-    modulation = Modulation(meta["where"], meta["channels"], meta["kind"], meta["hidden"])
-    modulation.load_state_dict(blob["state_dict"])
     device = next(net.parameters()).device
-    return attach(net, meta["where"], modulation=modulation.to(device))
+    return attach(net, meta["where"], modulation=saved.to(device))
