@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from metakit.learners.lr_net import MLRSNet, save_schedule
-from metakit.experiments.text import LM_SCHEDULES, load_corpus, run_lm, tiny_corpus, tokenize
+from metakit.data.text import load_corpus, tiny_corpus, tokenize
+from metakit.experiments.text import LM_SCHEDULES, run_lm
 
 
 def test_tiny_corpus_is_deterministic_and_split():
