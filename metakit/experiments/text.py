@@ -33,7 +33,7 @@ from metakit.schedules import SCHEDULES, build_schedule
 
 __all__ = ["LM_PROFILES", "LM_SCHEDULES", "LMResult", "load_corpus", "perplexity", "run_lm", "tokenize"]
 
-LM_SCHEDULES = (*SCHEDULES, "adam", "learned", "mlrsnet")
+LM_SCHEDULES = (*SCHEDULES, "hd", "adam", "learned", "mlrsnet")
 # profile → defaults; paper: 2-layer 650-unit LSTM on PTB (MLR-SNet Sec. 5.2 uses PTB with 2/3-layer LSTMs)
 LM_PROFILES = {
     "smoke": dict(corpus="tiny", epochs=2, batch_size=16, bptt=20, emb=32, hidden=32, dropout=0.0, lr=3.0),
@@ -135,7 +135,8 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
 
     Args:
         profile: smoke | laptop | paper (see ``LM_PROFILES``).
-        schedule: a hand-designed schedule (fixed, multistep, exp, cosine, sgdr), "adam" (Adam at
+        schedule: a hand-designed schedule (fixed, multistep, exp, cosine, sgdr), "hd" (hypergradient
+            descent on SGD, β 1e-3), "adam" (Adam at
             lr/100, fixed), "learned" (a frozen MLR-SNet from ``schedule_file``, its ceiling γ re-set
             to 2 × this run's base LR, as the image nets' LR scale does not fit an LM) or "mlrsnet"
             (meta-trained here, meta set = validation batches, every ``meta_every`` steps).
