@@ -38,7 +38,7 @@ def test_hypergradient_descent_matches_a_hand_computation(weight_decay):
     for _ in range(4):
         opt.zero_grad()
         (torch.tensor(a) * (w - torch.tensor(target)) ** 2).sum().backward()
-        lrs.append(hd.step())
+        lrs.append(hd.update())
         opt.step()
     # by hand: f(w) = Σ a (w − t)², g = 2a(w − t) + wd·w, α_t = α_{t−1} + β g_t·g_{t−1}, w ← w − α_t g_t
     w_hand, alpha, previous, hand = np.zeros(2), alpha0, None, []
@@ -58,7 +58,7 @@ def test_hypergradient_lr_never_goes_below_its_floor():
     opt = torch.optim.SGD([w], lr=0.9)                        # overshoots: gradients alternate in sign
     hd = HypergradientLR(opt, beta=10.0, min_lr=0.01)
     for _ in range(2):                                       # g = −2 then 1.6: 0.9 + 10·(−3.2) < 0.01
-        opt.zero_grad(); ((w - 1) ** 2).sum().backward(); lr = hd.step(); opt.step()
+        opt.zero_grad(); ((w - 1) ** 2).sum().backward(); lr = hd.update(); opt.step()
     assert lr == pytest.approx(0.01)
 
 

@@ -82,7 +82,8 @@ class Config:
     nesterov: bool | None = option(None, "Nesterov momentum; None: the profile's", kind=bool, nullable=True)
     weight_decay: float | None = option(None, "L2 weight decay (also folded into the virtual step); None: the "
                                               "profile's", low=0, nullable=True, example="5e-4")
-    schedule: str | None = option(None, "LR schedule; None: the profile's / method's", choices=(None, *SCHEDULES))
+    schedule: str | None = option(None, "LR schedule (hd: hypergradient descent); None: the profile's / method's",
+                                  choices=(None, *SCHEDULES, "hd"))
     milestones: tuple[float, ...] | None = option(None, "multistep boundaries, increasing (values < 1 are fractions "
                                                         "of the epochs); None: the profile's", nullable=True)
     gamma: float | None = option(None, "multistep factor per milestone / total exp decay; None: the profile's",

@@ -1,9 +1,15 @@
-"""The one training loop every method runs, and evaluation with many/medium/few-shot accuracy."""
+"""The one training loop every method and task runs, and evaluation with many/medium/few-shot accuracy.
+
+What the loop scores after each epoch is pluggable (``fit(..., score=...)``): accuracy per class
+and shot group by default, perplexity for the language model (`metakit.experiments.text`).
+The LR schedule is the trainer's; its one caller is the shared plain step
+(`metakit.methods.base.Trainer.set_lr`), so the loop imports no method or schedule.
+"""
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -66,19 +72,22 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or a runaway learning rate."""
 
 
-def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs: int, class_counts: list[int],
-        meta: Iterator[Batch] | None = None, progress: bool = True, start_epoch: int = 0,
-        history: list[dict] | None = None, on_epoch_end=None, max_lr: float = float("inf"),
-        last_good: Path | None = None) -> pd.DataFrame:
+Score = Callable[[nn.Module, Any], dict]
+
+
+def fit(trainer: Trainer, method: Method, train: Iterable[Batch], test: Any, epochs: int,
+        class_counts: list[int] | None = None, meta: Iterator[Batch] | None = None, progress: bool = True,
+        start_epoch: int = 0, history: list[dict] | None = None, on_epoch_end=None, max_lr: float = float("inf"),
+        last_good: Path | None = None, score: Score | None = None) -> pd.DataFrame:
     """Train for ``epochs`` epochs; one history row per epoch.
 
     Args:
         trainer: net, optimiser, schedule, device.
         method: decides the loss and the step.
-        train: training batches.
-        test: test batches, evaluated after every epoch.
+        train: training batches (`Batches`, or any sized iterable of `Batch`, e.g. text chunks).
+        test: what ``score`` evaluates after every epoch (test batches by default).
         epochs: total epochs of the run.
-        class_counts: training images per class (for the shot groups).
+        class_counts: training images per class (for the shot groups of the default ``score``).
         meta: endless clean meta batches, for methods with ``uses_meta_set``.
         progress: show a ``tqdm`` bar over epochs.
         start_epoch: first epoch to run (resuming).
@@ -87,11 +96,23 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
         max_lr: a learning rate above this (or a non-finite loss) stops the run with a
             `DivergenceError` naming the step and value; checked on the device, synced once an epoch.
         last_good: the checkpoint file written after each epoch, named in that error message.
+        score: ``score(net, test) -> {name: value}``, the numbers of each epoch's row (lists are
+            left out of the row); default `evaluate` with ``class_counts``. Pass your own for
+            another metric (the language model passes perplexity).
 
     Returns:
-        A DataFrame with columns epoch, train_loss, train_acc, test_acc, test_loss,
-        many_acc, medium_acc, few_acc, lr, seconds (and meta_loss when a meta-step ran).
+        A DataFrame with columns epoch, train_loss, train_acc, lr, the ``score`` keys (default:
+        test_acc, test_loss, many_acc, medium_acc, few_acc) and seconds (and meta_loss when a
+        meta-step ran).
     """
+    if score is None:
+        if class_counts is None:
+            raise ValueError("class_counts=None: the default score (accuracy by shot group) needs the training "
+                             "images per class; pass class_counts=... or score=<your metric>.")
+        counts = list(class_counts)
+
+        def score(net: nn.Module, batches: Any) -> dict:
+            return evaluate(net, batches, counts)
     rows = list(history or [])
     bar = tqdm(range(start_epoch, epochs), desc=method.name, disable=not progress, leave=False)
     for epoch in bar:
@@ -128,11 +149,12 @@ def fit(trainer: Trainer, method: Method, train: Batches, test: Batches, epochs:
             sync_buffers(trainer.net)  # one set of BatchNorm statistics for evaluation and checkpoints
         row = {"epoch": epoch + 1, "train_loss": loss, "train_acc": 100.0 * float(sums.pop("correct", 0.0)) / seen}
         row.update({k: float(v) / weights[k] for k, v in sums.items()})
-        scores = evaluate(trainer.net, test, class_counts)
-        row.update({k: v for k, v in scores.items() if k != "per_class_acc"})
+        scores = score(trainer.net, test)
+        row.update({k: v for k, v in scores.items() if not isinstance(v, (list, tuple))})
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
-        bar.set_postfix(loss=f"{loss:.3f}", test=f"{row['test_acc']:.1f}")
+        first = next(iter(scores), None)
+        bar.set_postfix(loss=f"{loss:.3f}", **({} if first is None else {first: f"{row.get(first, float('nan')):.4g}"}))
         if on_epoch_end is not None:
             on_epoch_end(epoch, rows)
     return pd.DataFrame(rows)

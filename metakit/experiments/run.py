@@ -34,7 +34,7 @@ from metakit.distributed import (average_gradients_before_step, init_from_env, i
 from metakit.methods import get_method
 from metakit.methods.base import Method
 from metakit.models import build_model
-from metakit.schedules import Schedule, lr_function
+from metakit.schedules import build_schedule
 from metakit.experiments.config import MAX_LR_FACTOR, Config
 from metakit.experiments.loop import Trainer, evaluate, fit
 
@@ -132,9 +132,15 @@ def build(config: Config) -> Parts:
         meta = Stream(Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
                               source.mean, source.std, augment=source.augment, seed=config.seed + 1))
     optimizer = build_optimizer(config, method.classifier_parameters(net))
-    lr_fn = lr_function(config.schedule, config.lr, config.epochs, milestones=config.milestones,
-                        gamma=config.gamma, warmup_epochs=config.warmup_epochs)
-    trainer = Trainer(net, optimizer, Schedule(optimizer, lr_fn, len(train)), dev, amp=bool(config.amp))
+    declared = method.lr_schedule()  # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule
+    if declared is None:
+        schedule = build_schedule(config.schedule, optimizer, iters_per_epoch=len(train), epochs=config.epochs,
+                                  base_lr=config.lr, milestones=config.milestones, gamma=config.gamma,
+                                  warmup_epochs=config.warmup_epochs)
+    else:
+        schedule = build_schedule(declared[0], optimizer, iters_per_epoch=len(train), epochs=config.epochs,
+                                  **declared[1])
+    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp))
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
         for opt in {id(o): o for o in [optimizer, *optimizers_of(method)]}.values():

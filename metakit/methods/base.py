@@ -20,7 +20,7 @@ from metakit.options import parse
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
     from metakit.meta import MetaStep
-    from metakit.schedules import Schedule
+    from metakit.schedules.base import LRSchedule
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Trainer:
     Attributes:
         net: the classifier (already on ``device``).
         optimizer: the real step's optimiser over θ.
-        schedule: sets the LR before each step.
+        schedule: the `metakit.schedules.base.LRSchedule` that sets the LR of each step; only
+            ``set_lr`` calls it.
         device: where tensors live.
         amp: use bf16 autocast for the plain forward (CUDA only; the meta-step's double
             backward stays in fp32).
@@ -39,11 +40,31 @@ class Trainer:
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    schedule: Schedule
+    schedule: LRSchedule
     device: torch.device
     amp: bool = False
     epoch: int = 0
     extras: dict = field(default_factory=dict)
+
+    def set_lr(self, loss: torch.Tensor | None = None) -> float:
+        """The one call of the LR schedule each iteration: set and return the coming step's LR.
+
+        `real_step` calls it after ``backward`` (so it may read the loss and the gradients); a
+        meta-step, whose virtual step reads the LR, calls it first (progress-only schedules).
+        """
+        return self.schedule.update(None if loss is None else loss.detach())
+
+    def real_step(self, loss: torch.Tensor) -> float:
+        """The plain step every method shares: backward, the schedule sets the LR, optimiser step.
+
+        Returns:
+            The LR the step used.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = self.set_lr(loss)
+        self.optimizer.step()
+        return lr
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when ``amp`` is on, otherwise a no-op."""
@@ -117,18 +138,20 @@ class Method:
         """The scalar training loss of a batch."""
         return self.per_sample_loss(logits, targets).mean()
 
+    def lr_schedule(self) -> tuple[str, dict[str, Any]] | None:
+        """The LR schedule this method declares, ``(name, options)`` for
+        `metakit.schedules.build_schedule`, or None for ``Config.schedule`` (the default)."""
+        return None
+
     def start_epoch(self, epoch: int, trainer: Trainer) -> None:
         """Hook at the start of every epoch (e.g. LDAM-DRW switches on re-weighting)."""
 
     def train_step(self, trainer: Trainer, batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """One iteration: returns the batch's mean loss and number correct (tensors, not synced)."""
-        lr = trainer.schedule.step()
         with trainer.autocast():
             logits = trainer.net(batch.x)                                           # (B, C)
             loss = self.loss(logits.float(), batch.y)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
+        lr = trainer.real_step(loss)
         return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
 
     def meta_modules(self) -> dict[str, nn.Module]:

@@ -164,7 +164,7 @@ class MFM(Method):
             raise RuntimeError(f"method={self.name!r}: call setup(trainer) before train_step.")
         if not self.meta_on or meta_batch is None:   # plain step through the current modulation
             return Method.train_step(self, trainer, batch, None)
-        trainer.schedule.step()
+        trainer.set_lr()                   # before the virtual step, which reads the LR
         if self.meta_step.calls % self.meta_step.meta_every == 0:   # the MetaStep call below adds one more
             for _ in range(self.meta_steps - 1):
                 self.meta_step.meta_update((batch.x, batch.y), (meta_batch.x, meta_batch.y))

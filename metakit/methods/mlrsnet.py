@@ -3,10 +3,12 @@
 Meta-training: every ``meta_every``-th step a `MetaStep` takes a virtual SGD step whose size is
 the LR net's output, scores it on a clean meta batch and updates the LR net with Adam
 (meta_lr 1e-3, weight decay 1e-4); every step the real step uses the LR net's current LR. The
-Trainer's hand-designed schedule is never stepped, so it cannot override the learned LR.
+method declares the "fixed" schedule (the base LR that γ = 2 · base_lr is read from), so a hand
+schedule in the config cannot override the learned LR.
 
-Frozen use: ``options={"schedule_file": path}`` loads a saved LR net and drives the run with a
-`metakit.learners.lr_net.LearnedSchedule` — no meta set, no meta-update.
+Frozen use: ``options={"schedule_file": path}`` loads a saved LR net and declares the "learned"
+schedule (`metakit.schedules.LearnedSchedule`) on it: the plain step runs it — no meta set, no
+meta-update.
 
 ``meta_every`` rule (the paper meta-updates every ~300 of CIFAR-10's 391 iterations a epoch):
 ``meta_every = ceil(iters_per_epoch / meta_per_epoch)``, a few meta-updates per epoch;
@@ -21,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,48 +33,57 @@ from metakit.meta import MetaStep, cloned_buffers, theta
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
 from metakit.learners.lr_net import MLRSNet, load_schedule
-from metakit.schedules import LearnedSchedule
+from metakit.options import option
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
+
+
+@dataclass(frozen=True)
+class MLRSNetOptions:
+    """Options of ``method="mlrsnet"``; ``Config.meta_lr`` and ``weight_decay`` (folded into the
+    virtual step) come from the config."""
+
+    hidden: int = option(50, "LSTM hidden size (the paper's 50)", low=1)
+    meta_every: int | None = option(None, "meta-update every k steps; None: ceil(iters_per_epoch / meta_per_epoch)",
+                                    low=1, nullable=True, example="1")
+    meta_per_epoch: int = option(3, "meta-updates per epoch when meta_every is None", low=1)
+    meta_weight_decay: float = option(1e-4, "Adam's weight decay on the LR net (the paper's 1e-4)", low=0)
+    meta_clip: float | None = option(None, "clip the meta-gradient norm to this (None: off)", low=0, low_open=True,
+                                     nullable=True)
+    schedule_file: str | None = option(None, "a saved LR net (metakit.learners.lr_net.save_schedule): use it frozen "
+                                             "instead of meta-training", nullable=True, example="runs/lr_net.pt")
 
 
 @register
 class MLRSNetMethod(Method):
     """Cross-entropy training whose LR comes from an LSTM meta-learned on the meta set.
 
-    Options (``Config.options``):
-        hidden: LSTM hidden size (paper: 50).
-        meta_every: meta-update every k steps; None: ``ceil(iters_per_epoch / meta_per_epoch)``.
-        meta_per_epoch: meta-updates per epoch when ``meta_every`` is None (default 3).
-        meta_weight_decay: Adam's weight decay on the LR net (paper: 1e-4).
-        meta_clip: clip the meta-gradient norm (None: off).
-        schedule_file: a saved LR net (`metakit.learners.lr_net.save_schedule`): use it frozen instead of
-            meta-training.
+    Options: `MLRSNetOptions` (``Config.options``).
+
+    Example:
+        >>> m = MLRSNetMethod(num_classes=10, class_counts=[5] * 10, hidden=8)
+        >>> m.uses_meta_set, m.lr_schedule(), m.lr_net.hidden
+        (True, ('fixed', {}), 8)
     """
 
     name = "mlrsnet"
+    Options = MLRSNetOptions
+    learns = "the learning rate from the training loss (an LSTM)"
+    enters = "lr"
     uses_meta_set = True
 
-    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, *, hidden: int = 50,
-                 meta_every: int | None = None, meta_per_epoch: int = 3, meta_weight_decay: float = 1e-4,
-                 meta_clip: float | None = None, schedule_file: str | None = None):
-        super().__init__(num_classes, class_counts, config)
-        if meta_every is not None and (isinstance(meta_every, bool) or not isinstance(meta_every, int)
-                                       or meta_every < 1):
-            raise ValueError(f"meta_every={meta_every!r} must be a positive integer or None (auto).")
-        if isinstance(meta_per_epoch, bool) or not isinstance(meta_per_epoch, int) or meta_per_epoch < 1:
-            raise ValueError(f"meta_per_epoch={meta_per_epoch!r} must be a positive integer, e.g. 3.")
-        if meta_weight_decay < 0:
-            raise ValueError(f"meta_weight_decay={meta_weight_decay!r} must be >= 0, e.g. 1e-4.")
-        if schedule_file is not None:
-            self.lr_net, self.schedule_meta = load_schedule(schedule_file)   # raises if missing
+    def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
+        super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        if o.schedule_file is not None:
+            self.lr_net, self.schedule_meta = load_schedule(o.schedule_file)   # raises if missing
             self.uses_meta_set = False                                       # frozen: no meta set
         else:
-            self.lr_net, self.schedule_meta = MLRSNet(num_classes, hidden=hidden), {}
-        self.meta_every, self.meta_per_epoch = meta_every, meta_per_epoch
-        self.meta_weight_decay, self.meta_clip = meta_weight_decay, meta_clip
-        self.frozen = schedule_file is not None
+            self.lr_net, self.schedule_meta = MLRSNet(num_classes, hidden=o.hidden), {}
+        self.meta_every, self.meta_per_epoch = o.meta_every, o.meta_per_epoch
+        self.meta_weight_decay, self.meta_clip = o.meta_weight_decay, o.meta_clip
+        self.frozen = o.schedule_file is not None
         self.step: MetaStep | None = None
         self.trace: list[dict[str, float]] = []   # one row per step: epoch, loss, lr
 
@@ -88,13 +100,19 @@ class MLRSNetMethod(Method):
                         weight_decay=5e-4, meta_lr=1e-3, meta_per_class=100)
         return base
 
+    def lr_schedule(self) -> tuple[str, dict[str, Any]]:
+        """Frozen: "learned" on the loaded LR net; meta-training: "fixed" (the LR net sets the real
+        step's LR inside the `MetaStep`, relative to this base LR)."""
+        if self.frozen:
+            return "learned", {"net": self.lr_net, "num_classes": self.num_classes}
+        return "fixed", {}
+
     def setup(self, trainer: "Trainer") -> None:
-        """Build the `MetaStep` (meta-training) or the frozen `LearnedSchedule`."""
+        """Build the `MetaStep` (meta-training); a frozen net only moves to the device."""
         self.lr_net.to(trainer.device)
         iters = getattr(trainer.schedule, "iters_per_epoch", 1)
         base_lr = trainer.optimizer.param_groups[0]["lr"]
         if self.frozen:
-            trainer.schedule = LearnedSchedule(self.lr_net, trainer.optimizer, iters, num_classes=self.num_classes)
             return
         self.lr_net.gamma.fill_(2.0 * base_lr)                 # γ rule: the LR starts at base_lr
         every = self.meta_every or max(1, math.ceil(iters / self.meta_per_epoch))
@@ -114,6 +132,7 @@ class MLRSNetMethod(Method):
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         if self.frozen:
             return self._frozen_step(trainer, batch)
+        trainer.set_lr()                                     # the base LR ("fixed"); γ is relative to it
         correct = self._correct(trainer.net, batch)
         meta = None if meta_batch is None else (meta_batch.x, meta_batch.y)
         stats = self.step((batch.x, batch.y), meta)          # meta-update (every k) + real step at the learned LR
@@ -124,15 +143,10 @@ class MLRSNetMethod(Method):
         return out
 
     def _frozen_step(self, trainer: "Trainer", batch: "Batch") -> dict[str, torch.Tensor]:
-        with trainer.autocast():
-            logits = trainer.net(batch.x)                                             # (B, C)
-            loss = self.loss(logits.float(), batch.y)
-        lr = trainer.schedule.step(loss.detach())              # the frozen LR net reads this batch's loss
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
-        self.trace.append({"epoch": trainer.epoch, "loss": loss.item(), "lr": lr})
-        return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
+        out = Method.train_step(self, trainer, batch, None)    # the "learned" schedule reads this batch's loss
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        self.trace.append({"epoch": trainer.epoch, "loss": float(out["loss"]), "lr": lr})
+        return out
 
     def meta_modules(self) -> dict[str, torch.nn.Module]:
         return {"lr_net": self.lr_net}

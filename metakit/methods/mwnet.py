@@ -103,7 +103,7 @@ class MWNet(Method):
         """Schedule the LR, then one `MetaStep` (meta-update on meta iterations, real step always)."""
         if self.step is None:
             raise RuntimeError("MWNet.setup(trainer) must run before train_step; metakit.experiments.run does it.")
-        trainer.schedule.step()
+        trainer.set_lr()                   # before the virtual step, which reads the LR
         meta = None if meta_batch is None else (meta_batch.x, meta_batch.y)
         return self.step((batch.x, batch.y), meta)
 

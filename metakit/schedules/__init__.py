@@ -1,11 +1,15 @@
-"""Learning-rate schedules: one object owns the optimiser's LR and sets it before every step.
+"""Learning-rate schedules, all on one protocol (`metakit.schedules.base.LRSchedule`).
 
 - `hand`: fixed, multistep, exp, cosine, SGDR (functions of the epoch progress);
 - `hd`: hypergradient descent (Baydin et al. 2018), the LR follows ⟨g_t, g_{t−1}⟩;
-- `learned`: a frozen MLR-SNet LR net, the LR read off the training loss.
+- `learned`: a frozen MLR-SNet LR net, the LR read off the training loss;
+- `registry`: ``build_schedule(name, optimizer, ...)``, every one by name.
 """
+from metakit.schedules.base import NEEDS, LRSchedule
 from metakit.schedules.hand import SCHEDULES, Schedule, lr_function, sgdr_position
 from metakit.schedules.hd import HypergradientLR
 from metakit.schedules.learned import LearnedSchedule
+from metakit.schedules.registry import LR_SCHEDULES, build_schedule
 
-__all__ = ["SCHEDULES", "HypergradientLR", "LearnedSchedule", "Schedule", "lr_function", "sgdr_position"]
+__all__ = ["LR_SCHEDULES", "NEEDS", "SCHEDULES", "HypergradientLR", "LRSchedule", "LearnedSchedule", "Schedule",
+           "build_schedule", "lr_function", "sgdr_position"]

@@ -1,9 +1,8 @@
 """Hand-designed learning-rate schedules, set once per iteration.
 
-A `Schedule` owns an optimiser's learning rate: call ``schedule.step(loss)`` before every
-optimiser step and it writes the LR for that iteration into every parameter group. Hand-designed
-schedules read only the progress (epochs as a float); learned ones (MLR-SNet) also read the
-loss, through the same call, so any of them drops into an ordinary ``torch.optim`` loop.
+A `Schedule` is an `metakit.schedules.base.LRSchedule` that reads only the progress (epochs as
+a float): ``schedule.update()`` before every optimiser step writes the LR for that iteration
+into every parameter group, so it drops into an ordinary ``torch.optim`` loop.
 """
 from __future__ import annotations
 
@@ -12,10 +11,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from metakit.schedules.base import LRSchedule
+
 SCHEDULES = ("fixed", "multistep", "exp", "cosine", "sgdr")
 
 
-class Schedule:
+class Schedule(LRSchedule):
     """Drive an optimiser's LR with ``lr_fn(epoch_progress)``.
 
     Args:
@@ -26,34 +27,20 @@ class Schedule:
     Example:
         >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
         >>> s = Schedule(opt, lambda e: 0.1 * (0.5 ** int(e)), iters_per_epoch=2)
-        >>> [s.step() for _ in range(4)]
+        >>> [s.update() for _ in range(4)]
         [0.1, 0.1, 0.05, 0.05]
     """
 
+    name = "hand"
+    needs = ("progress",)
+
     def __init__(self, optimizer: torch.optim.Optimizer, lr_fn: Callable[[float], float], iters_per_epoch: int):
-        self.optimizer, self.lr_fn, self.iters_per_epoch = optimizer, lr_fn, max(1, int(iters_per_epoch))
-        self.iteration = 0
+        super().__init__(optimizer, max(1, int(iters_per_epoch)))
+        self.lr_fn = lr_fn
 
-    @property
-    def epoch(self) -> float:
-        return self.iteration / self.iters_per_epoch
-
-    def set_lr(self, lr: float) -> float:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return lr
-
-    def step(self, loss: torch.Tensor | float | None = None) -> float:
-        """Set and return the LR of the coming iteration (``loss`` is unused here)."""
-        lr = self.set_lr(float(self.lr_fn(self.epoch)))
-        self.iteration += 1
-        return lr
-
-    def state_dict(self) -> dict:
-        return {"iteration": self.iteration}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.iteration = int(state["iteration"])
+    def next_lr(self, loss: torch.Tensor | float | None = None) -> float:
+        """``lr_fn`` at the coming step's progress (``loss`` is unused)."""
+        return float(self.lr_fn(self.epoch))
 
 
 def lr_function(name: str, base_lr: float, epochs: int, *, milestones: Sequence[float] = (0.5, 0.75),

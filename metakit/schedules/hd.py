@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import torch
 
+from metakit.schedules.base import LRSchedule
 
-class HypergradientLR:
-    """SGD-HD on an optimiser: call ``step()`` after ``backward()`` and before ``optimizer.step()``.
+
+class HypergradientLR(LRSchedule):
+    """SGD-HD on an optimiser: ``update()`` after ``backward()`` and before ``optimizer.step()``.
+
+    An `metakit.schedules.base.LRSchedule` that needs the gradients: the one plain step
+    (`metakit.methods.base.Trainer.real_step`) calls it where they exist.
 
     Args:
         optimizer: the optimiser; its current LR is α_0.
+        iters_per_epoch: iterations a epoch (for ``.epoch`` only).
         beta: the hypergradient step size β (Baydin et al. use 1e-3 for SGD).
         min_lr: floor on α (HD itself can drive α negative; 0 keeps it a descent step).
 
@@ -29,17 +35,22 @@ class HypergradientLR:
         >>> opt = torch.optim.SGD([w], lr=0.1)
         >>> hd = HypergradientLR(opt, beta=0.01)
         >>> for _ in range(2):
-        ...     opt.zero_grad(); ((w - 1) ** 2).sum().backward(); lr = hd.step(); opt.step()
+        ...     opt.zero_grad(); ((w - 1) ** 2).sum().backward(); lr = hd.update(); opt.step()
         >>> round(lr, 4)         # 0.1 + 0.01 · (−1.6)(−2)
         0.132
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, beta: float = 1e-3, min_lr: float = 0.0):
+    name = "hd"
+    needs = ("grads",)
+
+    def __init__(self, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *, beta: float = 1e-3,
+                 min_lr: float = 0.0):
         if not beta >= 0:
             raise ValueError(f"beta={beta!r} must be >= 0 (the hypergradient step), e.g. 1e-3.")
         if not min_lr >= 0:
             raise ValueError(f"min_lr={min_lr!r} must be >= 0.")
-        self.optimizer, self.beta, self.min_lr = optimizer, float(beta), float(min_lr)
+        super().__init__(optimizer, iters_per_epoch)
+        self.beta, self.min_lr = float(beta), float(min_lr)
         self.lr = float(optimizer.param_groups[0]["lr"])
         self.previous: list[torch.Tensor] | None = None
 
@@ -53,13 +64,18 @@ class HypergradientLR:
         return grads
 
     @torch.no_grad()
-    def step(self) -> float:
-        """Update α from ⟨g_t, g_{t−1}⟩, write it into the optimiser and return it."""
+    def next_lr(self, loss: torch.Tensor | float | None = None) -> float:
+        """α_t from ⟨g_t, g_{t−1}⟩ (g_t read from ``.grad``); keeps g_t for the next step."""
         grads = self._gradients()
         if self.previous is not None and len(self.previous) == len(grads):
             dot = sum(torch.sum(g * h) for g, h in zip(grads, self.previous))
             self.lr = max(self.min_lr, self.lr + self.beta * float(dot))
         self.previous = grads
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
         return self.lr
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "lr": self.lr, "previous": self.previous}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.lr, self.previous = float(state["lr"]), state["previous"]

@@ -10,15 +10,15 @@ import torch
 
 from metakit.learners.lr_net import MLRSNet
 from metakit.meta import freeze
-from metakit.schedules.hand import Schedule
+from metakit.schedules.base import LRSchedule
 
 
-class LearnedSchedule(Schedule):
-    """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.step(loss)`` each iteration.
+class LearnedSchedule(LRSchedule):
+    """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.update(loss)`` each iteration.
 
-    Same interface as `metakit.schedules.Schedule`, except that ``step`` needs the loss of the
-    coming step's batch (compute the loss, call ``step``, then ``backward`` and
-    ``optimizer.step()``).
+    An `metakit.schedules.base.LRSchedule` that needs the loss of the coming step's batch
+    (compute the loss, call ``update(loss)`` — before or after ``backward``, it reads only the
+    value — then ``optimizer.step()``). ``step(loss)`` is the same call.
 
     Args:
         net: the LR net; it is frozen here (no gradient flows into it) and its state reset.
@@ -37,11 +37,14 @@ class LearnedSchedule(Schedule):
         (0.1, 1)
     """
 
+    name = "learned"
+    needs = ("loss",)
+
     def __init__(self, net: MLRSNet, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *,
                  num_classes: int | None = None, base_lr: float | None = None):
         if torch.isnan(net.gamma) and base_lr is None:
             raise ValueError("net.gamma is unset (the net was never run); pass base_lr=..., e.g. 0.1.")
-        super().__init__(optimizer, self.net_lr, iters_per_epoch)  # progress and set_lr from Schedule
+        super().__init__(optimizer, int(iters_per_epoch))  # progress and set_lr from LRSchedule
         self.net = net
         freeze(net.parameters())
         net.eval()
@@ -55,14 +58,10 @@ class LearnedSchedule(Schedule):
                 raise ValueError(f"base_lr={base_lr!r} must be > 0.")
             net.gamma.fill_(2.0 * float(base_lr))
 
-    def net_lr(self, epoch: float) -> float:
-        raise ValueError("a learned schedule reads the loss, not the epoch; call step(loss) after the forward.")
-
     @torch.no_grad()
-    def step(self, loss: torch.Tensor | float | None = None) -> float:
+    def update(self, loss: torch.Tensor | float | None = None) -> float:
         """Set and return the LR of the coming step from its loss, then advance the LSTM state."""
-        if loss is None:
-            raise ValueError("loss=None: a learned schedule reads the loss; call step(loss) after the forward.")
+        self.check(loss)
         lr = self.set_lr(float(self.net.inner_lr(loss)))
         self.net.after_step(loss)
         self.iteration += 1
