@@ -142,28 +142,6 @@ def broadcast_parameters(module: nn.Module) -> None:
         dist.broadcast(t.data, 0)
 
 
-def optimizers_of(obj, depth: int = 2) -> list[torch.optim.Optimizer]:
-    """Every optimiser reachable through ``obj``'s attributes (a method and its `MetaStep`).
-
-    Example:
-        >>> class M: pass
-        >>> m = M(); m.opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], 0.1)
-        >>> len(optimizers_of(m))
-        1
-    """
-    found: dict[int, torch.optim.Optimizer] = {}
-
-    def walk(o, d):
-        if isinstance(o, torch.optim.Optimizer):
-            found[id(o)] = o
-        elif d > 0 and hasattr(o, "__dict__") and not isinstance(o, (nn.Module, torch.Tensor)):
-            for v in vars(o).values():
-                walk(v, d - 1)
-
-    walk(obj, depth)
-    return list(found.values())
-
-
 class ShardedBatches:
     """Each rank's slice ``rank::world`` of every global batch of a `Batches`."""
 

@@ -17,8 +17,8 @@ RANK_SCRIPT = textwrap.dedent("""
     assert world_size() == 2
     state = {"params": torch.cat([p.detach().flatten() for p in r.net.parameters()]),
              "buffers": torch.cat([b.detach().float().flatten() for b in r.net.buffers()]),
-             "meta": torch.cat([p.detach().flatten() for m in r.method.meta_modules().values()
-                                for p in m.parameters()] or [torch.zeros(0)]),
+             "meta": torch.cat([p.detach().flatten() for p in (r.learner.parameters() if r.learner else [])]
+                               or [torch.zeros(0)]),
              "loss": torch.tensor(r.history["train_loss"].tolist())}
     torch.save(state, f"{out}/rank{rank()}.pt")
 """)

@@ -30,7 +30,7 @@ from metakit.data.sources import load_source
 from metakit.data.splits import Split, load_split, make_split
 from metakit.device import device as pick_device
 from metakit.distributed import (average_gradients_before_step, init_from_env, is_main, local_device_name,
-                                 optimizers_of, shard_batches)
+                                 shard_batches)
 from metakit.methods import get_method
 from metakit.methods.base import Method
 from metakit.models import build_model
@@ -143,7 +143,8 @@ def build(config: Config) -> Parts:
     trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp))
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
-        for opt in {id(o): o for o in [optimizer, *optimizers_of(method)]}.values():
+        step = method.current_meta_step()
+        for opt in [optimizer] + ([] if step is None else [step.meta_optimizer]):
             average_gradients_before_step(opt)
         train = shard_batches(train)
     return Parts(config, split, method, trainer, train, test, meta)

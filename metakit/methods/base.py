@@ -154,10 +154,6 @@ class Method:
         lr = trainer.real_step(loss)
         return {"loss": loss.detach(), "correct": (logits.argmax(1) == batch.y).sum(), "lr": torch.tensor(lr)}
 
-    def meta_modules(self) -> dict[str, nn.Module]:
-        """Meta-learners and their optimisers' owners, for checkpoints (default none)."""
-        return {}
-
     @property
     def learner(self) -> nn.Module | None:
         """The meta-learned network (weight net, LR net, modulation); None for plain methods.

@@ -173,9 +173,6 @@ class MFM(Method):
         out["correct"] = (self._last_logits.argmax(1) == batch.y).sum()
         return out
 
-    def meta_modules(self) -> dict[str, nn.Module]:
-        return {} if self.modulation is None else {"modulation": self.modulation}
-
     def save(self, path: str | Path) -> Path:
         """Save the learned modulation (weights + metadata) for `load_modulator` / transfer."""
         if self.modulation is None:

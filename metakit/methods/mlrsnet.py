@@ -148,9 +148,6 @@ class MLRSNetMethod(Method):
         self.trace.append({"epoch": trainer.epoch, "loss": float(out["loss"]), "lr": lr})
         return out
 
-    def meta_modules(self) -> dict[str, torch.nn.Module]:
-        return {"lr_net": self.lr_net}
-
     @property
     def learner(self) -> MLRSNet:
         """The LR net (meta-trained here, or the frozen one loaded from ``schedule_file``)."""

@@ -107,9 +107,6 @@ class MWNet(Method):
         meta = None if meta_batch is None else (meta_batch.x, meta_batch.y)
         return self.step((batch.x, batch.y), meta)
 
-    def meta_modules(self) -> dict[str, nn.Module]:
-        return {"weight_net": self.weight_net}
-
     @property
     def learner(self) -> WeightNet:
         """The weight net φ (`Method.state_dict` saves it with the `MetaStep`'s state)."""
