@@ -42,20 +42,22 @@ def test_process_pool_gives_in_process_results(tmp_path):
 
 
 KILLED_SWEEP = textwrap.dedent("""
-    import os, signal, sys
-    import metakit.experiments.sweep as sweep
+    import concurrent.futures as cf, os, signal, sys
     from metakit.experiments import Config
-    finished = []
-    real = sweep.cached_run
-    def run_then_die(config, **kw):
-        result = real(config, **kw)
-        finished.append(config)
-        if len(finished) == 2:
-            os.kill(os.getpid(), signal.SIGKILL)   # halfway through the sweep
-        return result
-    sweep.cached_run = run_then_die
-    sweep.ablate({"imbalance": [1, 5]}, Config(profile="smoke", epochs=2, progress=False, device="cpu"),
-                 seeds=[0, 1], cache=sys.argv[1], progress=False)
+    from metakit.experiments.sweep import ablate
+
+    class DieAfterTwo(cf.Executor):  # an executor that runs each job here, then dies halfway through the sweep
+        finished = 0
+        def submit(self, fn, *args, **kwargs):
+            future = cf.Future()
+            future.set_result(fn(*args, **kwargs))   # the run is in the cache once this returns
+            DieAfterTwo.finished += 1
+            if DieAfterTwo.finished == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return future
+
+    ablate({"imbalance": [1, 5]}, Config(profile="smoke", epochs=2, progress=False, device="cpu"),
+           seeds=[0, 1], cache=sys.argv[1], progress=False, executor=DieAfterTwo())
 """)
 
 
