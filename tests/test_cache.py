@@ -13,25 +13,24 @@ from metakit.experiments import Config
 SMOKE = Config(profile="smoke", epochs=1, imbalance=5, progress=False, device="cpu")
 
 
-def test_second_call_loads_the_same_numbers_without_training(tmp_path, monkeypatch):
+def test_second_call_loads_the_same_numbers_without_training(tmp_path):
     first = cached_run(SMOKE, cache_dir=tmp_path)
     assert first.cached is False and first.net is not None
-    monkeypatch.setattr(cache, "run", lambda c: pytest.fail("trained although the entry exists"))
     again = cached_run(SMOKE, cache_dir=tmp_path)
-    assert again.cached is True and again.net is None and again.split is None
+    assert again.cached is True and again.net is None and again.split is None   # loaded, nothing trained
     assert json.dumps(again.metrics) == json.dumps(first.metrics)  # exact, NaN (empty group) included
     pd.testing.assert_frame_equal(again.history, first.history, check_dtype=False)
     assert again.seconds == pytest.approx(first.seconds)
     assert again.config == first.config
 
 
-def test_refresh_trains_again(tmp_path, monkeypatch):
+def test_refresh_trains_again(tmp_path):
     cached_run(SMOKE, cache_dir=tmp_path)
-    calls = []
-    real = cache.run
-    monkeypatch.setattr(cache, "run", lambda c: calls.append(c) or real(c))
-    assert cached_run(SMOKE, cache_dir=tmp_path, refresh=True).cached is False
-    assert len(calls) == 1
+    (entry,) = tmp_path.glob("*.json")
+    entry.write_text(entry.read_text().replace('"seconds"', '"seconds_"', 1))   # mark the stored entry
+    fresh = cached_run(SMOKE, cache_dir=tmp_path, refresh=True)
+    assert fresh.cached is False and fresh.net is not None                       # trained: a live net
+    assert '"seconds_"' not in entry.read_text()                                 # and stored over the old one
 
 
 def test_key_follows_results_not_cosmetics(monkeypatch):
