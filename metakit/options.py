@@ -86,7 +86,7 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
         >>> check("mode", "max", {"choices": ("sum", "mean")}, str, owner="method='mwnet'")
         Traceback (most recent call last):
         ...
-        ValueError: method='mwnet': mode='max' is not allowed; use one of ('sum', 'mean').
+        ValueError: method='mwnet': mode='max' is unknown; use one of ('sum', 'mean').
     """
     where = f"{owner}: " if owner else ""
     if value is None:
@@ -96,7 +96,7 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
     choices = meta.get("choices")
     if choices is not None:
         if value not in choices or (isinstance(value, bool) and not any(c is value for c in choices)):
-            raise ValueError(f"{where}{name}={value!r} is not allowed; use one of {choices}.")
+            raise ValueError(f"{where}{name}={value!r} is unknown; use one of {choices}.")
         return value
     if kind is bool:
         if not isinstance(value, bool):

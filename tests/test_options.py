@@ -27,7 +27,7 @@ class Knobs:
     ({"rate": 1.0}, ValueError, ["rate=1.0", "[0, 1)"]),
     ({"rate": math.nan}, ValueError, ["rate=nan"]),
     ({"rate": "0.1"}, TypeError, ["rate='0.1'"]),
-    ({"mode": "max"}, ValueError, ["mode='max' is not allowed", "('sum', 'mean')"]),
+    ({"mode": "max"}, ValueError, ["mode='max' is unknown", "('sum', 'mean')"]),
     ({"flag": 1}, TypeError, ["flag=1 must be True or False"]),
     ({"clip": 0}, ValueError, ["clip=0"]),
     ({"widht": 3}, ValueError, ["'widht' is unknown", "['width', 'rate', 'mode', 'flag', 'clip']"]),

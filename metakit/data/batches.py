@@ -124,8 +124,7 @@ class Batches:
     def __init__(self, x: torch.Tensor, y: np.ndarray | torch.Tensor, batch_size: int, device: torch.device,
                  mean: Sequence[float], std: Sequence[float], *, augment: str = "none", shuffle: bool = True,
                  seed: int = 0, sample_weights: np.ndarray | None = None, drop_last: bool = False):
-        if augment not in AUGMENTS:
-            raise ValueError(f"augment={augment!r} is unknown; use one of {AUGMENTS}.")
+        require("augment", augment, object, choices=AUGMENTS)
         require("batch_size", batch_size, int, low=1, example="128")
         self.x = x.to(device)
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)

@@ -40,8 +40,7 @@ def longtail_counts(n_max: int, num_classes: int, imbalance: float, profile: str
         [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     """
     imbalance = check_imbalance(imbalance)
-    if profile not in LT_PROFILES:
-        raise ValueError(f"lt_profile={profile!r} is unknown; use one of {LT_PROFILES}.")
+    require("lt_profile", profile, object, choices=LT_PROFILES)
     if num_classes < 2:
         raise ValueError(f"num_classes={num_classes} must be at least 2 for a long tail.")
     if profile == "exp":

@@ -22,8 +22,7 @@ def check_noise(kind: str, rate: float) -> None:
     Example:
         >>> check_noise("uniform", 0.4)
     """
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"noise_kind={kind!r} is unknown; use one of {NOISE_KINDS}.")
+    require("noise_kind", kind, object, choices=NOISE_KINDS)
     require("noise_rate", rate, float, low=0, high=1, high_open=True, example="0.4")
     if kind == "none" and rate != 0:
         raise ValueError(f"noise_rate={rate!r} needs a noise_kind; set noise_kind='uniform', 'flip' or 'flip2'.")

@@ -58,11 +58,9 @@ class SplitSpec:
             >>> SplitSpec(imbalance=10).validate().imbalance
             10
         """
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is unknown; use one of {DATASETS}.")
+        require("dataset", self.dataset, object, choices=DATASETS)
         check_imbalance(self.imbalance)
-        if self.lt_profile not in LT_PROFILES:
-            raise ValueError(f"lt_profile={self.lt_profile!r} is unknown; use one of {LT_PROFILES}.")
+        require("lt_profile", self.lt_profile, object, choices=LT_PROFILES)
         check_noise(self.noise_kind, self.noise_rate)
         require("meta_per_class", self.meta_per_class, int, low=0, example="10")
         require("seed", self.seed, int, low=0, example="0")

@@ -30,6 +30,7 @@ from metakit.experiments import Config, run
 from metakit.experiments import grid_summary
 from metakit.experiments.grid import METRICS, GridRun, run_grid
 from metakit.methods import METHODS
+from metakit.options import require
 
 REFERENCE_ENTRY = "fixed"  # paired deltas are against the fixed LR
 
@@ -84,12 +85,9 @@ def table_config(task: str, entry: str, profile: str, seed: int = 0, **overrides
         >>> c.dataset, c.noise_rate, c.momentum, c.schedule
         ('digits', 0.4, 0.0, 'cosine')
     """
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} is unknown; use one of {sorted(TASKS)}.")
-    if entry not in ENTRIES:
-        raise ValueError(f"entry={entry!r} is unknown; use one of {sorted(ENTRIES)}.")
-    if profile not in SHARED:
-        raise ValueError(f"profile={profile!r} is unknown; use one of {sorted(SHARED)}.")
+    require("task", task, object, choices=sorted(TASKS))
+    require("entry", entry, object, choices=sorted(ENTRIES))
+    require("profile", profile, object, choices=sorted(SHARED))
     family = "paper" if profile == "paper" else "digits"
     fields = {**SHARED[profile], **TASKS[task][family], **ENTRIES[entry], **overrides}
     return Config(profile=profile, seed=seed, progress=False, **fields)

@@ -24,6 +24,7 @@ from metakit.experiments import PROFILES, Config, run
 from metakit.experiments import grid_summary
 from metakit.experiments.grid import GridRun, columns, read_csv, run_grid, timed_run
 from metakit.methods import METHODS, get_method
+from metakit.options import require
 
 # Top-1 % of ResNet-32 on CIFAR-LT (DESIGN.md): cross-entropy and class-balanced loss from Cui et
 # al. 2019, Meta-Weight-Net from Shu et al. 2019, LDAM-DRW from Cao et al. 2019 (IF 100 and 10 only).
@@ -83,8 +84,7 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
         >>> len(grid_configs(["ce", "focal"], imbalances=[10, 1], seeds=[0, 1], profile="smoke"))
         8
     """
-    if profile not in PROFILES:
-        raise ValueError(f"profile={profile!r} is unknown; use one of {sorted(PROFILES)}.")
+    require("profile", profile, object, choices=sorted(PROFILES))
     methods = sorted(METHODS) if methods is None else list(methods)
     datasets = DEFAULT_DATASETS[profile] if datasets is None else list(datasets)
     imbalances = DEFAULT_IMBALANCES[profile] if imbalances is None else list(imbalances)
@@ -97,8 +97,7 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
     for name in methods:
         get_method(name)
     for name in datasets:
-        if name not in DATASETS:
-            raise ValueError(f"dataset={name!r} is unknown; use one of {DATASETS}.")
+        require("dataset", name, object, choices=DATASETS)
     for value in imbalances:
         check_imbalance(value)
     if not methods or not datasets or not imbalances or not seeds:

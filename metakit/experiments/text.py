@@ -30,6 +30,7 @@ from metakit.methods.base import Method, Trainer
 from metakit.methods.mlrsnet import MLRSNetMethod
 from metakit.models.lm import LSTMLanguageModel
 from metakit.schedules import SCHEDULES, build_schedule
+from metakit.options import require
 
 __all__ = ["LM_PROFILES", "LM_SCHEDULES", "LMResult", "load_corpus", "perplexity", "run_lm", "tokenize"]
 
@@ -150,10 +151,8 @@ def run_lm(profile: str = "smoke", schedule: str = "cosine", *, epochs: int | No
     Returns:
         An `LMResult`; ``history`` has columns epoch, train_loss, valid_ppl, lr, seconds.
     """
-    if profile not in LM_PROFILES:
-        raise ValueError(f"profile={profile!r} is unknown; use one of {sorted(LM_PROFILES)}.")
-    if schedule not in LM_SCHEDULES:
-        raise ValueError(f"schedule={schedule!r} is unknown; use one of {LM_SCHEDULES}.")
+    require("profile", profile, object, choices=sorted(LM_PROFILES))
+    require("schedule", schedule, object, choices=LM_SCHEDULES)
     if schedule == "learned" and schedule_file is None:
         raise ValueError("schedule='learned' needs schedule_file=<a file saved by metakit.learners.lr_net.save_schedule>.")
     p = {**LM_PROFILES[profile], **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("corpus", corpus)) if v is not None}}

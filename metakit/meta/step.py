@@ -203,8 +203,7 @@ def pick_rule(learner: MetaLearner, rule: str = "auto") -> str:
 
 
 def _validate(learner: MetaLearner, meta_every, weight_decay, meta_clip, rule, first_order) -> None:
-    if learner.enters not in ENTRIES:
-        raise ValueError(f"learner.enters={learner.enters!r} is unknown; use one of {ENTRIES}.")
+    require("learner.enters", learner.enters, object, choices=ENTRIES)
     require("meta_every", meta_every, int, low=1, example="1 (every step)")
     require("weight_decay", weight_decay, float, low=0, example="the optimiser's 5e-4")
     require("meta_clip", meta_clip, float, low=0, low_open=True, nullable=True, example="1.0")

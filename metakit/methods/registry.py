@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from metakit.methods.base import Method
+from metakit.options import require
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -26,8 +27,7 @@ def get_method(name: str) -> type[Method]:
         >>> get_method("ce").__name__
         'Method'
     """
-    if name not in METHODS:
-        raise ValueError(f"method={name!r} is unknown; use one of {sorted(METHODS)}.")
+    require("method", name, object, choices=sorted(METHODS))
     return METHODS[name]
 
 

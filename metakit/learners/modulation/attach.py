@@ -15,6 +15,7 @@ from torch import nn
 
 from metakit.meta import MetaLearner
 from metakit.learners.modulation.layers import KINDS
+from metakit.options import require
 
 WHERE = ("blocks", "stages", "blocks+fc", "stages+fc", "fc")
 FC = "fc"  # the name that means "the input of net.fc" (the pooled feature)
@@ -101,8 +102,7 @@ class Modulation(MetaLearner):
 
     def __init__(self, names: Sequence[str], channels: Sequence[int], kind: str = "film", hidden: int = 32):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind={kind!r} is unknown; use one of {sorted(KINDS)}.")
+        require("kind", kind, object, choices=sorted(KINDS))
         self.names, self.channels, self.kind, self.hidden = list(names), [int(c) for c in channels], kind, int(hidden)
         make = (lambda c: KINDS[kind](c, hidden)) if kind == "net" else KINDS[kind]
         self.layers = nn.ModuleDict({layer_key(n): make(c) for n, c in zip(self.names, self.channels)})
