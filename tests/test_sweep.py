@@ -50,3 +50,18 @@ def test_tidy_rows_match_single_runs_and_cache_is_used(tmp_path, capsys):
     assert again["cached"].all()
     assert again["test_acc"].tolist() == table["test_acc"].tolist()
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_a_method_option_is_an_ablation_axis_named_by_its_type():
+    configs, varied = jobs({"focal_gamma": [0.0, 2.0]}, Config(method="focal", profile="smoke"), seeds=[0])
+    assert varied == ["focal_gamma"] and [c.options for c in configs] == [{"focal_gamma": 0.0}, {"focal_gamma": 2.0}]
+    listed = [Config(method="focal", profile="smoke"), Config(method="focal", profile="smoke",
+                                                                options={"focal_gamma": 2.0})]
+    assert jobs(listed)[1] == ["focal_gamma"]            # {} means the default 1.0, which differs from 2.0
+    with pytest.raises(ValueError, match="'focal_gama' is neither a Config field nor an option of method='focal'"):
+        jobs({"focal_gama": [1]}, Config(method="focal", profile="smoke"))
+
+
+def test_options_of_different_methods_are_not_columns():
+    listed = [Config(method="ce", profile="smoke"), Config(method="mwnet", profile="smoke")]
+    assert jobs(listed)[1] == ["method"]

@@ -26,27 +26,51 @@ import pandas as pd
 from metakit.experiments.cache import cached_run, default_cache_dir
 from metakit.experiments.grid import GridRun, run_grid
 from metakit.experiments import Config, run
+from metakit.methods import get_method
 
 METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 
 
-def _check_grid(grid: dict[str, list]) -> None:
+def option_names(method: str) -> tuple[str, ...]:
+    """The option names of ``method`` (its ``Options`` dataclass): ablate axes besides the Config fields."""
+    return tuple(f.name for f in dataclasses.fields(get_method(method).Options))
+
+
+def _check_grid(grid: dict[str, list], base: Config) -> None:
     if not grid:
         raise ValueError("grid={} is empty; give at least one field, e.g. {'imbalance': [1, 10]}.")
+    options = option_names(base.method)
     for name, values in grid.items():
         if name == "seed":
             raise ValueError("grid['seed'] is not allowed; pass seeds=[0, 1, ...] to ablate instead.")
-        if name not in FIELDS:
-            raise ValueError(f"grid key {name!r} is not a Config field; use one of {FIELDS}.")
+        if name in ("options", "progress") or (name not in FIELDS and name not in options):
+            raise ValueError(f"grid key {name!r} is neither a Config field nor an option of method={base.method!r}; "
+                             f"use one of {tuple(f for f in FIELDS if f not in ('options', 'progress'))} or {options}.")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise ValueError(f"grid[{name!r}]={values!r} must be a non-empty list, e.g. [1, 10].")
 
 
+def value_of(config: Config, name: str):
+    """A Config field's value, or a method option's (its default when the config leaves it out).
+
+    Example:
+        >>> value_of(Config(method="focal"), "focal_gamma"), value_of(Config(imbalance=5), "imbalance")
+        (1.0, 5)
+    """
+    if name in FIELDS:
+        return getattr(config, name)
+    options = get_method(config.method).Options
+    defaults = {f.name: getattr(options(), f.name) for f in dataclasses.fields(options)}
+    return config.options.get(name, defaults.get(name))
+
+
 def _varied(configs: list[Config]) -> list[str]:
-    """Fields whose value differs between ``configs`` (in `Config` field order)."""
-    return [f for f in FIELDS if f not in ("seed", "progress")
-            and len({repr(getattr(c, f)) for c in configs}) > 1]
+    """Fields, then (when every config runs the same method) its options, whose value differs."""
+    methods = {c.method for c in configs}
+    options = list(option_names(configs[0].method)) if len(methods) == 1 else []
+    return [f for f in [*FIELDS, *options] if f not in ("seed", "progress", "options")
+            and len({repr(value_of(c, f)) for c in configs}) > 1]
 
 
 def jobs(grid: dict[str, list] | list[Config], base: Config | None = None,
@@ -54,7 +78,8 @@ def jobs(grid: dict[str, list] | list[Config], base: Config | None = None,
     """Every config to run (grid product × seeds) and the names of the varied fields.
 
     Args:
-        grid: field → values (their Cartesian product is run), or an explicit list of configs.
+        grid: field → values (their Cartesian product is run), or an explicit list of configs. A key
+            may also be an option of ``base.method`` (e.g. ``{"focal_gamma": [0, 1, 2]}``).
         base: the config the grid's values replace fields of (default ``Config()``); ignored
             for a list of configs.
         seeds: every config runs once per seed.
@@ -70,12 +95,15 @@ def jobs(grid: dict[str, list] | list[Config], base: Config | None = None,
     if isinstance(seeds, int) or len(seeds) == 0:
         raise ValueError(f"seeds={seeds!r} must be a non-empty list of integers, e.g. [0, 1, 2].")
     if isinstance(grid, dict):
-        _check_grid(grid)
         base = base or Config()
         if not isinstance(base, Config):
             raise TypeError(f"base={base!r} must be a Config, e.g. Config(profile='smoke').")
+        _check_grid(grid, base)
         points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
-        configs, varied = [dataclasses.replace(base, **p) for p in points], list(grid)
+        configs = [dataclasses.replace(base, **{k: v for k, v in p.items() if k in FIELDS},
+                                       options={**base.options, **{k: v for k, v in p.items() if k not in FIELDS}})
+                   for p in points]
+        varied = list(grid)
     else:
         configs = list(grid)
         bad = [c for c in configs if not isinstance(c, Config)]
@@ -126,7 +154,7 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
     the runs that finished.
 
     Args:
-        grid: field → list of values, or a list of `Config`.
+        grid: field (or option of ``base.method``) → list of values, or a list of `Config`.
         base: the fixed part of every config (e.g. ``Config(profile="smoke", method="ce")``).
         seeds: seeds to repeat every config with.
         cache: True (default folder), a folder, or False (always train, store nothing).
@@ -149,14 +177,14 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
     configs, varied = jobs(grid, base, seeds)
     if cache is True:
         cache = default_cache_dir().resolve()  # absolute, so workers elsewhere find the same folder
-    runs = [GridRun(dataclasses.replace(c, progress=False), variant="_".join(f"{n}_{getattr(c, n)}" for n in varied))
+    runs = [GridRun(dataclasses.replace(c, progress=False), variant="_".join(f"{n}_{value_of(c, n)}" for n in varied))
             for c in configs]
     table = run_grid(runs, job=functools.partial(grid_job, cache=cache), executor=executor, progress=progress,
                      desc="ablate")
     for config, error in zip(configs, table["error"]):
         if error is not None:
             warnings.warn(f"run failed: {config}\n{error}")
-    fields = pd.DataFrame([{name: getattr(c, name) for name in varied} for c in configs], columns=varied)
+    fields = pd.DataFrame([{name: value_of(c, name) for name in varied} for c in configs], columns=varied)
     out = pd.concat([fields, table[["seed", *METRICS, "seconds", "cached", "error"]]], axis=1)
     out["cached"] = out["cached"].eq(True)  # a failed run: False
     return out
