@@ -174,10 +174,10 @@ class MFM(Method):
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Save the learned modulation (weights + metadata) for `load_modulator` / transfer."""
+        """Save the learned modulation (weights, metadata and the run's config) for `load_modulator` / transfer."""
         if self.modulation is None:
             raise RuntimeError(f"method={self.name!r} has no modulation yet; run it first.")
-        return save_modulator(self.modulation, path, model=self.model_name or "unknown")
+        return save_modulator(self.modulation, path, model=self.model_name or "unknown", config=self.config)
 
     @property
     def learner(self) -> nn.Module | None:
