@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -30,8 +31,9 @@ from torch import nn
 
 from metakit.experiments import Config, run
 from metakit.meta import MetaStep
-from metakit.methods import register
-from metakit.methods.mfm import MFM
+from metakit.methods.registry import register
+from metakit.methods.mfm import MFM, MFMOptions
+from metakit.options import option
 from metakit.learners.modulation.attach import FC
 
 
@@ -70,19 +72,28 @@ class _ProbeStep(MetaStep):
         return self.scale * self.optimizer.param_groups[0]["lr"]
 
 
+@dataclass(frozen=True)
+class ProbeOptions(MFMOptions):
+    """MFM's options plus the knobs of this study's readings."""
+
+    meta_schedule: str = option("fixed", "how the meta-LR moves", kind=str)
+    virtual_scale: float = option(1.0, "the virtual step's LR as a multiple of the real one (0: fit φ to θ directly)", low=0)
+    fc_bias: bool = option(True, "keep the head's bias trainable")
+    meta_opt: str = option("adam", "the meta-optimiser", choices=("adam", "sgd"))
+    train_only: bool = option(False, "modulate the training forwards only (off in eval and in the meta forward)")
+    kind: str = option("film", "the modulation kind", choices=("film", "net"))
+
+
 @register
 class MFMProbe(MFM):
     name = "mfm_probe"
-    option_names = MFM.option_names + ("meta_schedule", "virtual_scale", "fc_bias", "meta_opt", "train_only", "kind")
+    Options = ProbeOptions
 
     def __init__(self, num_classes, class_counts, config=None, **options):
-        self.meta_schedule = options.pop("meta_schedule", "fixed")
-        self.virtual_scale = float(options.pop("virtual_scale", 1.0))
-        self.fc_bias = bool(options.pop("fc_bias", True))
-        self.meta_opt = options.pop("meta_opt", "adam")
-        self.train_only = bool(options.pop("train_only", False))
-        self.kind = options.pop("kind", "film")
         super().__init__(num_classes, class_counts, config, **options)
+        o = self.options
+        self.meta_schedule, self.virtual_scale, self.fc_bias = o.meta_schedule, o.virtual_scale, o.fc_bias
+        self.meta_opt, self.train_only, self.kind = o.meta_opt, o.train_only, o.kind
 
     def prepare(self, net: nn.Module) -> nn.Module:
         if not self.fc_bias:
@@ -209,7 +220,11 @@ def main() -> None:
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    unknown = [name for name in args.settings if name not in SETTINGS]
+    if unknown:
+        parser.error(f"settings {unknown} are unknown; use some of {sorted(SETTINGS)}")
     path = Path(args.out) / "mfm_tuning.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
     for name in args.settings:
         method, changes, options = SETTINGS[name]
         for seed in range(args.seeds):
