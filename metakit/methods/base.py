@@ -7,7 +7,7 @@ Everything else (data, optimiser, schedule, evaluation, history) is the loop's.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +44,6 @@ class Trainer:
     device: torch.device
     amp: bool = False
     epoch: int = 0
-    extras: dict = field(default_factory=dict)
 
     def set_lr(self, loss: torch.Tensor | None = None) -> float:
         """The one call of the LR schedule each iteration: set and return the coming step's LR.

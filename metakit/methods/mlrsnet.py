@@ -77,10 +77,10 @@ class MLRSNetMethod(Method):
         super().__init__(num_classes, class_counts, config, **options)
         o = self.options
         if o.schedule_file is not None:
-            self.lr_net, self.schedule_meta = load_schedule(o.schedule_file)   # raises if missing
+            self.lr_net, _ = load_schedule(o.schedule_file)   # raises one line if missing or not an LR net
             self.uses_meta_set = False                                       # frozen: no meta set
         else:
-            self.lr_net, self.schedule_meta = MLRSNet(num_classes, hidden=o.hidden), {}
+            self.lr_net = MLRSNet(num_classes, hidden=o.hidden)
         self.meta_every, self.meta_per_epoch = o.meta_every, o.meta_per_epoch
         self.meta_weight_decay, self.meta_clip = o.meta_weight_decay, o.meta_clip
         self.frozen = o.schedule_file is not None
