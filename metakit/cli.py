@@ -13,6 +13,10 @@ from pathlib import Path
 
 from metakit.distributed import is_main
 from metakit.experiments import Config, run
+from metakit.experiments.executors import make_executor
+from metakit.experiments.grid_summary import command_line
+from metakit.experiments.schedule_tables import write_table as write_schedule_table
+from metakit.experiments.tables import long_tail_grid, write_table
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -115,26 +119,14 @@ def add_table_parser(commands) -> None:
 
 
 def table_main(args) -> int:
-    import os
-    from pathlib import Path
-
-    from metakit.experiments.grid_summary import command_line
-    from metakit.experiments.tables import long_tail_grid, write_table
-
+    """``table long-tail``: run the grid (resuming its CSV), then write and print the markdown."""
     profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
         Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
-    try:
-        from metakit.experiments.executors import make_executor
-
-        executor = make_executor(args.workers, args.dask, args.slurm)
-        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
-                            csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
-                            executor=executor)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
+                        csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
+                        executor=make_executor(args.workers, args.dask, args.slurm))
     print()
     print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}", command_line(vars(args))))
     print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
@@ -226,22 +218,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def schedule_table_main(args: argparse.Namespace) -> int:
     """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
-    import os
-    from pathlib import Path
-
-    from metakit.experiments.grid_summary import command_line
-    from metakit.experiments.schedule_tables import write_table
-
     overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
-    try:
-        from metakit.experiments.executors import make_executor
-
-        write_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
-                    args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
-                    command=command_line(vars(args)), **overrides)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    write_schedule_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                         args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
+                         command=command_line(vars(args)), **overrides)
     out = Path(args.out)
     print(out.with_suffix(".md").read_text())
     print(f"wrote {out}, {out.with_name(out.stem + '_summary.csv')} and {out.with_suffix('.md')}")

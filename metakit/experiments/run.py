@@ -132,14 +132,10 @@ def build(config: Config) -> Parts:
         meta = Stream(Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
                               source.mean, source.std, augment=source.augment, seed=config.seed + 1))
     optimizer = build_optimizer(config, method.classifier_parameters(net))
-    declared = method.lr_schedule()  # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule
-    if declared is None:
-        schedule = build_schedule(config.schedule, optimizer, iters_per_epoch=len(train), epochs=config.epochs,
-                                  base_lr=config.lr, milestones=config.milestones, gamma=config.gamma,
-                                  warmup_epochs=config.warmup_epochs)
-    else:
-        schedule = build_schedule(declared[0], optimizer, iters_per_epoch=len(train), epochs=config.epochs,
-                                  **declared[1])
+    # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule
+    name, options = method.lr_schedule() or (config.schedule, dict(
+        base_lr=config.lr, milestones=config.milestones, gamma=config.gamma, warmup_epochs=config.warmup_epochs))
+    schedule = build_schedule(name, optimizer, iters_per_epoch=len(train), epochs=config.epochs, **options)
     trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp))
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
@@ -157,8 +153,7 @@ def config_key(config: Config) -> str:
         >>> config_key(Config(profile="smoke").resolve()) == config_key(Config(profile="smoke", progress=False).resolve())
         True
     """
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "progress"}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(config.canonical(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> Result:
