@@ -37,6 +37,7 @@ from metakit.methods.base import Method, Trainer
 from metakit.options import option
 from metakit.methods.losses import log_priors, logit_adjusted_loss
 from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
+from metakit.learners.modulation.attach import check_where
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
@@ -68,16 +69,6 @@ class MFMNetOptions(MFMOptions):
     freeze: bool = option(False, "keep the loaded modulator frozen (plain steps, no meta set)", kind=bool)
 
 
-def _check_where(where: Any) -> Any:
-    if isinstance(where, str):
-        if where not in WHERE:
-            raise ValueError(f"where={where!r} is unknown; use one of {WHERE} or a list of module names.")
-    elif not isinstance(where, (list, tuple)) or not where or not all(isinstance(n, str) and n for n in where):
-        raise TypeError(f"where={where!r} must be one of {WHERE} or a non-empty list of module names, "
-                        f"e.g. ['block2', 'fc'].")
-    return where
-
-
 @register
 class MFM(Method):
     """Meta Feature Modulator, mode 1: per-channel γ, β meta-learned on the balanced meta set.
@@ -104,7 +95,7 @@ class MFM(Method):
     def __init__(self, num_classes: int, class_counts: list[int], config: Any = None, **options: Any):
         super().__init__(num_classes, class_counts, config, **options)
         o = self.options
-        self.where = _check_where(o.where)
+        self.where = check_where(o.where)
         self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
             o.meta_mode
         self.meta_on = self.meta_start == 0

@@ -8,7 +8,7 @@ live φ both reach the forward pass.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -31,6 +31,25 @@ def layer_key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def check_where(where: Any, examples: list[str] | None = None) -> Any:
+    """Refuse a ``where`` that is neither a name in `WHERE` nor a non-empty list of module names
+    (before any net exists: the modules themselves are checked by `resolve_where`); returns it.
+
+    Example:
+        >>> check_where("blocks+fc")
+        'blocks+fc'
+    """
+    example = examples or ["block2", FC]
+    if isinstance(where, str):
+        if where not in WHERE:
+            raise ValueError(f"where={where!r} is unknown; use one of {WHERE} or a list of module names "
+                             f"such as {example}.")
+    elif not isinstance(where, (list, tuple)) or not where or not all(isinstance(n, str) and n for n in where):
+        raise TypeError(f"where={where!r} must be one of {WHERE} or a non-empty list of module names, "
+                        f"e.g. {example}.")
+    return where
+
+
 def resolve_where(net: nn.Module, where: str | Sequence[str]) -> list[str]:
     """The module names to modulate: "blocks", "stages", "...+fc", "fc", or an explicit list.
 
@@ -42,15 +61,11 @@ def resolve_where(net: nn.Module, where: str | Sequence[str]) -> list[str]:
         >>> resolve_where(build_model("digits_cnn", 10, 1, 8), "blocks+fc")
         ['block1', 'block2', 'fc']
     """
+    check_where(where, examples=list(getattr(net, "block_names", []))[:2] + [FC])
     if isinstance(where, str):
-        if where not in WHERE:
-            raise ValueError(f"where={where!r} is unknown; use one of {WHERE} or a list of module names "
-                             f"such as {list(getattr(net, 'block_names', []))[:2] + [FC]}.")
         base, _, plus = where.partition("+")
         names = [] if base == FC else list(getattr(net, f"{base[:-1]}_names"))
         return names + ([FC] if FC in (base, plus) else [])
-    if not isinstance(where, (list, tuple)) or not where or not all(isinstance(n, str) and n for n in where):
-        raise TypeError(f"where={where!r} must be one of {WHERE} or a non-empty list of module names.")
     modules = dict(net.named_modules())
     for name in where:
         if name != FC and (name not in modules or name.split(".")[0] == "modulation"):
