@@ -99,7 +99,7 @@ def test_drw_switches_at_drw_epoch_default_80_percent():
 
 
 def test_ldam_prepare_installs_normed_head_same_size():
-    net = build_model("digits_cnn", 10, 1, 8)
+    net = build_model("digits_cnn", 10, (1, 8, 8))
     old = net.fc
     net = LDAMDRW(10, list(range(100, 0, -10)), drw_epoch=0).prepare(net)
     assert isinstance(net.fc, NormedLinear)

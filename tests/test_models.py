@@ -30,9 +30,9 @@ def test_resnet32_count_by_formula():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_and_named_stages(name):
-    small = name in ("digits_cnn", "mlp")
-    net = build_model(name, 7, 1 if small else 3, 8 if small else 32)
-    x = torch.randn(2, 1, 8, 8) if small else torch.randn(2, 3, 32, 32)
+    shape = {"digits_cnn": (1, 8, 8), "mlp": (1, 8, 8), "resnet1d": (1, 40), "cnn1d": (1, 40)}.get(name, (3, 32, 32))
+    net = build_model(name, 7, shape)
+    x = torch.randn(2, *shape)
     assert net(x).shape == (2, 7)
     modules = dict(net.named_modules())
     assert net.block_names and net.stage_names

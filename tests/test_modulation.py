@@ -11,7 +11,7 @@ from metakit.learners.modulation import (FeatureModulation, Modulation, Modulato
 
 def _net(name="digits_cnn"):
     torch.manual_seed(0)
-    return build_model(name, 10, 1, 8) if name in ("digits_cnn", "mlp") else build_model(name, 10)
+    return build_model(name, 10, (1, 8, 8)) if name in ("digits_cnn", "mlp") else build_model(name, 10)
 
 
 def _x(name="digits_cnn", b=4):

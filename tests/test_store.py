@@ -77,7 +77,7 @@ def _foreign_files(tmp_path: Path) -> dict[str, Path]:
     files["torch_code"] = tmp_path / "trap.pt"
     torch.save({"net": Boobytrap(tmp_path / "executed")}, files["torch_code"])
     files["checkpoint"] = tmp_path / "model.pt"
-    torch.save(build_model("mlp", 10, 1, 8).state_dict(), files["checkpoint"])
+    torch.save(build_model("mlp", 10, (1, 8, 8)).state_dict(), files["checkpoint"])
     files["weight_net"] = save_learner(WeightNet(hidden=4), tmp_path / "w.pt")
     blob = torch.load(save_learner(MLRSNet(10, hidden=4, gamma=0.2), tmp_path / "new.pt"), weights_only=True)
     files["newer"] = tmp_path / "newer.pt"

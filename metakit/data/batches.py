@@ -1,6 +1,6 @@
 """Device-resident batches: the whole split is one tensor on the device.
 
-`Batches` keeps uint8 images on the chosen device and does augmentation on whole batches
+`Batches` keeps uint8 images (or float signals) on the chosen device and does augmentation on whole batches
 with tensor indexing (CIFAR: random 32x32 crop of the zero-padded 40x40 image and a horizontal
 flip; digits: a random shift of up to one pixel), so there is no per-sample Python in the hot
 loop. Compare with `bench/loader.py`.
@@ -20,7 +20,7 @@ _PAD = {"shift": 1, "crop_flip": 4}
 
 @dataclass
 class Batch:
-    """One batch: normalised float images (B, C, H, W), labels (B,), pool positions (B,)."""
+    """One batch: normalised float inputs (B, C, H, W) or (B, C, L), labels (B,), pool positions (B,)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -101,12 +101,13 @@ class Batches:
     """Iterate over (augmented, normalised) mini-batches of images held on one device.
 
     Args:
-        x: (N, C, H, W) uint8 images.
+        x: (N, C, H, W) uint8 images, or float inputs of any shape (N, C, ...) such as
+            MNIST-1D's (N, 1, 40) signals (normalised as they are, not divided by 255).
         y: (N,) labels.
         batch_size: images per batch.
         device: where the tensors live and the work happens.
-        mean: per-channel mean of x/255, for normalisation.
-        std: per-channel std of x/255.
+        mean: per-channel mean of x/255 (uint8) or of x (float), for normalisation.
+        std: per-channel std, likewise.
         augment: "none", "shift" (digits) or "crop_flip" (CIFAR).
         shuffle: reshuffle every epoch; turn off for evaluation.
         seed: seeds the shuffling and augmentation (the same seed gives the same batches).
@@ -130,9 +131,14 @@ class Batches:
         self.y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
         self.batch_size, self.device, self.augment = int(batch_size), device, augment
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-        self.scale, self.shift = 1.0 / (255.0 * self.std), -self.mean / self.std    # (1, C, 1, 1)
+        if augment != "none" and x.dim() != 4:
+            raise ValueError(f"augment={augment!r} shifts images (N, C, H, W) but the inputs have shape "
+                             f"{tuple(x.shape)}; use augment='none'.")
+        stats = (1, -1) + (1,) * (x.dim() - 2)                                    # broadcast over positions
+        self.mean = torch.tensor(mean, device=device).view(*stats)
+        self.std = torch.tensor(std, device=device).view(*stats)
+        range_ = 255.0 if x.dtype == torch.uint8 else 1.0                        # uint8 images are x/255
+        self.scale, self.shift = 1.0 / (range_ * self.std), -self.mean / self.std  # (1, C, 1, ...)
         self.generator = torch.Generator().manual_seed(seed)
         self.sample_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.float64)
 
@@ -148,7 +154,7 @@ class Batches:
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """Augment (uint8) and normalise a batch: returns float (B, C, H, W)."""
+        """Augment and normalise a batch: returns float (B, C, ...)."""
         if self.augment != "none":
             x = crop_flip(x, _PAD[self.augment], self.augment == "crop_flip", self.generator)  # (B, C, H, W)
         return x.float().mul_(self.scale).add_(self.shift)                        # (x/255 - mean) / std

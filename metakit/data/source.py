@@ -11,18 +11,22 @@ import torch
 
 @dataclass
 class Source:
-    """A dataset in memory: training pool and balanced test set.
+    """A dataset in memory: training pool, balanced validation split and balanced test set.
 
     Attributes:
-        name: "digits", "cifar10" or "cifar100".
-        train_x: (N, C, H, W) uint8 images of the training pool.
+        name: "digits", "mnist1d", "cifar10" or "cifar100".
+        train_x: (N, C, H, W) uint8 images, or (N, C, L) float32 signals (MNIST-1D), of the
+            training pool (the meta set is taken out of it by the split).
         train_y: (N,) int64 labels.
-        test_x: (M, C, H, W) uint8 test images.
+        test_x: test inputs, like ``train_x``.
         test_y: (M,) int64 test labels.
         classes: class names, index = label.
-        mean: per-channel mean of ``train_x / 255``.
-        std: per-channel std of ``train_x / 255``.
+        mean: per-channel mean of the inputs (of ``x / 255`` for uint8 images).
+        std: per-channel std, likewise.
         augment: the batch augmentation that suits it ("crop_flip", "shift" or "none").
+        val_x: the validation split used for model selection (never the test set); None: the
+            dataset has none (CIFAR, whose protocol uses all 50,000 training images).
+        val_y: its labels.
     """
 
     name: str
@@ -34,6 +38,8 @@ class Source:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: str
+    val_x: torch.Tensor | None = None
+    val_y: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -51,13 +57,16 @@ def default_root() -> Path:
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images scaled to [0, 1].
+    """Per-channel mean and std of uint8 images scaled to [0, 1], or of float inputs as they are.
 
     Example:
         >>> channel_stats(torch.full((2, 1, 4, 4), 255, dtype=torch.uint8))
         ((1.0,), (0.0010000000474974513,))
+        >>> channel_stats(torch.tensor([[[1.0, 3.0]]]))                       # (N, C, L) signals
+        ((2.0,), (1.4142135381698608,))
     """
-    xf = x.float().div_(255.0)                                                # (N, C, H, W)
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    xf = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()      # (N, C, *spatial)
+    dims = (0, *range(2, x.dim()))
+    mean = xf.mean(dim=dims)
+    std = xf.std(dim=dims).clamp_min(1e-3)
     return tuple(mean.tolist()), tuple(std.tolist())

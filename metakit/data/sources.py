@@ -1,7 +1,9 @@
-"""Where images come from: the bundled digits set (offline default) and CIFAR-10/100.
+"""Where the data comes from: the bundled digits set (offline default), MNIST-1D (generated
+offline, `metakit.data.mnist1d`) and CIFAR-10/100.
 
-Every source returns a `Source`: uint8 images (N, C, H, W), integer labels, a balanced test
-set, and the per-channel mean/std used to normalise. Nothing is read at import time.
+Every source returns a `Source`: inputs (uint8 images (N, C, H, W) or float signals (N, C, L)),
+integer labels, a balanced validation split (digits, MNIST-1D), a balanced test set, and the
+per-channel mean/std used to normalise. Nothing is read at import time.
 """
 from __future__ import annotations
 
@@ -11,22 +13,27 @@ import numpy as np
 import torch
 
 from metakit.data.cifar import load_cifar
+from metakit.data.mnist1d import load_mnist1d
 from metakit.data.source import Source, channel_stats, default_root
+from metakit.options import require
 
-DATASETS = ("digits", "cifar10", "cifar100")
-DIGITS_TEST_PER_CLASS = 50  # balanced digits test set; the rest is the training pool
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100")
+DATA_SIZES = ("full", "small")  # small: a CI-sized generated set (MNIST-1D); the others are unchanged
+DIGITS_TEST_PER_CLASS = 50  # balanced digits test set
+DIGITS_VAL_PER_CLASS = 20   # balanced digits validation split; the rest is the training pool
 
 
 def load_digits_source() -> Source:
-    """scikit-learn's bundled 8x8 digits (1,797 images), 50 per class held out as the test set.
+    """scikit-learn's bundled 8x8 digits (1,797 images): 50 per class held out as the test set, 20
+    per class as the validation split.
 
-    The test split is fixed (it does not move with the experiment seed), so every run of a
-    class is scored on the same images.
+    Both are fixed (they do not move with the experiment seed), so every run of a class is
+    scored on the same images.
 
     Example:
         >>> src = load_digits_source()
-        >>> src.train_x.shape[1:], len(src.test_y)
-        (torch.Size([1, 8, 8]), 500)
+        >>> src.train_x.shape[1:], len(src.val_y), len(src.test_y), len(src.train_y)
+        (torch.Size([1, 8, 8]), 200, 500, 1097)
     """
     from sklearn.datasets import load_digits
 
@@ -34,23 +41,27 @@ def load_digits_source() -> Source:
     images = np.rint(digits.images / 16.0 * 255.0).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
     labels = digits.target.astype(np.int64)
     rng = np.random.default_rng(20200807)  # fixed: the test set is part of the dataset
-    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:DIGITS_TEST_PER_CLASS]
-                           for c in range(10)])
-    is_test = np.zeros(len(labels), dtype=bool)
-    is_test[test] = True
-    train_x = torch.from_numpy(images[~is_test])
+    order = [rng.permutation(np.flatnonzero(labels == c)) for c in range(10)]
+    part = np.zeros(len(labels), dtype=np.int64)                                  # 0 train, 1 val, 2 test
+    for ix in order:  # the test images are the ones drawn before the validation split existed
+        part[ix[:DIGITS_TEST_PER_CLASS]] = 2
+        part[ix[DIGITS_TEST_PER_CLASS:DIGITS_TEST_PER_CLASS + DIGITS_VAL_PER_CLASS]] = 1
+    images_t = torch.from_numpy(images)
+    train_x = images_t[part == 0]
     mean, std = channel_stats(train_x)
-    return Source("digits", train_x, labels[~is_test], torch.from_numpy(images[is_test]),
-                  labels[is_test], [str(c) for c in range(10)], mean, std, "shift")
+    return Source("digits", train_x, labels[part == 0], images_t[part == 2], labels[part == 2],
+                  [str(c) for c in range(10)], mean, std, "shift", val_x=images_t[part == 1], val_y=labels[part == 1])
 
 
-def load_source(name: str, root: str | Path | None = None) -> Source:
+def load_source(name: str, root: str | Path | None = None, size: str = "full", options: dict | None = None) -> Source:
     """Load a dataset by name.
 
     Args:
         name: one of ``DATASETS``.
-        root: folder holding CIFAR in torchvision's layout; defaults to `default_root()`.
-            Unused for digits.
+        root: folder holding CIFAR in torchvision's layout, and the MNIST-1D cache; defaults
+            to `default_root()`. Unused for digits.
+        size: "full", or "small" for MNIST-1D's CI-sized set (`metakit.data.mnist1d.SMALL`).
+        options: generator arguments changed from the calibrated ones (MNIST-1D only).
 
     Example:
         >>> load_source("digits").num_classes
@@ -58,6 +69,12 @@ def load_source(name: str, root: str | Path | None = None) -> Source:
     """
     if name == "digits":
         return load_digits_source()
+    require("size", size, object, choices=DATA_SIZES)
+    if options and name != "mnist1d":
+        raise ValueError(f"data_options={options!r} but dataset={name!r} is not generated; use data_options only "
+                         f"with dataset='mnist1d'.")
+    if name == "mnist1d":
+        return load_mnist1d(default_root() if root is None else Path(root), changes=options, small=size == "small")
     if name in ("cifar10", "cifar100"):
         return load_cifar(name, default_root() if root is None else Path(root))
     raise ValueError(f"dataset={name!r} is unknown; use one of {DATASETS}.")

@@ -5,7 +5,8 @@ training pool. Order of operations (Meta-Weight-Net convention):
 
 1. take ``meta_per_class`` clean images of every class out of the training pool;
 2. subsample the rest to the long-tail counts, with ``n_max`` = the smallest remaining class
-   (for CIFAR with a 10/class meta set: 4,990);
+   (for CIFAR with a 10/class meta set: 4,990), capped at ``train_per_class`` when given
+   (MNIST-1D: 5,000 of a 5,500 pool, so IF 100 keeps 5000…50; its noise protocol: 1,200);
 3. corrupt the labels of the training part only, recording the realised transition matrix.
 
 Splits are saved to small JSON files with a SHA-256 of their content, so a whole class shares
@@ -41,6 +42,8 @@ class SplitSpec:
         noise_rate: corruption probability in [0, 1).
         meta_per_class: clean images per class moved to the meta set (0 = no meta set).
         seed: the split's seed.
+        train_per_class: largest class of the training set before the long tail (``n_max``);
+            None: all the meta set leaves.
     """
 
     dataset: str = "digits"
@@ -50,6 +53,7 @@ class SplitSpec:
     noise_rate: float = 0.0
     meta_per_class: int = 10
     seed: int = 0
+    train_per_class: int | None = None
 
     def validate(self) -> "SplitSpec":
         """Raise a clear error on any bad field; returns self.
@@ -64,6 +68,8 @@ class SplitSpec:
         check_noise(self.noise_kind, self.noise_rate)
         require("meta_per_class", self.meta_per_class, int, low=0, example="10")
         require("seed", self.seed, int, low=0, example="0")
+        if self.train_per_class is not None:
+            require("train_per_class", self.train_per_class, int, low=1, example="5000")
         return self
 
 
@@ -111,10 +117,17 @@ def make_split(spec: SplitSpec, pool_labels: np.ndarray) -> Split:
                          f"of {spec.dataset} has {smallest}; use meta_per_class < {smallest}.")
     meta = [ix[:spec.meta_per_class] for ix in per_class]
     rest = [ix[spec.meta_per_class:] for ix in per_class]
-    counts = longtail_counts(min(len(ix) for ix in rest), num_classes, spec.imbalance, spec.lt_profile)
+    n_max = min(len(ix) for ix in rest)
+    if spec.train_per_class is not None:
+        if spec.train_per_class > n_max:
+            raise ValueError(f"train_per_class={spec.train_per_class} exceeds the {n_max} images per class that "
+                             f"meta_per_class={spec.meta_per_class} leaves in {spec.dataset}; use "
+                             f"train_per_class <= {n_max}.")
+        n_max = spec.train_per_class
+    counts = longtail_counts(n_max, num_classes, spec.imbalance, spec.lt_profile)
     if min(counts) < 1:
         raise ValueError(f"imbalance={spec.imbalance} leaves a class of {spec.dataset} with no training image; "
-                         f"use imbalance <= {min(len(ix) for ix in rest)}.")
+                         f"use imbalance <= {n_max}.")
     train_idx = np.concatenate([ix[:n] for ix, n in zip(rest, counts)])
     clean = pool_labels[train_idx]
     noisy, transition = corrupt_labels(clean, num_classes, spec.noise_kind, spec.noise_rate, rng)

@@ -17,7 +17,7 @@ from typing import Any
 
 from metakit.data.longtail import LT_PROFILES
 from metakit.data.noise import NOISE_KINDS
-from metakit.data.sources import DATASETS
+from metakit.data.sources import DATA_SIZES, DATASETS
 from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
 from metakit.models import MODELS
@@ -27,26 +27,37 @@ from metakit.options import validate as check_options
 from metakit.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
+MNIST1D_EPOCHS = 20  # laptop: fits the long-tail table in 2.5 h on 2 cores (results/mnist1d_calibration.md)
 # Profile defaults: what a field left None becomes. Smoke runs every code path in seconds.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(dataset="digits", epochs=3, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
+    "smoke": dict(dataset="digits", data_size="full", epochs=3, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                   meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
-    "laptop": dict(dataset="digits", epochs=60, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
+    "laptop": dict(dataset="digits", data_size="full", epochs=60, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                    weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                    meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
     # LDAM-DRW long-tail recipe (DESIGN.md): ResNet-32, 200 epochs, batch 128, SGD 0.1 m 0.9,
     # wd 2e-4, 5-epoch warm-up, LR x0.01 at 160 and again at 180.
-    "paper": dict(dataset="cifar10", epochs=200, batch_size=128, lr=0.1, momentum=0.9, nesterov=False,
+    "paper": dict(dataset="cifar10", data_size="full", epochs=200, batch_size=128, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=2e-4, schedule="multistep", milestones=(160, 180), gamma=0.01, warmup_epochs=5,
                   meta_lr=1e-3, meta_every=1, meta_per_class=10, amp=True),
 }
+# What a dataset changes in a profile (after PROFILES, before the method's recipe). MNIST-1D
+# follows CIFAR-10-LT's protocol: 5,000 a class before the long tail, a 10/class meta set,
+# batch 128, the 1D ResNet; smoke generates a small set (DATA_SIZES) so CI never waits for 70,000.
+DATASET_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("smoke", "mnist1d"): dict(model="resnet1d", data_size="small", train_per_class=100, meta_per_class=10),
+    ("laptop", "mnist1d"): dict(model="resnet1d", data_size="full", train_per_class=5000, meta_per_class=10,
+                                batch_size=128, epochs=MNIST1D_EPOCHS),
+    ("paper", "mnist1d"): dict(model="resnet1d", data_size="full", train_per_class=5000, meta_per_class=10,
+                               amp=False),
+}
 PROFILE_NAMES = tuple(PROFILES)
 # fields that resolve() always fills (from the profile, the recipe, or the dataset)
-RESOLVED = ("dataset", "meta_per_class", "model", "epochs", "batch_size", "lr", "momentum", "nesterov",
+RESOLVED = ("dataset", "data_size", "meta_per_class", "model", "epochs", "batch_size", "lr", "momentum", "nesterov",
             "weight_decay", "schedule", "milestones", "gamma", "warmup_epochs", "meta_lr", "meta_every", "amp")
 MAX_LR_FACTOR = 100.0  # an LR above this multiple of Config.lr counts as divergence
-DEFAULT_MODEL = {"digits": "digits_cnn", "cifar10": "resnet32", "cifar100": "resnet32"}
+DEFAULT_MODEL = {"digits": "digits_cnn", "mnist1d": "resnet1d", "cifar10": "resnet32", "cifar100": "resnet32"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,10 @@ class Config:
     profile: str | None = option(None, "smoke | laptop | paper; None: $METAKIT_PROFILE or laptop",
                                  choices=(None, *PROFILE_NAMES))
     dataset: str | None = option(None, "dataset; None: the profile's", choices=(None, *DATASETS))
+    data_size: str | None = option(None, "full, or small: a CI-sized generated set (MNIST-1D only; others are "
+                                         "unchanged); None: the profile's", choices=(None, *DATA_SIZES))
+    data_options: dict = option({}, "generator arguments changed from the calibrated ones (MNIST-1D), e.g. "
+                                    "{'iid_noise_scale': 0.1}", kind=dict)
     imbalance: float = option(1.0, "largest/smallest class count of the training set (1 = balanced)", low=1,
                               example="10")
     lt_profile: str = option("exp", "long-tail shape", choices=LT_PROFILES)
@@ -69,6 +84,9 @@ class Config:
     noise_rate: float = option(0.0, "label-noise probability", low=0, high=1, high_open=True, example="0.4")
     meta_per_class: int | None = option(None, "clean meta images per class, removed from training first; None: "
                                               "the profile's", low=0, nullable=True, example="10")
+    train_per_class: int | None = option(None, "largest training class before the long tail (n_max); None: the "
+                                               "dataset protocol's (MNIST-1D 5000) or all the meta set leaves",
+                                         low=1, nullable=True, example="5000")
     model: str | None = option(None, "classifier; None: the dataset's default", choices=(None, *MODELS))
     epochs: int | None = option(None, "passes over the training set; None: the profile's", low=1, nullable=True,
                                 example="60")
@@ -117,7 +135,9 @@ class Config:
             raise ValueError(f"profile={profile!r} is unknown; use one of {sorted(PROFILES)} "
                              f"(or set METAKIT_PROFILE to one of them).")
         method = get_method(self.method)
-        filled = {**PROFILES[profile], **method.recipe(profile)}
+        recipe = method.recipe(profile)
+        dataset = self.dataset or recipe.get("dataset") or PROFILES[profile]["dataset"]
+        filled = {**PROFILES[profile], **DATASET_PROFILES.get((profile, dataset), {}), **recipe}
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name, default in filled.items():
             if values.get(name) is None:
@@ -160,7 +180,7 @@ class Config:
     def split_spec(self) -> SplitSpec:
         """The `SplitSpec` of this (resolved) config."""
         return SplitSpec(self.dataset, self.imbalance, self.lt_profile, self.noise_kind, self.noise_rate,
-                         self.meta_per_class, self.seed)
+                         self.meta_per_class, self.seed, self.train_per_class)
 
 
 def validate(config: Config) -> Config:

@@ -32,7 +32,7 @@ def noisy_label_fit(result) -> dict[str, float]:
         ['clean_given', 'corrupted_fraction', 'corrupted_given', 'corrupted_true']
     """
     config, split, net = result.config, result.split, result.net
-    source = load_source(config.dataset, config.data_root)
+    source = load_source(config.dataset, config.data_root, config.data_size, config.data_options)
     dev = next(net.parameters()).device
     batches = Batches(source.train_x[split.train_idx], split.train_labels, 500, dev, source.mean, source.std,
                       shuffle=False)

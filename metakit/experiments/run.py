@@ -45,7 +45,8 @@ class Result:
     Attributes:
         config: the resolved config that ran.
         history: one row per epoch (see `metakit.experiments.loop.fit`).
-        metrics: final test metrics: test_acc, per_class_acc, many/medium/few_acc, test_loss.
+        metrics: final metrics: test_acc, per_class_acc, many/medium/few_acc, test_loss, and
+            val_acc (the validation split's accuracy, for model selection) where the dataset has one.
         net: the trained classifier.
         method: the method object (holds any meta-learner).
         split: the data split used.
@@ -97,6 +98,7 @@ class Parts:
     train: Batches
     test: Batches
     meta: Stream | None
+    val: Batches | None = None  # the validation split (model selection); None where the dataset has none
 
 
 def build(config: Config) -> Parts:
@@ -109,12 +111,12 @@ def build(config: Config) -> Parts:
     """
     distributed = init_from_env()
     dev = pick_device(config.device or local_device_name())
-    source = load_source(config.dataset, config.data_root)
+    source = load_source(config.dataset, config.data_root, config.data_size, config.data_options)
     split = load_split(config.split_file) if config.split_file else make_split(config.split_spec(), source.train_y)
     seed_everything(config.seed)
     method = get_method(config.method)(num_classes=source.num_classes, class_counts=split.class_counts,
                                        config=config, **config.options)
-    net = build_model(config.model, source.num_classes, source.train_x.shape[1], source.train_x.shape[-1])
+    net = build_model(config.model, source.num_classes, tuple(source.train_x.shape[1:]))
     net = method.prepare(net).to(dev)
     if dev.type == "cuda" and config.amp:
         net = net.to(memory_format=torch.channels_last)
@@ -125,7 +127,9 @@ def build(config: Config) -> Parts:
         warnings.warn(f"batch_size={config.batch_size} exceeds the {len(split.train_labels)} training images: every "
                       f"step uses the whole training set (one step an epoch); use a batch_size <= "
                       f"{len(split.train_labels)} for minibatch training.", stacklevel=2)
-    test = Batches(source.test_x, source.test_y, 500, dev, source.mean, source.std, shuffle=False)
+    test = Batches(source.test_x, source.test_y, 1000, dev, source.mean, source.std, shuffle=False)
+    val = None if source.val_x is None else Batches(source.val_x, source.val_y, 1000, dev, source.mean, source.std,
+                                                    shuffle=False)
     meta = None
     if method.uses_meta_set:
         meta_y = source.train_y[split.meta_idx]
@@ -143,7 +147,26 @@ def build(config: Config) -> Parts:
         for opt in [optimizer] + ([] if step is None else [step.meta_optimizer]):
             average_gradients_before_step(opt)
         train = shard_batches(train)
-    return Parts(config, split, method, trainer, train, test, meta)
+    return Parts(config, split, method, trainer, train, test, meta, val)
+
+
+def scorer(val: Batches | None, class_counts: list[int]):
+    """Each epoch's score: `evaluate` on the test batches, plus ``val_acc`` on the validation split.
+
+    Model selection (epochs, hyper-parameters) reads ``val_acc``; ``test_acc`` is only reported.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> b = Batches(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), np.array([0, 1]), 2, torch.device("cpu"), (0.,), (1.,))
+        >>> sorted(scorer(b, [5, 5])(net, b))[-2:]
+        ['test_loss', 'val_acc']
+    """
+    def score(net: nn.Module, test: Batches) -> dict:
+        out = evaluate(net, test, class_counts)
+        if val is not None:
+            out["val_acc"] = evaluate(net, val, class_counts)["test_acc"]
+        return out
+    return score
 
 
 def config_key(config: Config) -> str:
@@ -182,11 +205,12 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
         if is_main():  # one writer under torchrun
             save_checkpoint(path, snapshot_run(parts, epoch + 1, rows))
 
+    score = scorer(parts.val, parts.split.class_counts)
     history = fit(parts.trainer, parts.method, parts.train, parts.test, config.epochs, parts.split.class_counts,
                   meta=parts.meta, progress=config.progress, start_epoch=start, history=rows,
                   on_epoch_end=None if path is None else on_epoch_end, max_lr=MAX_LR_FACTOR * config.lr,
-                  last_good=path)
-    metrics = evaluate(parts.trainer.net, parts.test, parts.split.class_counts)
+                  last_good=path, score=score)
+    metrics = score(parts.trainer.net, parts.test)
     return Result(config, history, metrics, parts.trainer.net, parts.method, parts.split, parts.method.learner)
 
 

@@ -36,7 +36,7 @@ methods are in `metakit.methods.mfm`.
 
 Example:
     >>> from metakit.models import build_model
-    >>> net = build_model("digits_cnn", 10, 1, 8)
+    >>> net = build_model("digits_cnn", 10, (1, 8, 8))
     >>> mod = attach(net, "blocks+fc")
     >>> sorted(n for n, _ in net.named_parameters() if n.startswith("modulation"))[:2]
     ['modulation.layers.block1.beta', 'modulation.layers.block1.gamma']

@@ -58,7 +58,7 @@ def resolve_where(net: nn.Module, where: str | Sequence[str]) -> list[str]:
 
     Example:
         >>> from metakit.models import build_model
-        >>> resolve_where(build_model("digits_cnn", 10, 1, 8), "blocks+fc")
+        >>> resolve_where(build_model("digits_cnn", 10, (1, 8, 8)), "blocks+fc")
         ['block1', 'block2', 'fc']
     """
     check_where(where, examples=list(getattr(net, "block_names", []))[:2] + [FC])
@@ -158,7 +158,7 @@ def attach(net: nn.Module, where: str | Sequence[str] = "blocks", *, kind: str =
 
     Example:
         >>> from metakit.models import build_model
-        >>> net = build_model("digits_cnn", 10, 1, 8); x = torch.randn(2, 1, 8, 8)
+        >>> net = build_model("digits_cnn", 10, (1, 8, 8)); x = torch.randn(2, 1, 8, 8)
         >>> before = net(x); mod = attach(net, "blocks+fc")
         >>> torch.equal(net(x), before), mod.names
         (True, ['block1', 'block2', 'fc'])
@@ -192,7 +192,7 @@ def detach(net: nn.Module) -> Modulation:
 
     Example:
         >>> from metakit.models import build_model
-        >>> net = build_model("digits_cnn", 10, 1, 8); _ = attach(net)
+        >>> net = build_model("digits_cnn", 10, (1, 8, 8)); _ = attach(net)
         >>> detach(net).names, hasattr(net, "modulation")
         (['block1', 'block2'], False)
     """

@@ -79,7 +79,7 @@ def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None
     Example:
         >>> import tempfile
         >>> from metakit.models import build_model
-        >>> a, b = build_model("digits_cnn", 10, 1, 8), build_model("digits_cnn", 10, 1, 8)
+        >>> a, b = build_model("digits_cnn", 10, (1, 8, 8)), build_model("digits_cnn", 10, (1, 8, 8))
         >>> p = save_modulator(attach(a, "blocks", kind="net"), Path(tempfile.mkdtemp()) / "m.pt", model="digits_cnn")
         >>> load_modulator(p, b, model="digits_cnn").names
         ['block1', 'block2']

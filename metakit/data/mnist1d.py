@@ -1,0 +1,215 @@
+"""MNIST-1D, generated offline and cached: the CIFAR-10-scale benchmark these CPUs can run.
+
+`mnist1d` (pip, Apache-2.0; Greydanus 2020, https://github.com/greydanus/mnist1d) draws each
+sample by placing one of ten 12-point templates in a padded signal, then scaling, shearing,
+translating and adding correlated and i.i.d. noise, and resampling it to 40 points. We only ever
+call ``mnist1d.data.make_dataset(args)`` (never the package's download URL), with the generator
+arguments of `GENERATOR` (calibrated so that cross-entropy on the 1D ResNet lands near CIFAR-10's
+numbers; the search is in ``results/mnist1d_calibration.md``).
+
+Every class gets ``PER_CLASS = 7,000`` samples, split once and for all (the split is part of the
+dataset, it does not move with the experiment seed):
+
+- the first 5,500 of each class: the training pool, from which the meta set is taken out first
+  and then at most `TRAIN_PER_CLASS` (5,000, CIFAR-10's; ``SplitSpec.train_per_class``) per class
+  are kept before the long-tail subsampling, so IF 100 keeps 5000…50 (12,406 in all) for any
+  meta set up to 500 a class;
+- the next 500: a balanced validation split (model selection);
+- the last 1,000: the balanced test set (CIFAR-10's size).
+
+The arrays are cached under ``<root>/mnist1d/<name>-<key>/`` as ``x.npy`` (float32, (N, 40)) and
+``y.npy`` (int64), with ``meta.json`` holding the generator arguments and each file's SHA-256.
+The cache key is a hash of the arguments, so other arguments never reuse a cache; generating
+again gives byte-identical files; a file whose hash does not match is refused.
+
+Example:
+    >>> args = generator_args(num_samples=200)
+    >>> sorted(args)[:3], args["num_samples"]
+    (['corr_noise_scale', 'final_seq_length', 'iid_noise_scale'], 200)
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metakit.data.source import Source, channel_stats
+from metakit.io import atomic_write_bytes, atomic_write_text
+
+CACHE_FORMAT = 1
+NUM_CLASSES = 10
+PER_CLASS = 7000                   # samples generated per class
+POOL_PER_CLASS = 5500              # training pool (meta set + training set) per class
+VAL_PER_CLASS = 500                # balanced validation split per class
+TEST_PER_CLASS = 1000              # balanced test set per class (CIFAR-10's)
+TRAIN_PER_CLASS = 5000             # training samples per class before subsampling (CIFAR-10's)
+# The package's defaults (mnist1d 0.0.2.post1, get_dataset_args) without its url, and the
+# arguments we change. Calibration: results/mnist1d_calibration.md.
+PACKAGE_DEFAULTS = dict(num_samples=5000, train_split=0.8, template_len=12, padding=[36, 60], scale_coeff=0.4,
+                        max_translation=48, corr_noise_scale=0.25, iid_noise_scale=2e-2, shear_scale=0.75,
+                        shuffle_seq=False, final_seq_length=40, seed=42)
+GENERATOR = dict(num_samples=NUM_CLASSES * PER_CLASS, train_split=1.0, corr_noise_scale=0.5, iid_noise_scale=0.05,
+                 shear_scale=0.9, seed=20201203)
+VARIANTS = {"mnist1d": GENERATOR}  # dataset name -> generator arguments (changes from PACKAGE_DEFAULTS)
+# CI-sized set (profile smoke): per class 110 pool (10 meta + 100 training), 20 validation, 50 test
+SMALL = (110, 20, 50)
+
+
+def generator_args(**changes) -> dict:
+    """The full argument dict for ``make_dataset``: package defaults, then `GENERATOR`, then ``changes``.
+
+    Example:
+        >>> generator_args()["corr_noise_scale"], generator_args(seed=1)["seed"]
+        (0.5, 1)
+    """
+    unknown = sorted(set(changes) - set(PACKAGE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"mnist1d generator argument {unknown[0]!r} is unknown; use one of "
+                         f"{sorted(PACKAGE_DEFAULTS)}.")
+    return {**PACKAGE_DEFAULTS, **GENERATOR, **changes}
+
+
+def cache_key(args: dict) -> str:
+    """A short hash of the generator arguments (and the cache format): the cache folder's suffix.
+
+    Example:
+        >>> cache_key(generator_args()) == cache_key(generator_args(seed=1))
+        False
+    """
+    text = json.dumps({"format": CACHE_FORMAT, "args": args}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def generate(args: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the samples with ``mnist1d.data.make_dataset`` (offline): x (N, 40) float32, y (N,) int64.
+
+    Example:
+        >>> x, y = generate(generator_args(num_samples=20))
+        >>> x.shape, x.dtype.name, np.bincount(y).tolist()
+        ((20, 40), 'float32', [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    """
+    try:
+        from mnist1d.data import make_dataset
+        from mnist1d.utils import ObjectView
+    except ImportError:  # pragma: no cover - it is a dependency
+        raise ImportError("dataset='mnist1d' needs the mnist1d package; install it with `pip install mnist1d`.") \
+            from None
+    data = make_dataset(ObjectView(dict(args)))  # seeds numpy's global generator itself (args["seed"])
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return x, y
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_folder(root: str | Path, name: str, args: dict) -> Path:
+    """``<root>/mnist1d/<name>-<cache_key(args)>``.
+
+    Example:
+        >>> cache_folder("data", "mnist1d", generator_args()).parent.as_posix()
+        'data/mnist1d'
+    """
+    return Path(root) / "mnist1d" / f"{name}-{cache_key(args)}"
+
+
+def write_cache(folder: Path, args: dict, x: np.ndarray, y: np.ndarray) -> None:
+    """Write x.npy and y.npy, then meta.json (args and SHA-256s) last, each atomically."""
+    blobs = {"x.npy": _npy_bytes(x), "y.npy": _npy_bytes(y)}
+    for file, data in blobs.items():
+        atomic_write_bytes(folder / file, data)
+    meta = {"format": CACHE_FORMAT, "args": args, "sha256": {f: _sha256(d) for f, d in blobs.items()}}
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
+
+
+def read_cache(folder: Path, args: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Read a cache written by `write_cache`, refusing one whose files do not match meta.json."""
+    meta = json.loads((folder / "meta.json").read_text())
+    fix = f"delete the folder '{folder}' and it is generated again"
+    if meta.get("format") != CACHE_FORMAT or meta.get("args") != json.loads(json.dumps(args)):
+        raise ValueError(f"mnist1d cache '{folder}' was made with other generator arguments or format; {fix}.")
+    arrays = []
+    for file in ("x.npy", "y.npy"):
+        path = folder / file
+        data = path.read_bytes() if path.is_file() else b""
+        if _sha256(data) != meta["sha256"][file]:
+            raise ValueError(f"mnist1d cache file '{path}' does not match the SHA-256 in its meta.json (modified or "
+                             f"truncated); refusing it: {fix}.")
+        arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+    return arrays[0], arrays[1]
+
+
+def load_samples(root: str | Path, name: str = "mnist1d", args: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of a variant, from its cache, generating (and caching) them on first use.
+
+    Example:
+        >>> import tempfile
+        >>> x, y = load_samples(tempfile.mkdtemp(), args=generator_args(num_samples=20))
+        >>> x.shape
+        (20, 40)
+    """
+    args = generator_args(**VARIANTS.get(name, {})) if args is None else args
+    folder = cache_folder(root, name, args)
+    if (folder / "meta.json").is_file():
+        return read_cache(folder, args)
+    x, y = generate(args)
+    write_cache(folder, args, x, y)
+    return x, y
+
+
+def split_by_class(y: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """Cut every class into consecutive parts of ``sizes`` (in generation order); indices per part.
+
+    Example:
+        >>> [p.tolist() for p in split_by_class(np.array([0, 1, 0, 1, 0, 1]), (2, 1))]
+        [[0, 1, 2, 3], [4, 5]]
+    """
+    parts: list[list[np.ndarray]] = [[] for _ in sizes]
+    bounds = np.cumsum((0,) + tuple(sizes))
+    for c in range(int(y.max()) + 1):
+        ix = np.flatnonzero(y == c)
+        if len(ix) < bounds[-1]:
+            raise ValueError(f"mnist1d class {c} has {len(ix)} samples but the split needs {bounds[-1]}; generate "
+                             f"num_samples >= {bounds[-1] * (int(y.max()) + 1)}.")
+        for p in range(len(sizes)):
+            parts[p].append(ix[bounds[p]:bounds[p + 1]])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def load_mnist1d(root: str | Path, name: str = "mnist1d", changes: dict | None = None, small: bool = False,
+                 sizes: tuple[int, int, int] = (POOL_PER_CLASS, VAL_PER_CLASS, TEST_PER_CLASS)) -> Source:
+    """MNIST-1D as a `Source`: signals (N, 1, 40) float32, a validation split and a balanced test set.
+
+    Args:
+        root: data root; the cache lives in ``<root>/mnist1d``.
+        name: the variant (`VARIANTS`), which names its generator arguments and its cache.
+        changes: generator arguments changed from the variant's (``Config.data_options``), e.g.
+            ``{"iid_noise_scale": 0.1}``; ``num_samples`` follows from ``sizes``.
+        small: generate only `SMALL` per class (the smoke profile; its own cache).
+        sizes: samples per class for the (training pool, validation, test) parts.
+
+    Example:
+        >>> import tempfile
+        >>> src = load_mnist1d(tempfile.mkdtemp(), sizes=(3, 1, 2))
+        >>> src.train_x.shape, len(src.val_y), len(src.test_y)
+        (torch.Size([30, 1, 40]), 10, 20)
+    """
+    sizes = SMALL if small else sizes
+    args = generator_args(**{**VARIANTS.get(name, {}), **(changes or {}), "num_samples": NUM_CLASSES * sum(sizes)})
+    x, y = load_samples(root, name, args)
+    pool, val, test = split_by_class(y, sizes)
+    signals = torch.from_numpy(x[:, None, :])                                   # (N, 1, 40)
+    mean, std = channel_stats(signals[pool])
+    return Source(name, signals[pool], y[pool], signals[test], y[test], [str(c) for c in range(NUM_CLASSES)],
+                  mean, std, "none", val_x=signals[val], val_y=y[val])
