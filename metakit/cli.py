@@ -16,6 +16,8 @@ from metakit.experiments import Config, run
 from metakit.experiments.executors import make_executor
 from metakit.experiments.grid_summary import command_line
 from metakit.experiments.schedule_tables import write_table as write_schedule_table
+from metakit.experiments.noise_tables import noise_grid
+from metakit.experiments.noise_tables import write_table as write_noise_table
 from metakit.experiments.tables import long_tail_grid, write_table
 from metakit.methods import METHODS
 from metakit.options import describe
@@ -39,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                      help="method option, e.g. --option focal_gamma=2 (repeatable; each method's options are "
                           "listed below)")
+    one.add_argument("--data-option", action="append", default=[], metavar="KEY=JSON",
+                     help="MNIST-1D generator argument changed from the calibrated ones, e.g. --data-option "
+                          "iid_noise_scale=0.1 (repeatable; see metakit.data.mnist1d)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
     one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
     one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
@@ -59,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-CLI_SKIPS = ("options", "progress")  # given as --option KEY=JSON and --no-progress
+CLI_SKIPS = ("options", "data_options", "progress")  # given as --option / --data-option KEY=JSON, --no-progress
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -104,36 +109,48 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_table_parser(commands) -> None:
-    """``table long-tail``: run a (method, dataset, imbalance, seed) grid, write CSV + Markdown."""
+    """``table long-tail`` / ``table noise``: run a table's grid (resumable), write CSV + Markdown."""
     table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
-    table.add_argument("kind", choices=["long-tail"], help="which table")
+    table.add_argument("kind", choices=["long-tail", "noise"], help="which table")
     table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
-    table.add_argument("--datasets", nargs="+", default=None, help="default: digits (smoke, laptop), cifar10 cifar100 (paper)")
+    table.add_argument("--datasets", nargs="+", default=None,
+                       help="default: digits (smoke, laptop), cifar10 cifar100 (paper); noise: mnist1d")
     table.add_argument("--imbalances", nargs="+", type=float, default=None,
-                       help="default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
+                       help="long-tail; default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
     table.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    table.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    table.add_argument("--methods", nargs="+", default=None,
+                       help="long-tail default: every method that is not an LR schedule; noise default: "
+                            "ce mwnet sched_fixed sched_multistep sched_cosine sched_sgdr sched_mlrsnet")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
-    table.add_argument("--out", default="runs/tables", help="folder for long_tail_<profile>.csv and .md")
+    table.add_argument("--out", default="runs/tables", help="folder for <kind>_<profile>.csv and .md")
     add_engine_flags(table)
 
 
 def table_main(args) -> int:
-    """``table long-tail``: run the grid (resuming its CSV), then write and print the markdown."""
+    """Run the table's grid (resuming its CSV), then write and print the markdown."""
     profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    stem = Path(args.out) / f"long_tail_{profile}" if args.epochs is None else \
-        Path(args.out) / f"long_tail_{profile}_e{args.epochs}"
-    df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile,
-                        csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
-                        executor=make_executor(args.workers, args.dask, args.slurm))
+    name = args.kind.replace("-", "_")
+    stem = Path(args.out) / (f"{name}_{profile}" + ("" if args.epochs is None else f"_e{args.epochs}"))
+    engine = dict(csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
+                  executor=make_executor(args.workers, args.dask, args.slurm))
+    title = f"{args.kind} table, profile {profile}"
+    if args.kind == "noise":
+        if args.imbalances is not None:
+            raise ValueError(f"--imbalances={args.imbalances} does not apply to the noise table (balanced, noisy "
+                             f"labels); leave it out.")
+        df = noise_grid(args.methods, args.datasets or ["mnist1d"], seeds=args.seeds, profile=profile, **engine)
+        text = write_noise_table(df, stem.with_suffix(".md"), title, command_line(vars(args)))
+    else:
+        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)
+        text = write_table(df, stem.with_suffix(".md"), title, command_line(vars(args)))
     print()
-    print(write_table(df, stem.with_suffix(".md"), f"Long-tail table, profile {profile}", command_line(vars(args))))
+    print(text)
     print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
     return 0
 
 
-def parse_options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str], flag: str = "--option") -> dict:
     """``["k=1", "name=\\"x\\""]`` → ``{"k": 1, "name": "x"}`` (values are JSON, else strings).
 
     Example:
@@ -143,7 +160,8 @@ def parse_options(pairs: list[str]) -> dict:
     options = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"--option {pair!r} must look like KEY=VALUE, e.g. --option focal_gamma=2")
+            raise ValueError(f"{flag} {pair!r} must look like KEY=VALUE, e.g. {flag} "
+                             f"{'iid_noise_scale=0.1' if flag == '--data-option' else 'focal_gamma=2'}")
         key, value = pair.split("=", 1)
         try:
             options[key] = json.loads(value)
@@ -171,7 +189,8 @@ def run_main(args: argparse.Namespace) -> int:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
-    config = Config(**fields, options=parse_options(args.option), progress=not args.no_progress)
+    config = Config(**fields, options=parse_options(args.option), data_options=parse_options(args.data_option, "--data-option"),
+                    progress=not args.no_progress)
     config.resolve()  # every bad value is refused here, before any data or folder is touched
     check_checkpoint_dir(args.checkpoint_dir)
     result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)

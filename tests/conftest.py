@@ -10,3 +10,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def data_root(tmp_path_factory):
+    """Generated data (MNIST-1D's small set) goes to one temporary root, never the checkout."""
+    import os
+
+    root = tmp_path_factory.mktemp("data")
+    before = os.environ.get("METAKIT_DATA")
+    os.environ["METAKIT_DATA"] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop("METAKIT_DATA", None)
+    else:
+        os.environ["METAKIT_DATA"] = before

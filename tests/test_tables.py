@@ -25,7 +25,7 @@ def test_csv_has_one_row_per_run_of_the_grid(grid):
     assert list(on_disk.columns) == COLUMNS and len(on_disk) == len(df) == 2 * 2 * 2
     expected = set(itertools.product(["ce", "focal"], ["digits"], ["lt_if10", "lt_if5"], [0, 1]))
     assert set(map(tuple, on_disk[["method", "dataset", "setting", "seed"]].values.tolist())) == expected
-    assert on_disk["val_acc"].isna().all() and (on_disk["variant"] == "").all()   # no validation split yet
+    assert on_disk["val_acc"].between(0, 100).all() and (on_disk["variant"] == "").all()  # digits' validation split
     assert on_disk["commit"].nunique() == 1 and on_disk["commit"][0] != ""
     assert (on_disk["epochs"] == 1).all() and (on_disk["profile"] == "smoke").all()
     assert on_disk["test_acc"].between(0, 100).all()
@@ -71,7 +71,7 @@ def test_reference_rows_show_published_numbers():
 
 def test_grid_defaults_and_bad_input():
     configs = grid_configs(profile="smoke", seeds=[0])
-    assert {c.method for c in configs} == set(METHODS) and {c.dataset for c in configs} == {"digits"}
+    assert {c.method for c in configs} == set(METHODS) - {"hd", "mlrsnet"} and {c.dataset for c in configs} == {"digits"}
     assert sorted({c.imbalance for c in configs}) == [1.0, 5.0, 10.0, 20.0]
     paper = grid_configs(["ce"], seeds=[0], profile="paper")
     assert {c.dataset for c in paper} == {"cifar10", "cifar100"} and len(paper) == 12

@@ -67,12 +67,12 @@ def load_source(name: str, root: str | Path | None = None, size: str = "full", o
         >>> load_source("digits").num_classes
         10
     """
-    if name == "digits":
-        return load_digits_source()
     require("size", size, object, choices=DATA_SIZES)
     if options and name != "mnist1d":
         raise ValueError(f"data_options={options!r} but dataset={name!r} is not generated; use data_options only "
                          f"with dataset='mnist1d'.")
+    if name == "digits":
+        return load_digits_source()
     if name == "mnist1d":
         return load_mnist1d(default_root() if root is None else Path(root), changes=options, small=size == "small")
     if name in ("cifar10", "cifar100"):

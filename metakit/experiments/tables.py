@@ -24,6 +24,7 @@ from metakit.experiments import PROFILES, Config, run
 from metakit.experiments import grid_summary
 from metakit.experiments.grid import GridRun, columns, read_csv, run_grid, timed_run
 from metakit.methods import METHODS, get_method
+from metakit.methods.base import Method
 from metakit.options import require
 
 # Top-1 % of ResNet-32 on CIFAR-LT (DESIGN.md): cross-entropy and class-balanced loss from Cui et
@@ -53,6 +54,16 @@ COLUMNS = columns() + TAGS
 REFERENCE_METHOD = "ce"  # the summary's paired deltas are against cross-entropy
 
 
+def default_methods() -> list[str]:
+    """The table's methods by default: every registered one except those that only set the LR (hd, mlrsnet).
+
+    Example:
+        >>> "hd" in default_methods(), "mfm" in default_methods()
+        (False, True)
+    """
+    return sorted(name for name, method in METHODS.items() if method.lr_schedule is Method.lr_schedule)
+
+
 def imbalance_of(setting: str) -> float:
     """The imbalance factor a long-tail setting names: ``lt_if100`` → 100, ``balanced`` → 1.
 
@@ -73,7 +84,7 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
     """The validated, resolved configs of a grid (nothing runs, no data is read).
 
     Args:
-        methods: registry names; None: every registered method (``sorted(METHODS)``).
+        methods: registry names; None: `default_methods` (no LR-schedule method).
         datasets: None: the profile's (`DEFAULT_DATASETS`).
         imbalances: None: the profile's (`DEFAULT_IMBALANCES`).
         seeds: one run per seed.
@@ -85,7 +96,7 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
         8
     """
     require("profile", profile, object, choices=sorted(PROFILES))
-    methods = sorted(METHODS) if methods is None else list(methods)
+    methods = default_methods() if methods is None else list(methods)
     datasets = DEFAULT_DATASETS[profile] if datasets is None else list(datasets)
     imbalances = DEFAULT_IMBALANCES[profile] if imbalances is None else list(imbalances)
     overrides = dict(overrides or {})

@@ -1,5 +1,5 @@
-"""Classifiers: ResNet-32 (CIFAR), ResNet-18 (CIFAR variant), WRN-28-10, small nets for digits, and
-1D nets for MNIST-1D signals (`metakit.models.nets1d`).
+"""Image classifiers: ResNet-32 (CIFAR), ResNet-18 (CIFAR variant), WRN-28-10, small nets for digits
+(the 1D nets for MNIST-1D are in `metakit.models.nets1d`; `metakit.models.registry` builds any by name).
 
 Every model names the places where a feature modulator may attach:
 ``block_names`` (after every residual/conv block) and ``stage_names`` (after each stage), as
@@ -10,13 +10,9 @@ Zagoruyko & Komodakis 2016 (Wide ResNet).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d")
 
 
 class NamedStages(nn.Module):
@@ -174,54 +170,3 @@ class MLP(NamedStages):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.block2(self.block1(x)))
-
-
-def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32)) -> NamedStages:
-    """Build a classifier by name.
-
-    Args:
-        name: one of ``MODELS``; ``resnet1d`` and ``cnn1d`` take (C, L) signals, the MLP any shape,
-            the rest (C, H, W) images.
-        num_classes: output classes.
-        input_shape: one input without the batch axis: (1, 8, 8) for digits, (1, 40) for MNIST-1D.
-
-    Example:
-        >>> net = build_model("resnet32", 10)
-        >>> sum(p.numel() for p in net.parameters())
-        464154
-        >>> build_model("resnet1d", 10, (1, 40))(torch.zeros(2, 1, 40)).shape
-        torch.Size([2, 10])
-    """
-    from metakit.models.nets1d import CNN1D, ResNet1D
-
-    channels = input_shape[0]
-    one_d = {"resnet1d": ResNet1D, "cnn1d": CNN1D}
-    if name in one_d or (name != "mlp" and name in MODELS):
-        dims = 1 if name in one_d else 2
-        if len(input_shape) != dims + 1:
-            kind = "(C, L) signals" if dims == 1 else "(C, H, W) images"
-            raise ValueError(f"model={name!r} takes {kind} but input_shape={tuple(input_shape)}; use a model for "
-                             f"this data (MNIST-1D: resnet1d, cnn1d or mlp; images: {MODELS[:5]}).")
-    if name == "resnet32":
-        return CifarResNet(32, num_classes, channels)
-    if name == "resnet18":
-        return ResNet18(num_classes, channels)
-    if name == "wrn28_10":
-        return WideResNet(28, 10, num_classes, channels)
-    if name == "digits_cnn":
-        return DigitsCNN(num_classes, channels)
-    if name == "mlp":
-        return MLP(num_classes, math.prod(input_shape))
-    if name in one_d:
-        return one_d[name](num_classes, channels)
-    raise ValueError(f"model={name!r} is unknown; use one of {MODELS}.")
-
-
-def count_parameters(net: nn.Module) -> int:
-    """Trainable parameters of ``net``.
-
-    Example:
-        >>> count_parameters(build_model("digits_cnn", 10, (1, 8, 8)))
-        19562
-    """
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)

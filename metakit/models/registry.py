@@ -1,0 +1,65 @@
+"""Every classifier by name: ``build_model("resnet32", 10)``, ``build_model("resnet1d", 10, (1, 40))``.
+
+To add a model, write its `NamedStages` class (in `nets` for images, `nets1d` for signals) and
+add a branch and its name to `MODELS` here.
+"""
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from metakit.models.nets import MLP, CifarResNet, DigitsCNN, NamedStages, ResNet18, WideResNet
+from metakit.models.nets1d import CNN1D, ResNet1D
+
+MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d")
+
+
+def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32)) -> NamedStages:
+    """Build a classifier by name.
+
+    Args:
+        name: one of ``MODELS``; ``resnet1d`` and ``cnn1d`` take (C, L) signals, the MLP any shape,
+            the rest (C, H, W) images.
+        num_classes: output classes.
+        input_shape: one input without the batch axis: (1, 8, 8) for digits, (1, 40) for MNIST-1D.
+
+    Example:
+        >>> net = build_model("resnet32", 10)
+        >>> sum(p.numel() for p in net.parameters())
+        464154
+        >>> import torch
+        >>> build_model("resnet1d", 10, (1, 40))(torch.zeros(2, 1, 40)).shape
+        torch.Size([2, 10])
+    """
+    channels = input_shape[0]
+    one_d = {"resnet1d": ResNet1D, "cnn1d": CNN1D}
+    if name in one_d or (name != "mlp" and name in MODELS):
+        dims = 1 if name in one_d else 2
+        if len(input_shape) != dims + 1:
+            kind = "(C, L) signals" if dims == 1 else "(C, H, W) images"
+            raise ValueError(f"model={name!r} takes {kind} but input_shape={tuple(input_shape)}; use a model for "
+                             f"this data (MNIST-1D: resnet1d, cnn1d or mlp; images: {MODELS[:5]}).")
+    if name == "resnet32":
+        return CifarResNet(32, num_classes, channels)
+    if name == "resnet18":
+        return ResNet18(num_classes, channels)
+    if name == "wrn28_10":
+        return WideResNet(28, 10, num_classes, channels)
+    if name == "digits_cnn":
+        return DigitsCNN(num_classes, channels)
+    if name == "mlp":
+        return MLP(num_classes, math.prod(input_shape))
+    if name in one_d:
+        return one_d[name](num_classes, channels)
+    raise ValueError(f"model={name!r} is unknown; use one of {MODELS}.")
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Trainable parameters of ``net``.
+
+    Example:
+        >>> count_parameters(build_model("digits_cnn", 10, (1, 8, 8)))
+        19562
+    """
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
