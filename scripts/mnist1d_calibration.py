@@ -12,14 +12,13 @@ defaults (`CANDIDATES`); a row's ``variant`` names it. The rows go to
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
 from metakit.data.mnist1d import GENERATOR, PACKAGE_DEFAULTS, load_mnist1d
 from metakit.data.source import default_root
 from metakit.experiments import Config
 from metakit.experiments.executors import make_executor
-from metakit.experiments.grid import GridRun, run_grid, timed_run
+from metakit.experiments.grid import GridRun, read_csv, run_grid, timed_run
 from metakit.experiments.grid_summary import summarise, write_outputs
 
 _CALIBRATED = {k: v for k, v in GENERATOR.items() if k not in ("num_samples", "train_split", "seed")}
@@ -59,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     for run_ in runs[::len(args.seeds) * len(SETTINGS)]:  # generate each candidate's cache once, here
         load_mnist1d(default_root(), changes=run_.config.data_options)
     csv = f"{args.out}/mnist1d_calibration.csv"
-    df = run_grid(runs, csv, job=functools.partial(timed_run), executor=make_executor(args.workers), log=print,
-                  desc="calibration")
-    df = df[df["error"].isna()]
+    run_grid(runs, csv, job=timed_run, executor=make_executor(args.workers), log=print, desc="calibration")
+    df = read_csv(csv)  # every run so far, also those of earlier calls with other seeds or candidates
     summary = summarise(df, ["test_acc", "few_acc", "val_acc"])
     cols = ["setting", "variant", "seeds", "test_acc_mean", "test_acc_std", "few_acc_mean", "val_acc_mean", "seconds"]
     summary["seconds"] = df.groupby(["setting", "variant"])["seconds"].mean().reindex(
@@ -72,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row.setting} | {row.variant} | {row.seeds} | {row.test_acc_mean:.2f} | {row.test_acc_std:.2f} | "
                      f"{row.few_acc_mean:.2f} | {row.val_acc_mean:.2f} | {row.seconds:.0f} |")
     text = "\n".join(lines) + "\n\nCandidates (changes from mnist1d's defaults):\n\n" + "\n".join(
-        f"- `{name}`: {CANDIDATES[name]}" for name in args.candidates) + "\n"
-    write_outputs(df.drop(columns=["error"]), f"{args.out}/mnist1d_calibration", text,
+        f"- `{name}`: {CANDIDATES[name]}" for name in dict.fromkeys(df["variant"])) + "\n"
+    write_outputs(df, f"{args.out}/mnist1d_calibration", text,
                   "OMP_NUM_THREADS=1 python scripts/mnist1d_calibration.py " + " ".join(argv or sys.argv[1:]),
                   "MNIST-1D calibration: cross-entropy, 1D ResNet, laptop profile")
     print(text)
