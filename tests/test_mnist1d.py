@@ -56,8 +56,10 @@ def test_tampered_cache_is_refused(tmp_path):
 
 
 def test_unknown_generator_argument_is_named():
-    with pytest.raises(ValueError, match="'noise' is unknown"):
+    with pytest.raises(ValueError, match="data_options key 'noise' is unknown"):
         mnist1d.generator_args(noise=0.1)
+    with pytest.raises(ValueError, match="data_options key 'noise' is unknown"):
+        Config(dataset="mnist1d", data_options={"noise": 0.1}).resolve()  # before any data is generated
 
 
 def test_split_is_balanced_and_disjoint(tmp_path):
@@ -102,9 +104,19 @@ def test_profiles_give_the_protocol():
     assert Config(profile="laptop").resolve().model == "digits_cnn"  # digits is unchanged
 
 
+def test_models_must_fit_the_data_before_anything_loads():
+    with pytest.raises(ValueError, match="model='resnet32' takes .C, H, W. images but dataset='mnist1d'"):
+        Config(dataset="mnist1d", model="resnet32", profile="smoke").resolve()
+    with pytest.raises(ValueError, match="model='resnet1d' takes .C, L. signals but dataset='digits'"):
+        Config(dataset="digits", model="resnet1d", profile="smoke").resolve()
+    assert Config(dataset="mnist1d", model="mlp", profile="smoke").resolve().model == "mlp"
+
+
 def test_data_options_only_for_a_generated_dataset():
     with pytest.raises(ValueError, match="data_options=.*dataset='digits' is not generated"):
         load_source("digits", options={"iid_noise_scale": 0.1})
+    with pytest.raises(ValueError, match="data_options=.*dataset='digits' is not generated"):
+        Config(dataset="digits", data_options={"iid_noise_scale": 0.1}).resolve()
 
 
 def test_float_batches_are_standardised_not_divided_by_255():

@@ -68,8 +68,8 @@ def generator_args(**changes) -> dict:
     """
     unknown = sorted(set(changes) - set(PACKAGE_DEFAULTS))
     if unknown:
-        raise ValueError(f"mnist1d generator argument {unknown[0]!r} is unknown; use one of "
-                         f"{sorted(PACKAGE_DEFAULTS)}.")
+        raise ValueError(f"data_options key {unknown[0]!r} is unknown (not an mnist1d generator argument); use "
+                         f"one of {sorted(PACKAGE_DEFAULTS)}.")
     return {**PACKAGE_DEFAULTS, **GENERATOR, **changes}
 
 

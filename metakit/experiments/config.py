@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from metakit.data.longtail import LT_PROFILES
+from metakit.data.mnist1d import generator_args
 from metakit.data.noise import NOISE_KINDS
 from metakit.data.sources import DATA_SIZES, DATASETS
 from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
-from metakit.models import MODELS
+from metakit.models import MODELS, SIGNAL_MODELS
 from metakit.options import option
 from metakit.options import parse as parse_options
 from metakit.options import validate as check_options
@@ -183,6 +184,26 @@ class Config:
                          self.meta_per_class, self.seed, self.train_per_class)
 
 
+def check_data(config: Config) -> None:
+    """Refuse a model that cannot read the dataset's inputs, and generator options for a dataset that is not
+    generated, before any data is read.
+
+    Example:
+        >>> check_data(Config(dataset="mnist1d", model="cnn1d"))
+    """
+    signals = config.dataset == "mnist1d"
+    if config.model is not None and config.model != "mlp" and (config.model in SIGNAL_MODELS) != signals:
+        kind = "(C, L) signals" if config.model in SIGNAL_MODELS else "(C, H, W) images"
+        fits = [m for m in MODELS if m == "mlp" or (m in SIGNAL_MODELS) == signals]
+        raise ValueError(f"model={config.model!r} takes {kind} but dataset={config.dataset!r} has "
+                         f"{'signals' if signals else 'images'}; use one of {fits}.")
+    if config.data_options:
+        if not signals:
+            raise ValueError(f"data_options={config.data_options!r} but dataset={config.dataset!r} is not generated; "
+                             f"use data_options only with dataset='mnist1d'.")
+        generator_args(**config.data_options)
+
+
 def validate(config: Config) -> Config:
     """Raise a clear error naming the field, the value and the allowed values; returns config.
 
@@ -205,6 +226,7 @@ def validate(config: Config) -> Config:
                          f"sort them, e.g. {tuple(sorted(set(milestones)))}.")
     if not isinstance(config.options, dict):
         raise TypeError(f"options={config.options!r} must be a dict of method options, e.g. {{'focal_gamma': 2}}.")
+    check_data(config)
     if get_method(config.method).uses_meta_set and config.meta_per_class < 1:
         raise ValueError(f"meta_per_class={config.meta_per_class} but method={config.method!r} needs a meta set; "
                          f"use meta_per_class >= 1.")

@@ -115,7 +115,7 @@ def _delta_cell(mean: float, low: float, high: float, n: int) -> str:
 
 
 def render_markdown(summary: pd.DataFrame, metric: str = "test_acc", reference_rows: dict | None = None,
-                    column_label: Callable[[str], str] = str, reference: str | None = None) -> str:
+                    column_label: Callable[[str], str] = str, reference: str | None = None, unit: str = "%") -> str:
     """Markdown tables per dataset: rows (method, variant) × settings, cells "mean ± std".
 
     Args:
@@ -125,6 +125,7 @@ def render_markdown(summary: pd.DataFrame, metric: str = "test_acc", reference_r
             "reference: <label>" ("–" where not reported).
         column_label: a setting's column header (e.g. ``lt_if100`` → ``IF 100``).
         reference: the method the deltas were taken against; adds a table of paired deltas.
+        unit: the metric's unit in the heading (``"s"`` for seconds per run).
 
     Example:
         >>> s = summarise(pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": "ce", "variant": "",
@@ -137,7 +138,7 @@ def render_markdown(summary: pd.DataFrame, metric: str = "test_acc", reference_r
         settings = list(dict.fromkeys(part["setting"]))
         header = ["| method | " + " | ".join(column_label(s) for s in settings) + " |", "|---|" + "---|" * len(settings)]
         rows = part.groupby([k for k in ("method", "variant", "momentum") if k in part.columns], sort=False, dropna=False)
-        lines, deltas = [f"### {dataset}: {metric} (%), mean ± std over seeds", "", *header], []
+        lines, deltas = [f"### {dataset}: {metric} ({unit}), mean ± std over seeds", "", *header], []
         varies = "momentum" in part.columns and part["momentum"].nunique() > 1
         for name, group in rows:
             name = name if isinstance(name, tuple) else (name,)

@@ -180,7 +180,7 @@ def summarise(df: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> pd.D
 
 
 def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
-                    reference: dict[str, dict[str, dict[float, float]]] | None = None) -> str:
+                    reference: dict[str, dict[str, dict[float, float]]] | None = None, unit: str = "%") -> str:
     """Markdown tables, one per dataset: methods × imbalance, cells "mean ± std" (over seeds).
 
     Args:
@@ -200,11 +200,11 @@ def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
                       for label, numbers in labels.items()} for dataset, labels in reference.items()}
     delta_against = REFERENCE_METHOD if f"{metric}_delta" in summary.columns else None
     return grid_summary.render_markdown(summary, metric, rows if metric == "test_acc" else None,
-                                        lambda s: f"IF {imbalance_of(s):g}", delta_against)
+                                        lambda s: f"IF {imbalance_of(s):g}", delta_against if unit == "%" else None, unit)
 
 
 def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
-    """Summarise ``df``; write the Markdown (test accuracy, then few-shot) and ``*_summary.csv`` atomically.
+    """Summarise ``df``; write the Markdown (test accuracy, then medium- and few-shot) and ``*_summary.csv`` atomically.
 
     Args:
         df: from `long_tail_grid`.
@@ -222,9 +222,13 @@ def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command:
         >>> "| ce | 80.00 |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "t.md")
         True
     """
-    summary = summarise(df)
+    summary = summarise(df, METRICS + (["seconds"] if "seconds" in df.columns else []))
     text = render_markdown(summary)
-    if summary["few_acc_mean"].notna().any():
-        text += "\n" + render_markdown(summary, "few_acc")
+    for group in ("medium_acc", "few_acc"):  # CIFAR-10-LT-sized sets have no few-shot class (smallest: 50)
+        if summary[f"{group}_mean"].notna().any():
+            text += "\n" + render_markdown(summary, group)
+    if "seconds_mean" in summary.columns:
+        text += "\nSeconds per run (wall clock, one process per run):\n\n" + render_markdown(summary, "seconds",
+                                                                                           unit="s")
     stem = Path(md_path).with_suffix("")
     return grid_summary.write_outputs(df, stem, text, command, title, summary)

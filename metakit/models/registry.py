@@ -13,6 +13,7 @@ from metakit.models.nets import MLP, CifarResNet, DigitsCNN, NamedStages, ResNet
 from metakit.models.nets1d import CNN1D, ResNet1D
 
 MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d")
+SIGNAL_MODELS = ("resnet1d", "cnn1d")  # take (C, L) signals; the MLP takes any shape, the rest images
 
 
 def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32)) -> NamedStages:
@@ -34,8 +35,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
     """
     channels = input_shape[0]
     one_d = {"resnet1d": ResNet1D, "cnn1d": CNN1D}
-    if name in one_d or (name != "mlp" and name in MODELS):
-        dims = 1 if name in one_d else 2
+    if name != "mlp" and name in MODELS:
+        dims = 1 if name in SIGNAL_MODELS else 2
         if len(input_shape) != dims + 1:
             kind = "(C, L) signals" if dims == 1 else "(C, H, W) images"
             raise ValueError(f"model={name!r} takes {kind} but input_shape={tuple(input_shape)}; use a model for "
