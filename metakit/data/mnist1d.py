@@ -52,8 +52,11 @@ TRAIN_PER_CLASS = 5000             # training samples per class before subsampli
 PACKAGE_DEFAULTS = dict(num_samples=5000, train_split=0.8, template_len=12, padding=[36, 60], scale_coeff=0.4,
                         max_translation=48, corr_noise_scale=0.25, iid_noise_scale=2e-2, shear_scale=0.75,
                         shuffle_seq=False, final_seq_length=40, seed=42)
-GENERATOR = dict(num_samples=NUM_CLASSES * PER_CLASS, train_split=1.0, corr_noise_scale=0.5, iid_noise_scale=0.05,
-                 shear_scale=0.9, seed=20201203)
+# Calibrated (CE on resnet1d, laptop profile, 3 seeds): IF 100 71.2 ± 0.7 (CIFAR-10-LT: 70.4), balanced
+# 88.8 ± 0.2 (CIFAR-10: 92.9). Less noise lifts both (corr 0.4: 74.0 / 89.8), so the balanced target is
+# out of reach while IF 100 stays in 67-73; the IF 100 range wins (results/mnist1d_calibration.md).
+GENERATOR = dict(num_samples=NUM_CLASSES * PER_CLASS, train_split=1.0, corr_noise_scale=0.45, iid_noise_scale=0.05,
+                 seed=20201203)
 VARIANTS = {"mnist1d": GENERATOR}  # dataset name -> generator arguments (changes from PACKAGE_DEFAULTS)
 # CI-sized set (profile smoke): per class 110 pool (10 meta + 100 training), 20 validation, 50 test
 SMALL = (110, 20, 50)
@@ -64,7 +67,7 @@ def generator_args(**changes) -> dict:
 
     Example:
         >>> generator_args()["corr_noise_scale"], generator_args(seed=1)["seed"]
-        (0.5, 1)
+        (0.45, 1)
     """
     unknown = sorted(set(changes) - set(PACKAGE_DEFAULTS))
     if unknown:
