@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metakit.data.longtail import LT_PROFILES
-from metakit.data.mnist1d import generator_args
+from metakit.data.mnist1d import TRAIN_PER_CLASS, generator_args
 from metakit.data.noise import NOISE_KINDS
 from metakit.data.sources import DATA_SIZES, DATASETS
 from metakit.data.splits import SplitSpec
@@ -49,8 +49,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 # never waits for 70,000.
 DATASET_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
     ("smoke", "mnist1d"): dict(data_size="small", train_per_class=100, meta_per_class=10),
-    ("laptop", "mnist1d"): dict(train_per_class=5000, meta_per_class=10, batch_size=128, epochs=MNIST1D_EPOCHS),
-    ("paper", "mnist1d"): dict(train_per_class=5000, meta_per_class=10, amp=False),
+    ("laptop", "mnist1d"): dict(train_per_class=TRAIN_PER_CLASS, meta_per_class=10, batch_size=128,
+                                epochs=MNIST1D_EPOCHS),
+    ("paper", "mnist1d"): dict(train_per_class=TRAIN_PER_CLASS, meta_per_class=10, amp=False),
 }
 PROFILE_NAMES = tuple(PROFILES)
 # fields that resolve() always fills (from the profile, the recipe, or the dataset)
