@@ -6,8 +6,8 @@ import pytest
 
 from metakit.cli import main
 from metakit.methods import METHODS
-from metakit.experiments.tables import (COLUMNS, REFERENCE, config_of_row, grid_configs, long_tail_grid, read_rows, render_markdown,
-                            summarise)
+from metakit.experiments.tables import (COLUMNS, REFERENCE, config_of_row, grid_configs, long_tail_grid, read_rows,
+                                        render_markdown, summarise)
 
 GRID = dict(methods=["ce", "focal"], imbalances=[10, 5], seeds=[0, 1], profile="smoke", overrides={"epochs": 1})
 
