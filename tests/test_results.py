@@ -2,8 +2,9 @@
 import pandas as pd
 import pytest
 
-from metakit.experiments.grid import columns
-from metakit.teaching.results import csv_path, find_row, make_command, read_committed, rerun_line
+from metakit.experiments import noise_tables, tables
+from metakit.experiments.grid import columns, read_csv
+from metakit.teaching.results import csv_path, find_row, make_command, missing_line, rerun_line
 
 
 def write_table(folder, kind):
@@ -22,17 +23,18 @@ def write_table(folder, kind):
 
 @pytest.mark.parametrize("kind", ["long-tail", "noise"])
 def test_a_committed_table_renders_mean_std_and_paired_deltas(tmp_path, kind):
-    write_table(tmp_path / "results", kind)
-    rows, text = read_committed(tmp_path / "results", kind)
-    assert len(rows) == 4 and "4 runs (commit abc1234)" in text
-    assert "| ce | 71.00 ± 1.41 |" in text and "| mwnet | +3.50 [" in text        # paired over seeds 0, 1
+    path = write_table(tmp_path / "results", kind)
+    rows = read_csv(path, momentum=kind == "noise")
+    module = tables if kind == "long-tail" else noise_tables
+    text = module.render_markdown(module.summarise(rows))
+    assert len(rows) == 4 and "| ce | 71.00 ± 1.41 |" in text and "| mwnet | +3.50 [" in text   # paired, seeds 0, 1
 
 
 @pytest.mark.parametrize("kind", ["long-tail", "noise"])
 def test_a_missing_table_gives_one_line_with_the_command(tmp_path, kind):
-    rows, text = read_committed(tmp_path / "nothing", kind)
-    assert rows is None and "\n" not in text
-    assert f"python -m metakit table {kind} --profile laptop --datasets mnist1d" in text
+    assert read_csv(csv_path(tmp_path / "nothing", kind), momentum=kind == "noise").empty
+    text = missing_line(tmp_path / "nothing", kind)
+    assert "\n" not in text and f"python -m metakit table {kind} --profile laptop --datasets mnist1d" in text
     assert str(csv_path(tmp_path / "nothing", kind)) in text
 
 
@@ -43,7 +45,7 @@ def test_command_is_relative_to_the_repository_root():
 
 
 def test_find_row_wants_exactly_one_match(tmp_path):
-    rows, _ = read_committed(write_table(tmp_path, "long-tail").parent, "long-tail")
+    rows = read_csv(write_table(tmp_path, "long-tail"))
     assert find_row(rows, method="mwnet", seed=1)["test_acc"] == 76.0
     with pytest.raises(ValueError, match="2 rows match {'method': 'ce'}"):
         find_row(rows, method="ce")

@@ -1,17 +1,20 @@
 """The committed tables of ``results/`` in a notebook: read one, render it, rerun one of its rows.
 
 A table is the CSV that ``python -m metakit table <kind>`` wrote, one row per run in the results
-format of DESIGN.md (e.g. ``results/mnist1d/long_tail_laptop.csv``). `read_committed` gives its
-rows and its markdown (mean ± std over seeds, paired deltas against ce), or, when the file is
-not there, one line naming the command that makes it, so that a notebook carries on without
-numbers it does not have. `find_row` picks one run by its labels; its config
-(`metakit.experiments.tables.config_of_row`, `metakit.experiments.noise_tables.config_of_row`)
-reruns it, and `rerun_line` puts the two accuracies side by side.
+format of DESIGN.md (e.g. ``results/mnist1d/long_tail_laptop.csv``, at `csv_path`). A notebook
+reads it with `metakit.experiments.grid.read_csv` and renders it with its table's ``summarise``
+and ``render_markdown``; where the file is not there, `missing_line` names the command that
+makes it, so the notebook carries on without numbers it does not have. `find_row` picks one
+run by its labels; its config (`metakit.experiments.tables.config_of_row`,
+`metakit.experiments.noise_tables.config_of_row`) reruns it, and `rerun_line` puts the two
+accuracies side by side.
 
 Example:
-    >>> rows, text = read_committed("no/such/folder", "noise")
-    >>> rows is None, "python -m metakit table noise" in text
-    (True, True)
+    >>> from metakit.experiments.grid import read_csv
+    >>> read_csv(csv_path("no/such/folder", "noise"), momentum=True).empty
+    True
+    >>> "python -m metakit table noise --profile laptop" in missing_line("no/such/folder", "noise")
+    True
 """
 from __future__ import annotations
 
@@ -20,8 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from metakit.experiments import noise_tables, tables
-from metakit.experiments.grid import read_csv
 from metakit.options import require
 
 KINDS = ("long-tail", "noise")
@@ -56,31 +57,16 @@ def make_command(folder: str | Path, kind: str, profile: str = "laptop", dataset
     return " ".join(w for w in words if w)
 
 
-def read_committed(folder: str | Path, kind: str, profile: str = "laptop",
-                   dataset: str = "mnist1d") -> tuple[pd.DataFrame | None, str]:
-    """The rows of a committed table and its markdown; ``(None, a line naming the command)`` when missing.
+def missing_line(folder: str | Path, kind: str, profile: str = "laptop", dataset: str = "mnist1d") -> str:
+    """One line for a notebook whose committed table is not there: where it should be and the command that makes it.
 
-    Args:
-        folder: where the table lives, e.g. ``"../results/mnist1d"`` from a notebook.
-        kind: "long-tail" (`metakit.experiments.tables`) or "noise" (`metakit.experiments.noise_tables`).
-        profile: the profile the table was made at (part of its file name).
-        dataset: the dataset the command names when the table is missing.
-
-    Returns:
-        ``(rows, text)``: rows as `metakit.experiments.grid.read_csv` reads them and the rendered
-        summary, or ``(None, line)`` where the CSV is missing or holds no rows.
+    Example:
+        >>> missing_line("results/mnist1d", "noise").split(": ")[0]
+        'results/mnist1d/noise_laptop.csv is not there yet'
     """
-    path = csv_path(folder, kind, profile)
-    rows = read_csv(path, momentum=kind == "noise")
-    if len(rows) == 0:
-        return None, (f"{path} is not there yet: make it with `{make_command(folder, kind, profile, dataset)}` "
-                      f"(from the repository root); this notebook carries on without it.")
-    if kind == "noise":
-        markdown = noise_tables.render_markdown(noise_tables.summarise(rows))
-    else:
-        markdown = tables.render_markdown(tables.summarise(rows))
-    commits = ", ".join(sorted({str(c) for c in rows["commit"].dropna()}))
-    return rows, f"{path}: {len(rows)} runs (commit {commits})\n\n{markdown}"
+    return (f"{csv_path(folder, kind, profile)} is not there yet: make it with "
+            f"`{make_command(folder, kind, profile, dataset)}` (from the repository root); "
+            f"this notebook carries on without it.")
 
 
 def find_row(rows: pd.DataFrame, **labels) -> dict:
