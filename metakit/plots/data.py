@@ -38,7 +38,9 @@ def samples_figure(source: Source, per_class: int = 6, seed: int = 0):
         >>> from metakit.data import load_source
         >>> len(samples_figure(load_source("digits"), per_class=2).axes)
         20
-        >>> fig = samples_figure(load_source("mnist1d", size="small"), per_class=2)
+        >>> import tempfile
+        >>> from metakit.data.mnist1d import load_mnist1d
+        >>> fig = samples_figure(load_mnist1d(tempfile.mkdtemp(), sizes=(3, 1, 2)), per_class=2)
         >>> len(fig.axes), len(fig.axes[0].lines), len(fig.axes[0].images)
         (20, 1, 0)
     """
