@@ -44,3 +44,8 @@ def test_summary_pairs_deltas_across_momentum_and_renders():
     assert s.loc["sched_fixed", "test_acc_delta"] == pytest.approx(4.5) and s.loc["sched_fixed", "paired_seeds"] == 2
     text = render_markdown(summarise(df))
     assert "| ce | 61.00 ± 1.41 |" in text and "| sched_fixed | +4.50 [" in text and "momentum 0" in text
+
+
+def test_a_row_without_its_tags_is_refused():
+    with pytest.raises(ValueError, match=r"row lacks \['profile', 'epochs'\]"):
+        config_of_row({"dataset": "mnist1d", "setting": "noise_uniform_40", "method": "ce", "seed": 0})

@@ -136,6 +136,10 @@ def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
         >>> config_of_row(row, "smoke").resolve().epochs
         3
     """
+    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
+    if missing:
+        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
+                         f"profile and epochs columns).")
     own = str(row["profile"])
     profile = own if profile is None else profile
     kind, rate = noise_of(str(row["setting"]))

@@ -148,6 +148,10 @@ def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
     if isinstance(variant, str) and variant:
         raise ValueError(f"row variant={variant!r}: the long-tail grid only runs headline rows (variant ''); "
                          f"this row came from elsewhere and its config cannot be rebuilt from its labels.")
+    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
+    if missing:
+        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
+                         f"profile and epochs columns).")
     own = str(row["profile"])
     profile = own if profile is None else profile
     require("profile", profile, object, choices=sorted(PROFILES))
