@@ -1,9 +1,55 @@
-"""The noisy-label table: its protocol per dataset, its rows, and its command."""
+"""The noise table: its protocol per dataset, its rows (which rebuild the configs that made them), its summary and command."""
 import pandas as pd
 import pytest
 
+from metakit.experiments.grid import read_csv, setting_of
 from metakit.cli import main
-from metakit.experiments.noise_tables import METHODS, noise_config, noise_grid, write_table
+from metakit.experiments.noise_tables import (METHODS, config_of_row, noise_config, noise_grid, noise_of,
+                                              render_markdown, summarise, write_table)
+
+
+def fake_job(ran):
+    def job(config):
+        ran.append(config)
+        return {"test_acc": 50.0 + len(ran), "seconds": 0.0}
+    return job
+
+
+@pytest.mark.parametrize("overrides", [{}, {"epochs": 2}])
+def test_config_of_row_is_the_config_the_grid_ran(tmp_path, overrides):
+    ran, path = [], tmp_path / "noise.csv"
+    noise_grid(["ce", "mwnet", "sched_cosine"], ["mnist1d", "digits"], [("uniform", 0.4), ("flip", 0.4)], [0, 1],
+               "laptop", csv_path=path, overrides=overrides, job=fake_job(ran))
+    rows = read_csv(path, momentum=True)
+    assert len(rows) == len(ran) == 2 * 2 * 3 * 2
+    by_acc = {50.0 + i + 1: config for i, config in enumerate(ran)}
+    for row in rows.to_dict("records"):
+        assert config_of_row(row).canonical() == by_acc[row["test_acc"]].canonical()
+    first = rows.iloc[0]
+    assert config_of_row(first, "smoke").resolve().profile == "smoke"
+    assert config_of_row(first, "smoke").resolve().epochs == 3        # the smoke profile's own, not the row's
+
+
+def test_noise_of_reads_every_setting_the_grid_writes():
+    for kind, rate in [("uniform", 0.4), ("flip", 0.4), ("flip2", 0.2), ("uniform", 0.05)]:
+        assert noise_of(setting_of(noise_config("ce", "digits", kind, rate, 0, "smoke").resolve())) == (kind, rate)
+    with pytest.raises(ValueError, match="setting='lt_if100' is not a noise setting"):
+        noise_of("lt_if100")
+
+
+def test_summary_pairs_deltas_across_momentum_and_renders():
+    df = pd.DataFrame({"dataset": "mnist1d", "setting": "noise_uniform_40", "variant": "",
+                       "method": ["ce", "ce", "sched_fixed", "sched_fixed"], "seed": [0, 1, 0, 1],
+                       "momentum": [0.9, 0.9, 0.0, 0.0], "test_acc": [60.0, 62.0, 65.0, 66.0]})
+    s = summarise(df).set_index("method")
+    assert s.loc["sched_fixed", "test_acc_delta"] == pytest.approx(4.5) and s.loc["sched_fixed", "paired_seeds"] == 2
+    text = render_markdown(summarise(df))
+    assert "| ce | 61.00 ± 1.41 |" in text and "| sched_fixed | +4.50 [" in text and "momentum 0" in text
+
+
+def test_a_row_without_its_tags_is_refused():
+    with pytest.raises(ValueError, match=r"row lacks \['profile', 'epochs'\]"):
+        config_of_row({"dataset": "mnist1d", "setting": "noise_uniform_40", "method": "ce", "seed": 0})
 
 
 def test_mnist1d_rows_follow_the_noise_protocol():

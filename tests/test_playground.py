@@ -21,3 +21,9 @@ def test_show_run_prints_and_returns_a_figure(tmp_path, monkeypatch, capsys):
 def test_controls_defaults():
     c = playground.controls(imbalance=20, method="ce")
     assert c["imbalance"].value == 20 and c["method"].value == "ce" and c["noise_kind"].value == "none"
+
+
+def test_the_dataset_switch_reaches_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("METAKIT_CACHE", str(tmp_path))
+    fig = playground.show_run("ce", 10, "none", 0.0, 10, "cosine", "smoke", epochs=1, dataset="mnist1d")
+    assert "ce on mnist1d: test accuracy" in capsys.readouterr().out and "mnist1d" in fig.axes[0].get_title()

@@ -6,8 +6,8 @@ import pytest
 
 from metakit.cli import main
 from metakit.methods import METHODS
-from metakit.experiments.tables import (COLUMNS, REFERENCE, grid_configs, long_tail_grid, read_rows, render_markdown,
-                            summarise)
+from metakit.experiments.tables import (COLUMNS, REFERENCE, config_of_row, grid_configs, long_tail_grid, read_rows,
+                                        render_markdown, summarise)
 
 GRID = dict(methods=["ce", "focal"], imbalances=[10, 5], seeds=[0, 1], profile="smoke", overrides={"epochs": 1})
 
@@ -94,3 +94,21 @@ def test_cli_writes_csv_and_markdown(tmp_path, capsys):
     assert "| ce |" in (tmp_path / "long_tail_smoke_e1.md").read_text()
     assert main(["table", "long-tail", "--profile", "smoke", "--methods", "magic", "--out", str(tmp_path)]) == 2
     assert "method='magic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides", [{}, {"epochs": 1}])
+def test_config_of_row_is_the_config_the_grid_ran(tmp_path, overrides):
+    ran, path = [], tmp_path / "lt.csv"
+    fake = type("R", (), {"metrics": dict(test_acc=50.0, many_acc=1.0, medium_acc=2.0, few_acc=float("nan"))})
+    long_tail_grid(["ce", "mwnet"], ["mnist1d", "digits"], [100, 1], [0, 1], "laptop", csv_path=path,
+                   overrides=overrides, run_fn=lambda c: ran.append(c) or fake)
+    rows = read_rows(path)
+    assert len(rows) == len(ran) == 16
+    ran_by = {(c.dataset, c.imbalance, c.method, c.seed): c for c in ran}
+    for row in rows.to_dict("records"):
+        rebuilt = config_of_row(row)
+        assert rebuilt.canonical() == ran_by[(rebuilt.dataset, rebuilt.imbalance, rebuilt.method, rebuilt.seed)].canonical()
+    smoke = config_of_row(rows.iloc[0], "smoke").resolve()
+    assert (smoke.profile, smoke.epochs) == ("smoke", 3)
+    with pytest.raises(ValueError, match="variant='final_net'"):
+        config_of_row(dict(rows.iloc[0], variant="final_net"))

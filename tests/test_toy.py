@@ -8,19 +8,20 @@ from metakit.teaching.toy import FeatureScale, LossToLR, WeightNet, directional_
 INNER_LR = 0.5
 
 
-def setup(kind):
+def setup(kind, dataset="digits"):
     if kind == "forward":
         learner = FeatureScale(16)
-        net, tb, mb = toy_problem(seed=1, modulation=learner)
+        net, tb, mb = toy_problem(seed=1, modulation=learner, dataset=dataset)
     else:
         learner = WeightNet() if kind == "loss" else LossToLR()
-        net, tb, mb = toy_problem(seed=1)
+        net, tb, mb = toy_problem(seed=1, dataset=dataset)
     return net, learner, tb, mb
 
 
+@pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
 @pytest.mark.parametrize("kind", ["loss", "forward", "lr"])
-def test_hand_written_hypergradient_equals_metastep_and_finite_differences(kind):
-    net, learner, tb, mb = setup(kind)
+def test_hand_written_hypergradient_equals_metastep_and_finite_differences(kind, dataset):
+    net, learner, tb, mb = setup(kind, dataset)
     phi = list(learner.parameters())
     hand = torch.autograd.grad(meta_loss(net, learner, tb, mb, INNER_LR), phi)
     step = MetaStep(net, learner, torch.optim.SGD(theta(net, learner).values(), lr=INNER_LR),
@@ -65,3 +66,9 @@ def test_meta_set_votes_against_wrong_labels_after_some_training():
     vote = -torch.autograd.grad(meta_loss(net, votes, (x, y), meta_batch, INNER_LR), votes.weight)[0]
     wrong = y != clean
     assert vote[~wrong].mean() > 0 > vote[wrong].mean()
+
+
+def test_mnist1d_toy_batches_are_standardised_signals():
+    net, (x, y), (xm, ym) = toy_problem(seed=0, dataset="mnist1d")
+    assert tuple(x.shape) == (64, 40) and tuple(xm.shape) == (30, 40) and net.body.in_features == 40
+    assert x.dtype == torch.float64 and abs(float(x.mean())) < 0.5 and set(y.tolist()) <= set(range(10))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -101,6 +101,87 @@ def noise_grid(methods: Sequence[str] | None = None, datasets: Sequence[str] = (
     return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
 
 
+def noise_of(setting: str) -> tuple[str, float]:
+    """The (noise kind, rate) a noise setting names: ``noise_uniform_40`` → ``("uniform", 0.4)``.
+
+    Example:
+        >>> noise_of("noise_flip_40"), noise_of("noise_flip2_20")
+        (('flip', 0.4), ('flip2', 0.2))
+    """
+    kind, _, percent = setting[len("noise_"):].rpartition("_")
+    if not setting.startswith("noise_") or not kind:
+        raise ValueError(f"setting={setting!r} is not a noise setting; expected noise_<kind>_<rate%>, "
+                         f"e.g. noise_uniform_40.")
+    return kind, float(percent) / 100
+
+
+def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
+    """The `Config` that made one row of a noise CSV (`noise_grid`), to rerun it.
+
+    At the row's own profile it is exactly the config the grid ran (its epochs too, when the
+    table was made with ``--epochs``); at another ``profile`` it is the same cell (method,
+    dataset, noise, seed) at that profile's protocol, whose numbers are not the row's.
+
+    Args:
+        row: one row of the CSV (a dict or a pandas row): dataset, setting, method, seed and
+            the tags profile and epochs.
+        profile: the profile to rerun at; None: the row's.
+
+    Example:
+        >>> row = {"dataset": "mnist1d", "setting": "noise_uniform_40", "method": "ce", "seed": 0,
+        ...        "profile": "laptop", "epochs": 20}
+        >>> c = config_of_row(row).resolve()
+        >>> c.noise_kind, c.noise_rate, c.train_per_class, c.meta_per_class, c.momentum
+        ('uniform', 0.4, 1200, 100, 0.9)
+        >>> config_of_row(row, "smoke").resolve().epochs
+        3
+    """
+    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
+    if missing:
+        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
+                         f"profile and epochs columns).")
+    own = str(row["profile"])
+    profile = own if profile is None else profile
+    kind, rate = noise_of(str(row["setting"]))
+    labels = (str(row["method"]), str(row["dataset"]), kind, rate, int(row["seed"]), profile)
+    config = noise_config(*labels)
+    if profile == own and int(row["epochs"]) != config.resolve().epochs:
+        config = noise_config(*labels, epochs=int(row["epochs"]))   # the table was made with --epochs
+    return config
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds per (dataset, setting, method) and paired deltas against ce (where it ran).
+
+    Each method runs at one momentum (ce and mwnet 0.9, the sched_* rows 0), so momentum is left
+    out of the groups and the deltas pair across it.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "digits", "setting": "noise_uniform_40", "method": ["ce", "mwnet"],
+        ...                    "variant": "", "seed": 0, "momentum": [0.9, 0.9], "test_acc": [60.0, 70.0]})
+        >>> summarise(df)[["method", "test_acc_mean", "test_acc_delta"]].values.tolist()
+        [['ce', 60.0, nan], ['mwnet', 70.0, 10.0]]
+    """
+    reference = REFERENCE_METHOD if REFERENCE_METHOD in set(df["method"]) else None
+    metrics = [m for m in ("test_acc", "val_acc", "final_lr", "seconds") if m in df.columns]
+    return grid_summary.summarise(df.drop(columns=["momentum"], errors="ignore"), metrics, reference)
+
+
+def render_markdown(summary: pd.DataFrame) -> str:
+    """The noise table as markdown: methods × settings per dataset, "mean ± std", then the paired deltas.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "digits", "setting": "noise_uniform_40", "method": ["ce", "mwnet"],
+        ...                    "variant": "", "seed": 0, "momentum": 0.9, "test_acc": [60.0, 70.0]})
+        >>> "| mwnet | +10.00 (n=1) |" in render_markdown(summarise(df))
+        True
+    """
+    reference = REFERENCE_METHOD if "test_acc_delta" in summary.columns else None
+    text = grid_summary.render_markdown(summary, "test_acc", reference=reference)
+    return text + ("\nce and mwnet use SGD momentum 0.9 and the profile's cosine schedule; the sched_* rows use SGD "
+                   "momentum 0 (MLR-SNet's setting) with the schedule their name gives.\n")
+
+
 def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
     """Summarise (mean ± std, paired delta against ce), write the markdown and ``*_summary.csv``.
 
@@ -111,15 +192,9 @@ def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command:
         >>> "| mwnet | 70.00 |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "n.md")
         True
     """
-    reference = REFERENCE_METHOD if REFERENCE_METHOD in set(df["method"]) else None
-    metrics = [m for m in ("test_acc", "val_acc", "final_lr", "seconds") if m in df.columns]
-    # each method runs at one momentum (ce, mwnet 0.9; sched_* 0): drop it so the deltas pair across it
-    summary = grid_summary.summarise(df.drop(columns=["momentum"], errors="ignore"), metrics, reference)
-    text = grid_summary.render_markdown(summary, "test_acc", reference=reference)
-    text += ("\nce and mwnet use SGD momentum 0.9 and the profile's cosine schedule; the sched_* rows use SGD "
-             "momentum 0 (MLR-SNet's setting) with the schedule their name gives.\n")
+    summary = summarise(df)
     stem = Path(md_path).with_suffix("")
-    return grid_summary.write_outputs(df, stem, text, command, title, summary)
+    return grid_summary.write_outputs(df, stem, render_markdown(summary), command, title, summary)
 
 
 COLUMNS = columns(momentum=True) + TAGS

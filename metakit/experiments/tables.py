@@ -14,7 +14,7 @@ import dataclasses
 import functools
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -117,6 +117,49 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
     overrides.setdefault("progress", False)
     return [Config(method=m, dataset=d, imbalance=float(i), seed=s, profile=profile, **overrides).resolve()
             for d in datasets for i in imbalances for m in methods for s in seeds]
+
+
+def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
+    """The `Config` that made one row of a long-tail CSV (`long_tail_grid`), to rerun it.
+
+    Use it to check a committed table: at the row's own profile the config is the one the grid
+    ran (its epochs too, when the table was made with ``--epochs``), so on the same machine the
+    rerun gives the row's numbers; at another ``profile`` it is the same cell (method, dataset,
+    imbalance, seed) at that profile's defaults, whose numbers are not the row's.
+
+    Args:
+        row: one row of the CSV (a dict or a pandas row): dataset, setting, method, variant, seed,
+            and the tags profile and epochs.
+        profile: the profile to rerun at; None: the row's.
+
+    Returns:
+        An unresolved `Config` (``progress=False``, as the grid runs it).
+
+    Example:
+        >>> row = {"dataset": "mnist1d", "setting": "lt_if100", "method": "ce", "variant": "", "seed": 0,
+        ...        "profile": "laptop", "epochs": 20}
+        >>> c = config_of_row(row).resolve()
+        >>> c.dataset, c.imbalance, c.epochs, c.train_per_class
+        ('mnist1d', 100.0, 20, 5000)
+        >>> config_of_row(row, "smoke").resolve().epochs
+        3
+    """
+    variant = row.get("variant")
+    if isinstance(variant, str) and variant:
+        raise ValueError(f"row variant={variant!r}: the long-tail grid only runs headline rows (variant ''); "
+                         f"this row came from elsewhere and its config cannot be rebuilt from its labels.")
+    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
+    if missing:
+        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
+                         f"profile and epochs columns).")
+    own = str(row["profile"])
+    profile = own if profile is None else profile
+    require("profile", profile, object, choices=sorted(PROFILES))
+    fields = dict(method=str(row["method"]), dataset=str(row["dataset"]), imbalance=imbalance_of(str(row["setting"])),
+                  seed=int(row["seed"]), profile=profile, progress=False)
+    if profile == own and int(row["epochs"]) != Config(**fields).resolve().epochs:
+        fields["epochs"] = int(row["epochs"])                    # the table was made with --epochs
+    return Config(**fields)
 
 
 def read_rows(csv_path: str | Path | None) -> pd.DataFrame:

@@ -1,5 +1,7 @@
 """Pictures of the data protocols: samples, long tails, label noise, the meta set (notebook 00).
 
+Images (digits, CIFAR) and signals (MNIST-1D) alike: `samples_figure` draws signals as lines.
+
 Tables are tidy DataFrames built from the real splits (`metakit.data.make_split`); figures are
 seaborn drawings of them, closed in pyplot so that a notebook shows each exactly once.
 
@@ -27,34 +29,54 @@ def _done(fig):
 
 
 def samples_figure(source: Source, per_class: int = 6, seed: int = 0):
-    """A grid of ``per_class`` training images of every class (rows = classes).
+    """A grid of ``per_class`` training samples of every class (rows = classes).
+
+    Images (N, C, H, W) are drawn as pictures; signals (N, C, L), MNIST-1D's, as line plots
+    (one line per channel) on a shared y axis, so that amplitudes compare across panels.
 
     Example:
         >>> from metakit.data import load_source
         >>> len(samples_figure(load_source("digits"), per_class=2).axes)
         20
+        >>> import tempfile
+        >>> from metakit.data.mnist1d import load_mnist1d
+        >>> fig = samples_figure(load_mnist1d(tempfile.mkdtemp(), sizes=(3, 1, 2)), per_class=2)
+        >>> len(fig.axes), len(fig.axes[0].lines), len(fig.axes[0].images)
+        (20, 1, 0)
     """
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(source.num_classes, per_class, figsize=(per_class * 0.8, source.num_classes * 0.8))
+    signals = source.train_x.dim() == 3                                         # (N, C, L) rather than (N, C, H, W)
+    width = 1.3 if signals else 0.8
+    fig, axes = plt.subplots(source.num_classes, per_class, figsize=(per_class * width, source.num_classes * 0.8),
+                             sharey=signals, squeeze=False)
     for c, row in enumerate(axes):
         picks = rng.choice(np.flatnonzero(source.train_y == c), per_class, replace=False)
         for ax, i in zip(row, picks):
-            image = source.train_x[i].permute(1, 2, 0).numpy()                  # (H, W, C)
-            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray_r")
+            if signals:
+                ax.plot(source.train_x[i].T.numpy(), color="black", lw=0.8)      # (L, C)
+            else:
+                image = source.train_x[i].permute(1, 2, 0).numpy()              # (H, W, C)
+                ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray_r")
             ax.set_xticks([]), ax.set_yticks([])
         row[0].set_ylabel(source.classes[c], rotation=0, labelpad=10)
-    fig.suptitle(f"{source.name}: {per_class} training images per class")
+    kind = "signals" if signals else "images"
+    fig.suptitle(f"{source.name}: {per_class} training {kind} per class")
     return _done(fig)
 
 
 def class_counts_table(source: Source, imbalances=(1, 10, 50), lt_profiles=("exp", "step"),
-                       meta_per_class: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Training images per class of the real splits, one row per (profile, imbalance, class)."""
+                       meta_per_class: int = 5, seed: int = 0, train_per_class: int | None = None) -> pd.DataFrame:
+    """Training samples per class of the real splits, one row per (profile, imbalance, class).
+
+    ``train_per_class`` caps the head class (n_max) as the dataset's protocol does (MNIST-1D:
+    5,000 at the laptop profile; pass ``config.train_per_class``); None keeps all the meta set leaves.
+    """
     rows = []
     for profile in lt_profiles:
         for imbalance in imbalances:
-            split = make_split(SplitSpec(source.name, imbalance, profile, meta_per_class=meta_per_class, seed=seed),
-                               source.train_y)
+            spec = SplitSpec(source.name, imbalance, profile, meta_per_class=meta_per_class, seed=seed,
+                             train_per_class=train_per_class)
+            split = make_split(spec, source.train_y)
             rows += [{"lt_profile": profile, "imbalance": imbalance, "class": c, "count": n}
                      for c, n in enumerate(split.class_counts)]
     return pd.DataFrame(rows)

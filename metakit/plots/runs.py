@@ -14,6 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 GROUPS = {"test_acc": "all classes", "many_acc": "many-shot", "medium_acc": "medium-shot", "few_acc": "few-shot"}
+SHOT_COLOURS = {"many-shot": "tab:blue", "medium-shot": "tab:green", "few-shot": "tab:red"}
 
 
 def _done(fig):
@@ -43,17 +44,25 @@ def run_figure(history: pd.DataFrame, title: str = ""):
 
 
 def ablation_figure(table: pd.DataFrame, x: str, hue: str | None = None):
-    """An ``ablate`` table: overall accuracy (left) and many- vs few-shot accuracy (right) against ``x``.
+    """An ``ablate`` table: overall accuracy (left) and per shot group (right) against ``x``.
 
-    Points are means over seeds; bars show the spread (± one standard deviation).
+    Points are means over seeds; bars show the spread (± one standard deviation). The right panel
+    draws the shot groups that some run has (a group no class falls in is NaN and left out:
+    digits' classes keep at most ~100 training images, so they have no many-shot group).
+
+    Example:
+        >>> t = pd.DataFrame({"imbalance": [1, 10], "seed": 0, "test_acc": [60, 20.0], "many_acc": None,
+        ...                   "medium_acc": [60, 27.0], "few_acc": [None, 0.0]})
+        >>> [text.get_text() for text in ablation_figure(t, x="imbalance").axes[1].get_legend().get_texts()]
+        ['medium-shot', 'few-shot']
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     sns.pointplot(table, x=x, y="test_acc", hue=hue, errorbar="sd", ax=left, dodge=0.2 if hue else False)
     left.set(xlabel=x, ylabel="test accuracy (%)", title="all classes")
-    groups = table.melt(id_vars=[x], value_vars=["many_acc", "few_acc"], var_name="group",
+    groups = table.melt(id_vars=[x], value_vars=["many_acc", "medium_acc", "few_acc"], var_name="group",
                         value_name="accuracy").dropna()
     groups["group"] = groups["group"].map(GROUPS)
-    sns.pointplot(groups, x=x, y="accuracy", hue="group", errorbar="sd", ax=right, dodge=0.2,
-                  palette={"many-shot": "tab:blue", "few-shot": "tab:red"})
-    right.set(xlabel=x, ylabel="test accuracy (%)", title="many- vs few-shot classes")
+    sns.pointplot(groups, x=x, y="accuracy", hue="group", errorbar="sd", ax=right,
+                  dodge=0.2 if groups["group"].nunique() > 1 else False, palette=SHOT_COLOURS)
+    right.set(xlabel=x, ylabel="test accuracy (%)", title="per shot group")
     return _done(fig)

@@ -20,33 +20,38 @@ from metakit.schedules import SCHEDULES
 
 
 def playground_config(method: str, imbalance: float, noise_kind: str, noise_rate: float, meta_per_class: int,
-                      schedule: str, profile: str, seed: int = 0, epochs: int | None = None) -> Config:
+                      schedule: str, profile: str, seed: int = 0, epochs: int | None = None,
+                      dataset: str | None = None) -> Config:
     """The `Config` of one playground setting; ``noise_kind="none"`` ignores the noise slider.
+
+    ``dataset`` None is the profile's (digits); the notebook passes its ``DATASET``.
 
     Example:
         >>> c = playground_config("ce", 10, "none", 0.3, 5, "cosine", "smoke")
         >>> c.noise_rate, c.imbalance
         (0.0, 10.0)
+        >>> playground_config("ce", 10, "none", 0.0, 10, "cosine", "smoke", dataset="mnist1d").resolve().model
+        'resnet1d'
     """
     if noise_kind == "none" or noise_rate == 0:
         noise_kind, noise_rate = "none", 0.0
     return Config(method=method, imbalance=float(imbalance), noise_kind=noise_kind, noise_rate=float(noise_rate),
                   meta_per_class=int(meta_per_class), schedule=schedule, profile=profile, seed=seed,
-                  epochs=epochs, progress=False)
+                  epochs=epochs, dataset=dataset, progress=False)
 
 
 def show_run(method: str, imbalance: float, noise_kind: str, noise_rate: float, meta_per_class: int,
-             schedule: str, profile: str, seed: int = 0, epochs: int | None = None):
+             schedule: str, profile: str, seed: int = 0, epochs: int | None = None, dataset: str | None = None):
     """Train (or load) one setting, print its headline numbers, return its learning-curve figure."""
     result = cached_run(playground_config(method, imbalance, noise_kind, noise_rate, meta_per_class, schedule,
-                                          profile, seed, epochs))
+                                          profile, seed, epochs, dataset))
     m = result.metrics
     source = "cached" if result.cached else f"trained in {result.seconds:.0f} s"
-    print(f"{method}: test accuracy {m['test_acc']:.1f}% (many {m['many_acc']:.1f}, medium {m['medium_acc']:.1f}, "
+    print(f"{method} on {result.config.dataset}: test accuracy {m['test_acc']:.1f}% (many {m['many_acc']:.1f}, medium {m['medium_acc']:.1f}, "
           f"few {m['few_acc']:.1f}) — {source}")
     config = result.config
     noise = "no noise" if config.noise_kind == "none" else f"{config.noise_kind} noise {config.noise_rate:g}"
-    return run_figure(result.history, f"{method}, imbalance {imbalance:g}, {noise}")
+    return run_figure(result.history, f"{method}, {config.dataset}, imbalance {imbalance:g}, {noise}")
 
 
 def controls(imbalance: float = 10.0, noise_rate: float = 0.0, meta_per_class: int = 5, method: str = "ce",

@@ -1,7 +1,8 @@
 """A toy problem small enough to check the meta-step by hand (notebook 01).
 
-A two-layer net on flattened 8x8 digits in float64, a training batch with some wrong labels,
-a clean meta batch, and one tiny meta-learner per entry point of φ:
+A two-layer net on flattened inputs in float64 (8x8 digits, or MNIST-1D's 40-point signals from
+its CI-sized set), a training batch with some wrong labels, a clean meta batch, and one tiny
+meta-learner per entry point of φ:
 
 - `WeightNet`    (``enters="loss"``):    per-sample loss → weight in (0, 1) (Meta-Weight-Net);
 - `SampleWeights` (``enters="loss"``):   one free weight per sample of the batch (Ren et al. 2018);
@@ -103,11 +104,11 @@ class LossToLR(MetaLearner):
 
 
 class ToyNet(nn.Module):
-    """64 → hidden → (modulation) → ReLU → 10, in float64; ``modulation`` holds φ of `FeatureScale`."""
+    """in_features → hidden → (modulation) → ReLU → 10, in float64; ``modulation`` holds φ of `FeatureScale`."""
 
-    def __init__(self, hidden: int = 16, modulation: nn.Module | None = None):
+    def __init__(self, hidden: int = 16, modulation: nn.Module | None = None, in_features: int = 64):
         super().__init__()
-        self.body = nn.Linear(64, hidden).double()
+        self.body = nn.Linear(in_features, hidden).double()
         self.modulation = modulation if modulation is not None else nn.Identity()
         self.fc = nn.Linear(hidden, 10).double()
 
@@ -116,11 +117,16 @@ class ToyNet(nn.Module):
 
 
 def toy_problem(seed: int = 0, *, hidden: int = 16, batch_size: int = 64, meta_size: int = 30,
-                noise_rate: float = 0.25, modulation: nn.Module | None = None):
+                noise_rate: float = 0.25, modulation: nn.Module | None = None, dataset: str = "digits"):
     """A `ToyNet` and two float64 batches: training (with ``noise_rate`` wrong labels) and meta (clean).
 
+    Args:
+        dataset: "digits" (8x8 images, 64 features) or "mnist1d" (40-point signals, x of shape
+            (B, 40), from its CI-sized set under `metakit.data.source.default_root`, generated
+            there on first use: that set is all a toy batch needs, at any profile).
+
     Returns:
-        ``(net, (x, y), (x_meta, y_meta))`` with x of shape (B, 64).
+        ``(net, (x, y), (x_meta, y_meta))`` with x of shape (B, features), standardised per feature.
 
     Example:
         >>> net, (x, y), (xm, ym) = toy_problem()
@@ -129,9 +135,11 @@ def toy_problem(seed: int = 0, *, hidden: int = 16, batch_size: int = 64, meta_s
     """
     if not 0 <= noise_rate < 1:
         raise ValueError(f"noise_rate={noise_rate!r} must be in [0, 1), e.g. 0.25.")
-    source = load_source("digits")
+    source = load_source(dataset, size="small")
     gen = torch.Generator().manual_seed(seed)
-    x_all = source.train_x.flatten(1).double() / 255.0                              # (N, 64)
+    x_all = source.train_x.flatten(1).double()                                      # (N, features)
+    if source.train_x.dtype == torch.uint8:
+        x_all = x_all / 255.0
     x_all = (x_all - x_all.mean(0)) / x_all.std(0).clamp_min(1e-3)
     y_all = torch.as_tensor(source.train_y)
     order = torch.randperm(len(y_all), generator=gen)
@@ -140,7 +148,7 @@ def toy_problem(seed: int = 0, *, hidden: int = 16, batch_size: int = 64, meta_s
     wrong = torch.rand(batch_size, generator=gen) < noise_rate
     y[wrong] = (y[wrong] + torch.randint(1, 10, (int(wrong.sum()),), generator=gen)) % 10
     torch.manual_seed(seed)
-    net = ToyNet(hidden, modulation)
+    net = ToyNet(hidden, modulation, in_features=x_all.shape[1])
     return net, (x_all[train], y), (x_all[meta], y_all[meta])
 
 

@@ -1,0 +1,117 @@
+"""The committed tables of ``results/`` in a notebook: read one, render it, rerun one of its rows.
+
+A table is the CSV that ``python -m metakit table <kind>`` wrote, one row per run in the results
+format of DESIGN.md (e.g. ``results/mnist1d/long_tail_laptop.csv``, at `csv_path`). A notebook
+reads it with `metakit.experiments.grid.read_csv` and renders it with its table's ``summarise``
+and ``render_markdown``; where the file is not there, `missing_line` names the command that
+makes it, so the notebook carries on without numbers it does not have. `find_row` picks one
+run by its labels; its config (`metakit.experiments.tables.config_of_row`,
+`metakit.experiments.noise_tables.config_of_row`) reruns it, and `rerun_line` puts the two
+accuracies side by side.
+
+Example:
+    >>> from metakit.experiments.grid import read_csv
+    >>> read_csv(csv_path("no/such/folder", "noise"), momentum=True).empty
+    True
+    >>> "python -m metakit table noise --profile laptop" in missing_line("no/such/folder", "noise")
+    True
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from metakit.options import require
+
+KINDS = ("long-tail", "noise")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# the arguments each committed table is made with, beyond profile, dataset and out
+ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": ""}
+
+
+def csv_path(folder: str | Path, kind: str, profile: str = "laptop") -> Path:
+    """Where ``table <kind> --profile <profile> --out <folder>`` writes its CSV.
+
+    Example:
+        >>> csv_path("results/mnist1d", "long-tail").as_posix()
+        'results/mnist1d/long_tail_laptop.csv'
+    """
+    require("kind", kind, object, choices=KINDS)
+    return Path(folder) / f"{kind.replace('-', '_')}_{profile}.csv"
+
+
+def make_command(folder: str | Path, kind: str, profile: str = "laptop", dataset: str = "mnist1d") -> str:
+    """The command line that makes the table in ``folder`` (relative to the repository root when inside it).
+
+    Example:
+        >>> make_command(REPO_ROOT / "results" / "mnist1d", "noise")
+        'python -m metakit table noise --profile laptop --datasets mnist1d --out results/mnist1d'
+    """
+    require("kind", kind, object, choices=KINDS)
+    out = Path(os.path.abspath(folder))
+    out = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
+    words = ["python -m metakit table", kind, "--profile", profile, "--datasets", dataset, ARGUMENTS[kind],
+             "--out", out.as_posix()]
+    return " ".join(w for w in words if w)
+
+
+def missing_line(folder: str | Path, kind: str, profile: str = "laptop", dataset: str = "mnist1d") -> str:
+    """One line for a notebook whose committed table is not there: where it should be and the command that makes it.
+
+    Example:
+        >>> missing_line("results/mnist1d", "noise").split(": ")[0]
+        'results/mnist1d/noise_laptop.csv is not there yet'
+    """
+    return (f"{csv_path(folder, kind, profile)} is not there yet: make it with "
+            f"`{make_command(folder, kind, profile, dataset)}` (from the repository root); "
+            f"this notebook carries on without it.")
+
+
+def find_row(rows: pd.DataFrame, **labels) -> dict:
+    """The one row of ``rows`` whose columns equal ``labels`` (e.g. method="ce", seed=0), as a dict.
+
+    Example:
+        >>> rows = pd.DataFrame({"method": ["ce", "ce", "mwnet"], "seed": [0, 1, 0], "test_acc": [70.0, 71.0, 72.0]})
+        >>> find_row(rows, method="ce", seed=1)["test_acc"]
+        71.0
+    """
+    unknown = sorted(set(labels) - set(rows.columns))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not columns of the table; use some of {list(rows.columns)}.")
+    mask = pd.Series(True, index=rows.index)
+    for name, value in labels.items():
+        mask &= rows[name] == value
+    if mask.sum() != 1:
+        held = rows[list(labels)].drop_duplicates().to_dict("records")[:5]
+        raise ValueError(f"{int(mask.sum())} rows match {labels}, not one; the table holds e.g. {held}.")
+    return rows[mask].iloc[0].to_dict()
+
+
+def rerun_line(row: dict, test_acc: float, profile: str) -> str:
+    """One line: the row's test accuracy next to a rerun's, and whether they can be compared.
+
+    Args:
+        row: from `find_row` (it has profile and commit columns).
+        test_acc: the rerun's test accuracy (%).
+        profile: the profile the rerun ran at.
+
+    Example:
+        >>> row = {"method": "ce", "dataset": "mnist1d", "setting": "lt_if100", "seed": 0, "test_acc": 70.25,
+        ...        "profile": "laptop", "commit": "abc1234"}
+        >>> rerun_line(row, 70.25, "laptop")
+        'ce mnist1d lt_if100 seed 0: CSV 70.25%, rerun 70.25%, both at profile laptop: exactly equal'
+        >>> rerun_line(row, 41.0, "smoke").split(": ")[-1]
+        "the profiles differ, so the numbers are not comparable (PROFILE = 'laptop' reruns the row itself)"
+    """
+    name = f"{row['method']} {row['dataset']} {row['setting']} seed {int(row['seed'])}"
+    csv, own = float(row["test_acc"]), str(row["profile"])
+    if profile != own:
+        return (f"{name}: CSV {csv:.2f}% at profile {own}, rerun {test_acc:.2f}% at profile {profile}: the profiles "
+                f"differ, so the numbers are not comparable (PROFILE = {own!r} reruns the row itself)")
+    line = f"{name}: CSV {csv:.2f}%, rerun {test_acc:.2f}%, both at profile {profile}: "
+    if test_acc == csv:
+        return line + "exactly equal"
+    return line + (f"they differ by {test_acc - csv:+.4f} points (the row was made at commit {row['commit']}; "
+                   f"another commit, device or thread count can change the numbers)")

@@ -1,0 +1,63 @@
+"""A committed table read back in a notebook: its markdown, a missing file's one line, one row rerun."""
+import pandas as pd
+import pytest
+
+from metakit.experiments import noise_tables, tables
+from metakit.experiments.grid import columns, read_csv
+from metakit.teaching.results import csv_path, find_row, make_command, missing_line, rerun_line
+
+
+def write_table(folder, kind):
+    n = 4
+    df = pd.DataFrame({"dataset": "mnist1d", "setting": "lt_if100" if kind == "long-tail" else "noise_uniform_40",
+                       "method": ["ce", "ce", "mwnet", "mwnet"], "variant": "", "seed": [0, 1, 0, 1],
+                       "test_acc": [70.0, 72.0, 73.0, 76.0], "val_acc": 1.0, "many_acc": 1.0, "medium_acc": 1.0,
+                       "few_acc": 1.0, "seconds": 1.0, "commit": "abc1234", "profile": "laptop", "epochs": 20})
+    if kind == "noise":
+        df.insert(5, "momentum", [0.9] * n)
+    path = csv_path(folder, kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df[[c for c in columns(kind == "noise")] + ["profile", "epochs"]].to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["long-tail", "noise"])
+def test_a_committed_table_renders_mean_std_and_paired_deltas(tmp_path, kind):
+    path = write_table(tmp_path / "results", kind)
+    rows = read_csv(path, momentum=kind == "noise")
+    module = tables if kind == "long-tail" else noise_tables
+    text = module.render_markdown(module.summarise(rows))
+    assert len(rows) == 4 and "| ce | 71.00 ± 1.41 |" in text and "| mwnet | +3.50 [" in text   # paired, seeds 0, 1
+
+
+@pytest.mark.parametrize("kind", ["long-tail", "noise"])
+def test_a_missing_table_gives_one_line_with_the_command(tmp_path, kind):
+    assert read_csv(csv_path(tmp_path / "nothing", kind), momentum=kind == "noise").empty
+    text = missing_line(tmp_path / "nothing", kind)
+    assert "\n" not in text and f"python -m metakit table {kind} --profile laptop --datasets mnist1d" in text
+    assert str(csv_path(tmp_path / "nothing", kind)) in text
+
+
+def test_command_is_relative_to_the_repository_root():
+    from metakit.teaching.results import REPO_ROOT
+    assert make_command(REPO_ROOT / "results" / "mnist1d", "long-tail").endswith(
+        "--imbalances 100 50 10 --out results/mnist1d")
+
+
+def test_find_row_wants_exactly_one_match(tmp_path):
+    rows = read_csv(write_table(tmp_path, "long-tail"))
+    assert find_row(rows, method="mwnet", seed=1)["test_acc"] == 76.0
+    with pytest.raises(ValueError, match="2 rows match {'method': 'ce'}"):
+        find_row(rows, method="ce")
+    with pytest.raises(ValueError, match="0 rows match"):
+        find_row(rows, method="focal", seed=0)
+    with pytest.raises(ValueError, match=r"labels \['imbalance'\] are not columns"):
+        find_row(rows, imbalance=100)
+
+
+def test_rerun_line_says_equal_different_or_not_comparable():
+    row = {"method": "ce", "dataset": "mnist1d", "setting": "noise_uniform_40", "seed": 0, "test_acc": 61.3,
+           "profile": "laptop", "commit": "abc1234"}
+    assert rerun_line(row, 61.3, "laptop").endswith("exactly equal")
+    assert "differ by +0.1000 points" in rerun_line(row, 61.4, "laptop") and "abc1234" in rerun_line(row, 61.4, "laptop")
+    assert "the profiles differ" in rerun_line(row, 61.3, "smoke")
