@@ -79,6 +79,25 @@ class GridRun:
         return out | ({"momentum": float(c.momentum)} if momentum else {})
 
 
+def rerun_profile(row: dict, profile: str | None) -> tuple[str, str]:
+    """(the profile a table row ran at, the profile to rerun it at) — for a table's ``config_of_row``.
+
+    A row of a table command's CSV carries its labels and the tags ``profile`` and ``epochs``;
+    one without them is refused.
+
+    Example:
+        >>> rerun_profile({"dataset": "d", "setting": "s", "method": "ce", "seed": 0, "profile": "laptop",
+        ...                "epochs": 20}, "smoke")
+        ('laptop', 'smoke')
+    """
+    missing = [name for name in ("profile", "epochs", "dataset", "setting", "method", "seed") if name not in row]
+    if missing:
+        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
+                         f"profile and epochs columns).")
+    own = str(row["profile"])
+    return own, own if profile is None else profile
+
+
 def git_commit(folder: str | Path | None = None) -> str:
     """The short hash of git HEAD where metakit lives (or ``folder``); ``"unknown"`` outside a checkout.
 

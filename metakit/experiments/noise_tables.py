@@ -28,7 +28,7 @@ import pandas as pd
 from metakit.data.noise import check_noise
 from metakit.data.sources import DATASETS
 from metakit.experiments import Config, grid_summary
-from metakit.experiments.grid import GridRun, columns, run_grid
+from metakit.experiments.grid import GridRun, columns, rerun_profile, run_grid
 from metakit.experiments.schedule_tables import ENTRIES, schedule_job
 from metakit.options import require
 
@@ -136,12 +136,7 @@ def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
         >>> config_of_row(row, "smoke").resolve().epochs
         3
     """
-    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
-    if missing:
-        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
-                         f"profile and epochs columns).")
-    own = str(row["profile"])
-    profile = own if profile is None else profile
+    own, profile = rerun_profile(row, profile)
     kind, rate = noise_of(str(row["setting"]))
     labels = (str(row["method"]), str(row["dataset"]), kind, rate, int(row["seed"]), profile)
     config = noise_config(*labels)

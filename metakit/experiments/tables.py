@@ -22,7 +22,7 @@ from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
 from metakit.experiments import PROFILES, Config, run
 from metakit.experiments import grid_summary
-from metakit.experiments.grid import GridRun, columns, read_csv, run_grid, timed_run
+from metakit.experiments.grid import GridRun, columns, read_csv, rerun_profile, run_grid, timed_run
 from metakit.methods import METHODS, get_method
 from metakit.methods.base import Method
 from metakit.options import require
@@ -148,12 +148,7 @@ def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
     if isinstance(variant, str) and variant:
         raise ValueError(f"row variant={variant!r}: the long-tail grid only runs headline rows (variant ''); "
                          f"this row came from elsewhere and its config cannot be rebuilt from its labels.")
-    missing = [name for name in (*TAGS, "dataset", "setting", "method", "seed") if name not in row]
-    if missing:
-        raise ValueError(f"row lacks {missing}; pass a row of a CSV that `table` wrote (read_csv keeps its "
-                         f"profile and epochs columns).")
-    own = str(row["profile"])
-    profile = own if profile is None else profile
+    own, profile = rerun_profile(row, profile)
     require("profile", profile, object, choices=sorted(PROFILES))
     fields = dict(method=str(row["method"]), dataset=str(row["dataset"]), imbalance=imbalance_of(str(row["setting"])),
                   seed=int(row["seed"]), profile=profile, progress=False)
