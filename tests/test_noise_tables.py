@@ -83,3 +83,11 @@ def test_cli_refuses_imbalances_for_the_noise_table(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and "--imbalances=[10.0] does not apply to the noise table" in err
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_markdown_adds_the_val_selected_accuracy_when_the_rows_have_it():
+    df = pd.DataFrame({"dataset": "mnist1d", "setting": "noise_uniform_40", "variant": "", "method": ["ce", "ce"],
+                       "seed": [0, 1], "momentum": 0.9, "test_acc": [60.0, 62.0], "test_acc_at_val": [70.0, 72.0]})
+    text = render_markdown(summarise(df))
+    assert "best validation accuracy" in text and "| ce | 71.00 ± 1.41 |" in text
+    assert "best validation accuracy" not in render_markdown(summarise(df.drop(columns="test_acc_at_val")))

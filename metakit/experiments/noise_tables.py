@@ -158,7 +158,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         [['ce', 60.0, nan], ['mwnet', 70.0, 10.0]]
     """
     reference = REFERENCE_METHOD if REFERENCE_METHOD in set(df["method"]) else None
-    metrics = [m for m in ("test_acc", "val_acc", "final_lr", "seconds") if m in df.columns]
+    metrics = [m for m in ("test_acc", "test_acc_at_val", "val_acc", "final_lr", "seconds") if m in df.columns]
     return grid_summary.summarise(df.drop(columns=["momentum"], errors="ignore"), metrics, reference)
 
 
@@ -173,6 +173,10 @@ def render_markdown(summary: pd.DataFrame) -> str:
     """
     reference = REFERENCE_METHOD if "test_acc_delta" in summary.columns else None
     text = grid_summary.render_markdown(summary, "test_acc", reference=reference)
+    if "test_acc_at_val_mean" in summary.columns:  # memorisation: the final epoch vs the val-selected one
+        text += ("\nTest accuracy at the epoch of the best validation accuracy (selected on the clean validation "
+                 "split, never on test):\n\n" + grid_summary.render_markdown(summary, "test_acc_at_val",
+                                                                              reference=reference))
     return text + ("\nce and mwnet use SGD momentum 0.9 and the profile's cosine schedule; the sched_* rows use SGD "
                    "momentum 0 (MLR-SNet's setting) with the schedule their name gives.\n")
 

@@ -109,15 +109,31 @@ def schedule_job(config: Config) -> dict:
 
     Example:
         >>> out = schedule_job(table_config("cifar10", "cosine", "smoke", epochs=1))
-        >>> list(out)[-4:], out["final_lr"] > 0
-        (['mid_lr', 'final_lr', 'train_acc', 'seconds'], True)
+        >>> list(out)[-6:], out["final_lr"] > 0
+        (['val_epoch', 'test_acc_at_val', 'mid_lr', 'final_lr', 'train_acc', 'seconds'], True)
     """
     start = time.perf_counter()
     result = run(config)
     h = result.history
-    return {**{m: float(result.metrics[m]) for m in METRICS if m in result.metrics},
+    return {**{m: float(result.metrics[m]) for m in METRICS if m in result.metrics}, **val_selected(h),
             "mid_lr": float(h["lr"].iloc[len(h) // 2]), "final_lr": float(h["lr"].iloc[-1]),
             "train_acc": float(h["train_acc"].iloc[-1]), "seconds": time.perf_counter() - start}
+
+
+def val_selected(history: pd.DataFrame) -> dict:
+    """The epoch of the best validation accuracy and the test accuracy there (model selection on val, never test).
+
+    Returns ``{}`` when the run has no validation split (CIFAR).
+
+    Example:
+        >>> h = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [50.0, 70.0, 60.0], "test_acc": [48.0, 66.0, 69.0]})
+        >>> val_selected(h)
+        {'val_epoch': 2, 'test_acc_at_val': 66.0}
+    """
+    if "val_acc" not in history or history["val_acc"].isna().all():
+        return {}
+    best = history["val_acc"].idxmax()  # the first epoch with the best validation accuracy
+    return {"val_epoch": int(history.loc[best, "epoch"]), "test_acc_at_val": float(history.loc[best, "test_acc"])}
 
 
 def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0,),
