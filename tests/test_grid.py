@@ -133,7 +133,8 @@ def test_markdown_names_the_command_and_the_commit(tmp_path):
     df = run_grid(grid(seeds=(0,)), job=Counting())
     text = write_outputs(df, tmp_path / "t", render_markdown(summarise(df)), "python -m metakit table x", "T",
                          summarise(df))
-    assert text.startswith("## T\n\nMade by `python -m metakit table x` at commit `" + git_commit() + "`.")
+    assert text.startswith("## T\n\nMade by `python -m metakit table x` at commit `" + git_commit() + "`")
+    assert f"; {len(df)} runs, seeds 0." in text.splitlines()[2]  # how many runs and which seeds stand behind it
     assert (tmp_path / "t.md").read_text() == text and len(pd.read_csv(tmp_path / "t_summary.csv")) == 2
 
 

@@ -202,6 +202,8 @@ def write_outputs(df: pd.DataFrame, stem: str | Path, markdown: str, command: st
     commits = sorted({str(c) for c in df.get("commit", pd.Series(dtype=str)).dropna()} - {head})
     if commits:
         made += f" (runs from commits {', '.join(f'`{c}`' for c in commits)})"
+    if "seed" in df.columns and len(df):
+        made += f"; {len(df)} runs, seeds {', '.join(str(int(s)) for s in sorted(df['seed'].unique()))}"
     text = (f"## {title}\n\n" if title else "") + made + ".\n\n" + markdown
     atomic_write_text(stem.with_name(stem.name + ".md"), text)
     if summary is not None:
