@@ -149,6 +149,7 @@ class MLRSNetMethod(Method):
         self.step: MetaStep | None = None
         self.trainer: Trainer | None = None
         self.iters = 1
+        self.initial_loss: float | None = None                  # the full training loss γ was derived from
         self.snapshots: list[dict[str, torch.Tensor]] = []   # the LR net's state after every epoch
         self._built: LRSnapshots | None = None                  # `learner`, built once per snapshot count
         self.trace: list[dict[str, float]] = []   # one row per step: epoch, loss, lr
@@ -206,7 +207,8 @@ class MLRSNetMethod(Method):
             self.lr_net.gamma.fill_(2.0 * trainer.optimizer.param_groups[0]["lr"])   # the LR starts at base_lr
             every = self.meta_every or max(1, math.ceil(self.iters / self.meta_per_epoch))
         else:
-            self.lr_net.gamma.fill_(gamma_rule(self.full_train_loss(), self.num_classes, self.floor))
+            self.initial_loss = self.full_train_loss()          # L before any step: γ of meta-training
+            self.lr_net.gamma.fill_(gamma_rule(self.initial_loss, self.num_classes, self.floor))
             every = 1                                  # train_step passes a meta batch only when one is due
         meta_lr = getattr(self.config, "meta_lr", None) or 1e-3
         weight_decay = getattr(self.config, "weight_decay", None) or 0.0
