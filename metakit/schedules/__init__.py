@@ -4,6 +4,7 @@
 - `hd`: hypergradient descent (Baydin et al. 2018), the LR follows ⟨g_t, g_{t−1}⟩;
 - `learned`: a frozen MLR-SNet, the LR read off the training loss (one net, or the official staged
   meta-test over per-epoch snapshots with γ re-derived at each switch);
+- `replay`: a loss trajectory through a frozen staged MLR-SNet (does the LR follow the loss?);
 - `registry`: ``build_schedule(name, optimizer, ...)``, every one by name.
 """
 from metakit.schedules.base import NEEDS, LRSchedule
