@@ -24,6 +24,9 @@ Deviations from the official code that the default keeps, named (see also
   391 iterations puts it at 77% of the epoch), so the epoch's snapshot includes its update;
 - γ takes the absolute value in meta-training too (the official meta-train omits ``abs``: the same
   wherever the initial L > 1/C, always true at initialisation);
+- the full loss is the sample-weighted mean over the training set in a fixed order, unaugmented
+  (the official ``compute_loss_accuracy`` averages the batch means of the shuffled, augmented
+  training loader, also in eval mode without grad);
 - at a switch the full loss is measured after the first forward of the epoch (the weights are
   still those at the end of the previous epoch, as in the official code; only BatchNorm's
   running statistics have seen one more batch).
