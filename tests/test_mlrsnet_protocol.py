@@ -169,11 +169,12 @@ def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_
     assert max(lrs) < float(m.lr_net.gamma) and min(lrs) > 0
 
 
-@pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot"])
+@pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot", "official_cell"])
 def test_each_ablation_runs_meta_training_and_meta_test(tmp_path, variant):
     options = {"variant": variant}
     r = run(Config(method="mlrsnet", profile="smoke", epochs=2, progress=False, device="cpu", options=options))
     assert isinstance(r.learner, LRSnapshots) and r.learner.last.normalise == (variant == "normalised_loss")
+    assert r.learner.last.cell_kind == ("official" if variant == "official_cell" else "lstm")
     path = save_schedule(r.learner, tmp_path / "s.pt")
     f = run(Config(method="mlrsnet", profile="smoke", epochs=3, progress=False, device="cpu",
                    options={**options, "schedule_file": str(path)}))
@@ -201,3 +202,19 @@ def test_bad_option_values_give_one_line_naming_option_value_and_fix(options, li
     with pytest.raises(ValueError, match=line) as err:
         get_method("mlrsnet")(10, [5] * 10, **options)
     assert "\n" not in str(err.value)
+
+
+def test_the_official_cell_is_the_official_equations_by_hand():
+    from metakit.learners.lr_cells import OfficialCell
+
+    torch.manual_seed(0)
+    cell = OfficialCell(1, 3).double()
+    x, h, c = torch.tensor([[1.7]], dtype=torch.float64), torch.randn(1, 3, dtype=torch.float64), torch.randn(1, 3, dtype=torch.float64)
+    lin = lambda layer, v: v @ layer.weight.T + layer.bias                               # noqa: E731
+    z = lin(cell.fc_i2h[2], torch.relu(lin(cell.fc_i2h[0], x))) + lin(cell.fc_h2h[2], torch.relu(lin(cell.fc_h2h[0], h)))
+    i, f, o, g = z[:, :3], z[:, 3:6], z[:, 6:9], z[:, 9:]                                # in, forget, out, transform
+    c_hand = torch.sigmoid(f - 1) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_lib, c_lib = cell(x, (h, c))
+    torch.testing.assert_close(c_lib, c_hand)
+    torch.testing.assert_close(h_lib, torch.sigmoid(o) * torch.tanh(c_hand))
+    assert cell.fc_i2h[0].weight.abs().max() <= 0.1 and cell.fc_h2h[2].weight.abs().max() <= 0.1

@@ -15,8 +15,10 @@ optimiser's LR at the first call. The head starts at zero, so a fresh net gives 
 
 Deviations from the official code (xjtushujun/MLR-SNet), each named:
 - cell: one `nn.LSTMCell` (forget bias 0) for meta-training and frozen use; the official
-  training cell maps input and state through small ReLU MLPs and biases the forget gate by −1,
-  and its test-time cell differs again (hidden/2 maps, no −1 bias, other gate order);
+  training cell maps input and state through small ReLU MLPs and biases the forget gate by −1
+  (`OfficialCell`, ``cell="official"``: the ``official_cell`` ablation), and its test-time cell
+  differs again (hidden/2 maps, no −1 bias, other gate order; not reproduced: its weights cannot
+  come from the training cell's);
 - head init: zero (a fresh net gives exactly γ/2); the official head has PyTorch's default init;
 - state: advanced once per real step (`after_step`); the official meta-update's look-ahead
   forward advances it a second time on meta-iterations.
@@ -37,6 +39,7 @@ import torch
 from torch import nn
 
 from metakit.distributed import mean_over_ranks
+from metakit.learners.lr_cells import CELLS, OfficialCell
 from metakit.learners.store import load_learner, register_kind, save_learner
 from metakit.meta import MetaLearner
 
@@ -49,6 +52,8 @@ class MLRSNet(MetaLearner):
         gamma: the LR ceiling γ; None sets it to 2 × the first ``base_lr`` seen (see module doc).
         normalise: divide the loss by log C (metakit's earlier input); False feeds the raw loss,
             as the official code does (the faithful protocol's choice).
+        cell: "lstm" (one `nn.LSTMCell`, metakit's) or "official" (`OfficialCell`, the official
+            code's training cell; its test-time cell is not reproduced).
 
     Use it in a `metakit.meta.MetaStep` to meta-train; hand it to `metakit.schedules.LearnedSchedule` to use it
     frozen in an ordinary loop.
@@ -63,7 +68,8 @@ class MLRSNet(MetaLearner):
 
     enters = "lr"
 
-    def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True):
+    def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
+                 cell: str = "lstm"):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes={num_classes!r} must be an integer >= 2 (log C normalises the loss).")
@@ -73,8 +79,10 @@ class MLRSNet(MetaLearner):
             raise ValueError(f"gamma={gamma!r} must be > 0 (the LR ceiling), or None to take 2 x base_lr.")
         if not isinstance(normalise, bool):
             raise TypeError(f"normalise={normalise!r} must be True (loss / log C) or False (the raw loss).")
-        self.num_classes, self.normalise = num_classes, normalise
-        self.cell = nn.LSTMCell(1, hidden)
+        if cell not in CELLS:
+            raise ValueError(f"cell={cell!r} is unknown; use one of {CELLS}.")
+        self.num_classes, self.normalise, self.cell_kind = num_classes, normalise, cell
+        self.cell = nn.LSTMCell(1, hidden) if cell == "lstm" else OfficialCell(1, hidden)
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -186,7 +194,7 @@ def _init_args(net: MLRSNet) -> dict:
     """MLRSNet's constructor arguments (γ and the loss scale are buffers, saved with the weights too)."""
     gamma = float(net.gamma)
     return {"num_classes": net.num_classes, "hidden": net.hidden, "gamma": None if math.isnan(gamma) else gamma,
-            "normalise": net.normalise}
+            "normalise": net.normalise, "cell": net.cell_kind}
 
 
 register_kind("lr_net", MLRSNet, _init_args, "an MLR-SNet LR net")
@@ -200,7 +208,7 @@ class LRSnapshots(nn.Module):
     copies of a live net; ``run`` returns it as ``Result.learner`` of a faithful ``mlrsnet`` run.
 
     Args:
-        num_classes, hidden, gamma, normalise: as `MLRSNet` (every snapshot shares them).
+        num_classes, hidden, gamma, normalise, cell: as `MLRSNet` (every snapshot shares them).
         count: how many snapshots (epochs of meta-training).
 
     Example:
@@ -210,11 +218,11 @@ class LRSnapshots(nn.Module):
     """
 
     def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
-                 count: int = 1):
+                 count: int = 1, cell: str = "lstm"):
         super().__init__()
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count={count!r} must be a positive integer (snapshots, one an epoch).")
-        self.nets = nn.ModuleList(MLRSNet(num_classes, hidden, gamma, normalise) for _ in range(count))
+        self.nets = nn.ModuleList(MLRSNet(num_classes, hidden, gamma, normalise, cell) for _ in range(count))
 
     @classmethod
     def of(cls, nets: list[MLRSNet]) -> "LRSnapshots":
@@ -222,7 +230,7 @@ class LRSnapshots(nn.Module):
         if not nets:
             raise ValueError("nets=[]: take at least one snapshot (one epoch of meta-training) first.")
         first = nets[0]
-        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets))
+        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind)
         for mine, theirs in zip(out.nets, nets):
             mine.load_state_dict({k: v.detach().cpu() for k, v in theirs.state_dict().items()})
             mine.reset_state()
@@ -246,7 +254,7 @@ class LRSnapshots(nn.Module):
 def _snapshot_args(snapshots: LRSnapshots) -> dict:
     first = snapshots.nets[0]
     return {"num_classes": first.num_classes, "hidden": first.hidden, "gamma": None, "normalise": first.normalise,
-            "count": len(snapshots)}
+            "count": len(snapshots), "cell": first.cell_kind}
 
 
 register_kind("lr_snapshots", LRSnapshots, _snapshot_args, "MLR-SNet LR nets, one snapshot an epoch")

@@ -37,7 +37,9 @@ Ablations, ``options={"variant": ...}``, each one named deviation:
   reused frozen by the "learned" schedule with its learned γ;
 - ``gamma_floor``: the default with a guard, γ := max(γ, ``gamma_floor``);
 - ``normalised_loss``: the default, but the net reads loss / log C;
-- ``last_snapshot``: the staged meta-test (γ re-derived at each switch) on the last snapshot only.
+- ``last_snapshot``: the staged meta-test (γ re-derived at each switch) on the last snapshot only;
+- ``official_cell``: the default with the official code's training cell
+  (`metakit.learners.lr_net.OfficialCell`: ReLU-MLP maps, forget bias −1) instead of one LSTMCell.
 
 Example:
     >>> from metakit.experiments import Config, run
@@ -65,7 +67,7 @@ from metakit.schedules.learned import gamma_rule
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
 
-VARIANTS = ("", "final_net", "gamma_floor", "normalised_loss", "last_snapshot")
+VARIANTS = ("", "final_net", "gamma_floor", "normalised_loss", "last_snapshot", "official_cell")
 FINAL_NET_ONLY = {"meta_every": None, "meta_per_epoch": 3}       # option → default; read by final_net only
 
 
@@ -75,7 +77,8 @@ class MLRSNetOptions:
     virtual step) come from the config."""
 
     variant: str = option("", "'' the official protocol; else the named ablation (final_net: metakit's earlier "
-                              "one final net and γ = 2·base LR; gamma_floor; normalised_loss; last_snapshot)",
+                              "one final net and γ = 2·base LR; gamma_floor; normalised_loss; last_snapshot; "
+                              "official_cell)",
                           choices=VARIANTS)
     hidden: int = option(50, "LSTM hidden size (the paper's 50)", low=1)
     meta_every_epochs: int = option(1, "meta-update once every this many epochs, at the epoch's last step "
@@ -145,7 +148,8 @@ class MLRSNetMethod(Method):
             self.uses_meta_set = False                                       # frozen: no meta set
         else:
             normalise = o.variant in ("final_net", "normalised_loss")
-            self.lr_net = MLRSNet(num_classes, hidden=o.hidden, normalise=normalise)
+            cell = "official" if o.variant == "official_cell" else "lstm"
+            self.lr_net = MLRSNet(num_classes, hidden=o.hidden, normalise=normalise, cell=cell)
         self.meta_every, self.meta_per_epoch = o.meta_every, o.meta_per_epoch
         self.meta_weight_decay, self.meta_clip = o.meta_weight_decay, o.meta_clip
         self.floor = o.gamma_floor if o.variant == "gamma_floor" else 0.0
@@ -266,7 +270,8 @@ class MLRSNetMethod(Method):
             return self.lr_net
         if self._built is not None and len(self._built) == len(self.snapshots):
             return self._built
-        out = LRSnapshots(self.num_classes, self.lr_net.hidden, None, self.lr_net.normalise, len(self.snapshots))
+        out = LRSnapshots(self.num_classes, self.lr_net.hidden, None, self.lr_net.normalise, len(self.snapshots),
+                          self.lr_net.cell_kind)
         for net, state in zip(out.nets, self.snapshots):
             net.load_state_dict(state)
             net.reset_state()
