@@ -71,7 +71,7 @@ def stage_epochs(count: int) -> tuple[int, int, int]:
 
 
 class LearnedSchedule(LRSchedule):
-    """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.update(loss)`` each iteration.
+    """A frozen `MLRSNet` driving an optimiser's LR (the ``final_net`` ablation): ``lr = schedule.update(loss)``.
 
     An `metakit.schedules.base.LRSchedule` that needs the loss of the coming step's batch
     (compute the loss, call ``update(loss)`` — before or after ``backward``, it reads only the
@@ -81,7 +81,7 @@ class LearnedSchedule(LRSchedule):
         net: the LR net; it is frozen here (no gradient flows into it) and its state reset.
         optimizer: the optimiser whose param groups receive the LR.
         iters_per_epoch: iterations per epoch (for ``.epoch``, like `Schedule`).
-        num_classes: classes of the NEW task; re-sets the loss normalisation log C.
+        num_classes: classes of the NEW task; re-sets log C of a normalising net (``normalise=True``).
         base_lr: rescale the LR ceiling to 2 × this (e.g. to drive Adam at 1e-3 with a schedule
             learned for SGD at 0.1); None keeps the learned γ.
 
