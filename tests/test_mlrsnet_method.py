@@ -13,13 +13,13 @@ pytestmark = pytest.mark.slow
 def trained():
     torch.manual_seed(0)
     return run(Config(method="mlrsnet", profile="smoke", epochs=3, noise_kind="uniform", noise_rate=0.4,
-                      options={"meta_every": 1, "hidden": 16}, meta_lr=1e-2, schedule="cosine", progress=False))
+                      options={"hidden": 16}, meta_lr=1e-2, schedule="cosine", progress=False))
 
 
 def test_lr_net_responds_to_the_loss_after_meta_training(trained):
     net = trained.method.lr_net
     losses = torch.linspace(0.1, 1.2, 12) * net.loss_scale
-    fresh = type(net)(10, hidden=16, gamma=float(net.gamma)).response(losses)
+    fresh = type(net)(10, hidden=16, gamma=float(net.gamma), normalise=False).response(losses)
     learned = net.response(losses)
     assert (fresh.max() - fresh.min()).item() == 0.0      # untrained: the LR ignores the loss
     assert (learned.max() - learned.min()).item() > 1e-3 * float(net.gamma)
@@ -31,14 +31,16 @@ def test_hand_schedule_does_not_override_the_learned_lr(trained):
     assert lrs.iloc[-1] > 0.02 and lrs.nunique() > 1
     assert "meta_loss" in trained.history.columns
     assert {row["epoch"] for row in trained.method.trace} == set(range(trained.config.epochs))
+    assert trained.history["meta_loss"].notna().all() and len(trained.learner) == trained.config.epochs
 
 
 def test_frozen_schedule_file_drives_a_new_run_without_meta_set(trained, tmp_path):
-    path = save_schedule(trained.method.lr_net, tmp_path / "lr.pt", dataset="digits")
+    path = save_schedule(trained.learner, tmp_path / "lr.pt", dataset="digits")
     r = run(Config(method="mlrsnet", profile="smoke", epochs=2, batch_size=32, model="mlp",
                    options={"schedule_file": str(path)}, progress=False))
     assert not r.method.uses_meta_set and r.method.step is None
-    assert r.history["lr"].between(0, float(trained.method.lr_net.gamma)).all()
+    gammas = [w["gamma"] for w in r.method.trainer.schedule.switches]
+    assert r.history["lr"].between(0, max(gammas)).all()
     steps = [row["lr"] for row in r.method.trace]
     assert len(set(steps)) > 1
 
@@ -46,3 +48,59 @@ def test_frozen_schedule_file_drives_a_new_run_without_meta_set(trained, tmp_pat
 def test_missing_schedule_file_is_named():
     with pytest.raises(FileNotFoundError, match="schedule_file"):
         run(Config(method="mlrsnet", profile="smoke", options={"schedule_file": "missing.pt"}, progress=False))
+
+
+def _lrs_by_hand(snapshots, losses, classes):
+    """The staged meta-test in float64 from the weights alone: LSTM equations, γ formula, stages."""
+    import math
+
+    import numpy as np
+
+    epochs, iters = len(losses), len(losses[0])
+    mid = epochs // 3
+    count = len(snapshots)
+    chosen = [snapshots.nets[i - 1] for i in (1, max(1, count // 2), count)]
+    hidden = chosen[0].hidden
+    h, c = np.zeros(hidden), np.zeros(hidden)
+    sig = lambda v: 1 / (1 + np.exp(-v))                                          # noqa: E731
+    out, stage = [], None
+    for e, epoch in enumerate(losses):
+        new = 2 if e >= 2 * mid else 1 if e >= mid else 0
+        if new != stage:
+            stage = new
+            full = epoch[0] if e == 0 else sum(losses[e - 1]) / iters
+            gamma = abs(math.sqrt(full) * math.log(full * classes) / classes ** 0.25 / 4)
+        p = {k: v.detach().double().numpy() for k, v in chosen[stage].state_dict().items()}
+        for loss in epoch:
+            x = loss / float(p["loss_scale"])
+            z = p["cell.weight_ih"][:, 0] * x + p["cell.bias_ih"] + p["cell.weight_hh"] @ h + p["cell.bias_hh"]
+            i, f, g, o = np.split(z, 4)                                           # torch's gate order
+            c_new = sig(f) * c + sig(i) * np.tanh(g)
+            h_new = sig(o) * np.tanh(c_new)
+            out.append(gamma * float(sig(p["head.weight"][0] @ h_new + p["head.bias"][0])))
+            h, c = h_new, c_new
+    return out
+
+
+def test_the_frozen_schedule_responds_to_a_higher_vs_lower_loss_trajectory(trained):
+    """Item 2 of issue 17: the LR follows the loss, by a measured amount, the same by hand and by the library."""
+    from metakit.schedules.replay import trajectory_response
+
+    snaps = trained.learner
+    epochs = trained.config.epochs
+    per_epoch = [[row["loss"] for row in trained.method.trace if row["epoch"] == e] for e in range(epochs)]
+    iters = min(len(e) for e in per_epoch)
+    losses = [e[:iters] for e in per_epoch]
+    out = trajectory_response(snaps, losses, num_classes=10, factor=1.25)
+    high = _lrs_by_hand(snaps, [[v * 1.25 for v in e] for e in losses], 10)
+    low = _lrs_by_hand(snaps, [[v / 1.25 for v in e] for e in losses], 10)
+    torch.testing.assert_close(torch.tensor(out["high"]["lr"].tolist(), dtype=torch.float64),
+                               torch.tensor(high, dtype=torch.float64), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(torch.tensor(out["low"]["lr"].tolist(), dtype=torch.float64),
+                               torch.tensor(low, dtype=torch.float64), rtol=1e-5, atol=1e-7)
+    by_hand = sum(high) / len(high) - sum(low) / len(low)
+    assert out["lr_diff"] == pytest.approx(by_hand, rel=1e-4)
+    # the direction: above L = 1/C a higher full loss means a larger γ, so the higher trajectory gets the larger LR
+    assert out["gamma_rel"] > 0.2 and out["lr_diff"] > 0 and out["lr_rel"] > 0.1
+    # the net's own share, measured: it moves the LR by a stated, non-zero amount beside γ's
+    assert out["net_rel"] != 0.0 and abs(out["net_rel"]) < abs(out["lr_rel"])

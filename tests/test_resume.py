@@ -124,7 +124,8 @@ class Stop(Exception):
 
 
 def test_frozen_mlrsnet_schedule_resumes_exactly(tmp_path):
-    """A run driven by a saved LR net (frozen LearnedSchedule, LSTM state mid-run) resumes bit-exactly."""
+    """A run driven by saved LR-net snapshots (frozen StagedSchedule: a switch each epoch, LSTM state mid-run)
+    resumes bit-exactly."""
     source = run(Config(method="mlrsnet", profile="smoke", epochs=1, progress=False, device="cpu"))
     from metakit.learners.lr_net import save_schedule
     schedule_file = str(save_schedule(source.learner, tmp_path / "lr.pt", config=source.config))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from metakit.experiments.loop import fit
-from metakit.learners.lr_net import MLRSNet
+from metakit.learners.lr_net import LRSnapshots, MLRSNet
 from metakit.methods import get_method
 from metakit.methods.base import Method, Trainer
 from metakit.schedules import LR_SCHEDULES, LRSchedule, build_schedule, lr_function
@@ -24,6 +24,13 @@ def _options(name):
         net = MLRSNet(10, hidden=4, gamma=0.2)
         torch.nn.init.normal_(net.head.weight)
         return {"net": net}
+    if name == "staged":    # three snapshots with distinct heads, γ from a loss that moves with the calls
+        torch.manual_seed(0)
+        nets = [MLRSNet(10, hidden=4, gamma=0.2, normalise=False) for _ in range(3)]
+        for net in nets:
+            torch.nn.init.normal_(net.head.weight)
+        calls = iter(range(100))
+        return {"snapshots": LRSnapshots.of(nets), "num_classes": 10, "full_loss": lambda: 2.0 - 0.1 * next(calls)}
     return {"beta": 1e-2} if name == "hd" else {}
 
 

@@ -124,7 +124,7 @@ def test_cli_names_a_foreign_schedule_file_in_one_line():
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("method,kind", [("ce", None), ("mwnet", "weight_net"), ("mlrsnet", "lr_net"),
+@pytest.mark.parametrize("method,kind", [("ce", None), ("mwnet", "weight_net"), ("mlrsnet", "lr_snapshots"),
                                          ("mfm", "modulation")])
 def test_result_learner_is_the_trained_learner_and_saves_with_its_config(tmp_path, method, kind):
     import dataclasses
@@ -135,7 +135,11 @@ def test_result_learner_is_the_trained_learner_and_saves_with_its_config(tmp_pat
     if kind is None:
         assert r.learner is None and r.method.learner is None
         return
-    assert r.learner is r.method.learner and r.learner is r.method.current_meta_step().learner
+    assert r.learner is r.method.learner
+    if kind == "lr_snapshots":   # MLR-SNet keeps one snapshot an epoch; the last is the meta-step's net
+        assert len(r.learner) == 1 and torch.equal(r.learner.last.head.weight, r.method.current_meta_step().learner.head.weight)
+    else:
+        assert r.learner is r.method.current_meta_step().learner
     loaded, header = load_learner(save_learner(r.learner, tmp_path / "l.pt", config=r.config), kind)
     assert header["config"] == {k: v for k, v in dataclasses.asdict(r.config).items()}
     for (name, a), (_, b) in zip(r.learner.state_dict().items(), loaded.state_dict().items()):

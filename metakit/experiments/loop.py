@@ -137,6 +137,7 @@ def fit(trainer: Trainer, method: Method, train: Iterable[Batch], test: Any, epo
                 value = torch.as_tensor(value).detach().to(dev, acc_dtype)  # stays on the device: no sync per step
                 sums[key] = sums.get(key, 0.0) + value * weight
                 weights[key] = weights.get(key, 0) + size
+        method.end_epoch(epoch, trainer)
         if first_bad[0] >= 0:
             step, bad_loss, bad_lr = first_bad.tolist()
             raise DivergenceError(

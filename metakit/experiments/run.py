@@ -140,7 +140,9 @@ def build(config: Config) -> Parts:
     name, options = method.lr_schedule() or (config.schedule, dict(
         base_lr=config.lr, milestones=config.milestones, gamma=config.gamma, warmup_epochs=config.warmup_epochs))
     schedule = build_schedule(name, optimizer, iters_per_epoch=len(train), epochs=config.epochs, **options)
-    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp))
+    # the training set in a fixed order, unaugmented (shares train.x): a method's full training loss
+    train_eval = Batches(train.x, split.train_labels, 1000, dev, source.mean, source.std, shuffle=False)
+    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp), train_eval=train_eval)
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
         step = method.current_meta_step()

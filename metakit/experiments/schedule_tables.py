@@ -44,7 +44,8 @@ ENTRIES: dict[str, dict[str, Any]] = {
     "adam": dict(method="ce", optimizer="adam", lr=1e-3, schedule="fixed"),
     "hd": dict(method="hd"),
     "mlrsnet": dict(method="mlrsnet"),
-    "mlrsnet_every_step": dict(method="mlrsnet", options={"meta_every": 1}),
+    "mlrsnet_final_net": dict(method="mlrsnet", options={"variant": "final_net"}),
+    "mlrsnet_every_step": dict(method="mlrsnet", options={"variant": "final_net", "meta_every": 1}),
     "mwnet": dict(method="mwnet", schedule="multistep"),
 }
 

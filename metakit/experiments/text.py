@@ -116,7 +116,7 @@ def _method_and_schedule(schedule: str, optimizer: torch.optim.Optimizer, p: dic
     """The method and the LR schedule of ``schedule``: (method, schedule, LR net or None)."""
     classes = [1] * vocab_size
     if schedule == "mlrsnet":   # meta-trained here; the method declares its schedule ("fixed")
-        method = NextWordMLRSNet(vocab_size, classes, meta_every=meta_every)
+        method = NextWordMLRSNet(vocab_size, classes, variant="final_net", meta_every=meta_every)  # no full-loss pass
         name, options = method.lr_schedule()
         return method, build_schedule(name, optimizer, iters_per_epoch=iters_per_epoch, **options), method.lr_net
     if schedule == "learned":   # the shape transfers, the scale belongs to this optimiser: γ := 2 × base LR

@@ -1,22 +1,30 @@
-"""MLR-SNet: an LSTM that maps the training loss to the learning rate, and its frozen schedule.
+"""MLR-SNet: an LSTM that maps the training loss to the learning rate, and its per-epoch snapshots.
 
-The LR net reads the training loss of the current batch, normalised as ``loss / log(C)`` (C
-classes, or the vocabulary size of a language model), so that it starts near 1 on every task
-(a random classifier's cross-entropy is log C) and a net learned on 10 classes can drive a
-run with 100. One `nn.LSTMCell` carries a state (h, c) from step to step; a linear head and a
-sigmoid give the LR (Eq. 4 of MLR-SNet):
+The LR net reads the training loss of the current batch: raw (``normalise=False``, as the
+official code) or divided by log C (``normalise=True``, C classes or the vocabulary size, so a
+random classifier reads 1 on every task). One `nn.LSTMCell` carries a state (h, c) from step to
+step; a linear head and a sigmoid give the LR (Eq. 4 of MLR-SNet):
 
-    h_t, c_t = LSTMCell(loss_t / log C, (h_{t-1}, c_{t-1}))
+    h_t, c_t = LSTMCell(loss_t / s, (h_{t-1}, c_{t-1}))      # s = log C or 1
     lr_t     = γ · sigmoid(w · h_t + b)
 
-γ rule: the paper's code sets γ to the scale of the initial LR. Here γ = 2 · base_lr, taken
-from the optimiser's LR at the first call (or given), and the head starts at zero, so a fresh net starts at exactly the base LR and may move it anywhere in
-(0, 2 · base_lr).
+γ is a buffer the caller sets. The faithful protocol (`metakit.methods.mlrsnet`) sets it from the
+full training loss, γ = |sqrt(L)·ln(L·C) / C^0.25 / 4| (`metakit.schedules.learned.gamma_rule`);
+the ``final_net`` ablation (metakit's earlier behaviour) sets γ = 2 · base_lr, taken from the
+optimiser's LR at the first call. The head starts at zero, so a fresh net gives γ/2.
 
-The SAME cell serves meta-training (`MLRSNet` as a `MetaLearner` with ``enters="lr"``) and
-frozen use (`metakit.schedules.LearnedSchedule`), unlike the public code whose test-time cell differs from the
-training one (so its transferred schedule hardly reacts to the loss). The state is detached
-between steps, so the graph never grows beyond one step.
+Deviations from the official code (xjtushujun/MLR-SNet), each named:
+- cell: one `nn.LSTMCell` (forget bias 0) for meta-training and frozen use; the official
+  training cell maps input and state through small ReLU MLPs and biases the forget gate by −1
+  (`OfficialCell`, ``cell="official"``: the ``official_cell`` ablation), and its test-time cell
+  differs again (hidden/2 maps, no −1 bias, other gate order; not reproduced: its weights cannot
+  come from the training cell's);
+- head init: zero (a fresh net gives exactly γ/2); the official head has PyTorch's default init;
+- state: advanced once per real step (`after_step`); the official meta-update's look-ahead
+  forward advances it a second time on meta-iterations.
+
+The state is detached between steps, so the graph never grows beyond one step. `LRSnapshots`
+holds the net after every epoch of meta-training (the official code saves one file an epoch).
 
 References: Shu et al., "MLR-SNet: Transferable LR Schedules for Heterogeneous Tasks"
 (arXiv 2007.14546, TPAMI 2022).
@@ -31,6 +39,7 @@ import torch
 from torch import nn
 
 from metakit.distributed import mean_over_ranks
+from metakit.learners.lr_cells import CELLS, OfficialCell
 from metakit.learners.store import load_learner, register_kind, save_learner
 from metakit.meta import MetaLearner
 
@@ -38,9 +47,13 @@ class MLRSNet(MetaLearner):
     """The LR net: loss → learning rate through one LSTM cell with a carried state.
 
     Args:
-        num_classes: classes (or vocabulary size) of the task; the loss is divided by log of it.
+        num_classes: classes (or vocabulary size) of the task.
         hidden: LSTM hidden size (the paper uses 50).
         gamma: the LR ceiling γ; None sets it to 2 × the first ``base_lr`` seen (see module doc).
+        normalise: divide the loss by log C (metakit's earlier input); False feeds the raw loss,
+            as the official code does (the faithful protocol's choice).
+        cell: "lstm" (one `nn.LSTMCell`, metakit's) or "official" (`OfficialCell`, the official
+            code's training cell; its test-time cell is not reproduced).
 
     Use it in a `metakit.meta.MetaStep` to meta-train; hand it to `metakit.schedules.LearnedSchedule` to use it
     frozen in an ordinary loop.
@@ -55,7 +68,8 @@ class MLRSNet(MetaLearner):
 
     enters = "lr"
 
-    def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None):
+    def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
+                 cell: str = "lstm"):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes={num_classes!r} must be an integer >= 2 (log C normalises the loss).")
@@ -63,11 +77,16 @@ class MLRSNet(MetaLearner):
             raise ValueError(f"hidden={hidden!r} must be a positive integer, e.g. 50.")
         if gamma is not None and not gamma > 0:
             raise ValueError(f"gamma={gamma!r} must be > 0 (the LR ceiling), or None to take 2 x base_lr.")
-        self.cell = nn.LSTMCell(1, hidden)
+        if not isinstance(normalise, bool):
+            raise TypeError(f"normalise={normalise!r} must be True (loss / log C) or False (the raw loss).")
+        if cell not in CELLS:
+            raise ValueError(f"cell={cell!r} is unknown; use one of {CELLS}.")
+        self.num_classes, self.normalise, self.cell_kind = num_classes, normalise, cell
+        self.cell = nn.LSTMCell(1, hidden) if cell == "lstm" else OfficialCell(1, hidden)
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        self.register_buffer("loss_scale", torch.tensor(math.log(num_classes)))
+        self.register_buffer("loss_scale", torch.tensor(math.log(num_classes) if normalise else 1.0))
         self.register_buffer("gamma", torch.tensor(float("nan") if gamma is None else float(gamma)))
         self.register_buffer("h", torch.zeros(1, hidden))
         self.register_buffer("c", torch.zeros(1, hidden))
@@ -158,7 +177,7 @@ def response_curves(net: MLRSNet, losses: list[float], at: tuple[float, ...] = (
 
     probe = copy.deepcopy(net)
     probe.reset_state()
-    scale = float(probe.loss_scale)
+    scale = math.log(probe.num_classes)                                 # a random classifier's loss
     grid = torch.linspace(0.02, 1.2, 50) * scale if grid is None else grid
     marks = {min(len(losses) - 1, int(f * len(losses))): f for f in at}
     frames = []
@@ -172,20 +191,83 @@ def response_curves(net: MLRSNet, losses: list[float], at: tuple[float, ...] = (
 
 
 def _init_args(net: MLRSNet) -> dict:
-    """MLRSNet's constructor arguments (γ and log C are buffers, saved with the weights too)."""
+    """MLRSNet's constructor arguments (γ and the loss scale are buffers, saved with the weights too)."""
     gamma = float(net.gamma)
-    return {"num_classes": round(math.exp(float(net.loss_scale))), "hidden": net.hidden,
-            "gamma": None if math.isnan(gamma) else gamma}
+    return {"num_classes": net.num_classes, "hidden": net.hidden, "gamma": None if math.isnan(gamma) else gamma,
+            "normalise": net.normalise, "cell": net.cell_kind}
 
 
 register_kind("lr_net", MLRSNet, _init_args, "an MLR-SNet LR net")
 
 
-def save_schedule(net: MLRSNet, path: str | Path, *, config: Any = None, **metadata: Any) -> Path:
-    """Save the LR net (weights, γ, log C) with metadata in the learner format (`metakit.learners.store`).
+class LRSnapshots(nn.Module):
+    """The LR net after every epoch of meta-training: ``at_epoch(e)`` is the net after epoch e.
+
+    The official code saves the LR net once an epoch and its meta-test switches between three of
+    them (`metakit.schedules.learned.StagedSchedule`). Build one with `LRSnapshots.of` from
+    copies of a live net; ``run`` returns it as ``Result.learner`` of a faithful ``mlrsnet`` run.
 
     Args:
-        net: a (meta-trained) `MLRSNet`.
+        num_classes, hidden, gamma, normalise, cell: as `MLRSNet` (every snapshot shares them).
+        count: how many snapshots (epochs of meta-training).
+
+    Example:
+        >>> s = LRSnapshots.of([MLRSNet(10, hidden=4, gamma=0.5) for _ in range(3)])
+        >>> len(s), s.at_epoch(3).hidden, float(s.last.gamma)
+        (3, 4, 0.5)
+    """
+
+    def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
+                 count: int = 1, cell: str = "lstm"):
+        super().__init__()
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count={count!r} must be a positive integer (snapshots, one an epoch).")
+        self.nets = nn.ModuleList(MLRSNet(num_classes, hidden, gamma, normalise, cell) for _ in range(count))
+
+    @classmethod
+    def of(cls, nets: list[MLRSNet]) -> "LRSnapshots":
+        """Snapshots holding copies of ``nets`` (epoch 1 first); their states are reset."""
+        if not nets:
+            raise ValueError("nets=[]: take at least one snapshot (one epoch of meta-training) first.")
+        first = nets[0]
+        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind)
+        for mine, theirs in zip(out.nets, nets):
+            mine.load_state_dict({k: v.detach().cpu() for k, v in theirs.state_dict().items()})
+            mine.reset_state()
+        return out
+
+    def __len__(self) -> int:
+        return len(self.nets)
+
+    def at_epoch(self, epoch: int) -> MLRSNet:
+        """The snapshot taken after meta-training epoch ``epoch`` (1-based)."""
+        if not 1 <= epoch <= len(self):
+            raise ValueError(f"epoch={epoch!r}: these snapshots cover epochs 1..{len(self)}.")
+        return self.nets[epoch - 1]
+
+    @property
+    def last(self) -> MLRSNet:
+        """The final net (what the ``final_net`` ablation uses)."""
+        return self.nets[-1]
+
+
+def _snapshot_args(snapshots: LRSnapshots) -> dict:
+    first = snapshots.nets[0]
+    return {"num_classes": first.num_classes, "hidden": first.hidden, "gamma": None, "normalise": first.normalise,
+            "count": len(snapshots), "cell": first.cell_kind}
+
+
+register_kind("lr_snapshots", LRSnapshots, _snapshot_args, "MLR-SNet LR nets, one snapshot an epoch")
+
+
+def save_schedule(net: MLRSNet | LRSnapshots, path: str | Path, *, config: Any = None, **metadata: Any) -> Path:
+    """Save an LR net or its snapshots (weights, γ, loss scale) with metadata in the learner format.
+
+    Save ``result.learner`` of a faithful run (its `LRSnapshots`, what the staged meta-test
+    needs); a single `MLRSNet` is what the ``final_net`` ablation reads.
+
+    Args:
+        net: a (meta-trained) `MLRSNet` or `LRSnapshots`.
         path: the ``.pt`` file to write.
         config: the run's resolved `Config` that trained it (None when unknown).
         **metadata: plain values to keep beside the weights (dataset, model, epochs, ...).
@@ -200,18 +282,19 @@ def save_schedule(net: MLRSNet, path: str | Path, *, config: Any = None, **metad
         >>> load_schedule(p)[1]["dataset"]
         'digits'
     """
-    if not isinstance(net, MLRSNet):
-        raise TypeError(f"net={type(net).__name__} must be a metakit.learners.lr_net.MLRSNet.")
-    if torch.isnan(net.gamma):
+    if not isinstance(net, (MLRSNet, LRSnapshots)):
+        raise TypeError(f"net={type(net).__name__} must be a metakit.learners.lr_net.MLRSNet or LRSnapshots.")
+    if any(torch.isnan(n.gamma) for n in (net.nets if isinstance(net, LRSnapshots) else [net])):
         raise ValueError("net.gamma is unset: run the net (or pass gamma=) before saving it.")
     return save_learner(net, path, config=config, **metadata)
 
 
-def load_schedule(path: str | Path) -> tuple[MLRSNet, dict]:
-    """Load an LR net saved by `save_schedule` (``weights_only=True``); returns (net, metadata).
+def load_schedule(path: str | Path) -> tuple[MLRSNet | LRSnapshots, dict]:
+    """Load what `save_schedule` wrote (``weights_only=True``); returns (net or snapshots, metadata).
 
-    The metadata holds the constructor arguments (``num_classes``, ``hidden``, ``gamma``) and the
-    values given to `save_schedule`. The state (h, c) is reset: a loaded schedule starts a new run.
+    The metadata holds the constructor arguments (``num_classes``, ``hidden``, ``gamma``, ...)
+    and the values given to `save_schedule`. States (h, c) are reset: a loaded schedule starts a
+    new run. A file of an older metakit (one net, no ``normalise``) loads as a normalising net.
     Any other file (a weight net, a model checkpoint, text) raises one ValueError naming it.
 
     Example:
@@ -220,6 +303,7 @@ def load_schedule(path: str | Path) -> tuple[MLRSNet, dict]:
         >>> net, meta = load_schedule(p); meta["hidden"], round(float(net.gamma), 6)
         (4, 0.2)
     """
-    net, header = load_learner(path, "lr_net", argument="schedule_file")
-    net.reset_state()
+    net, header = load_learner(path, ("lr_net", "lr_snapshots"), argument="schedule_file")
+    for n in net.nets if isinstance(net, LRSnapshots) else [net]:
+        n.reset_state()
     return net, {**header["init"], **header["metadata"]}

@@ -56,8 +56,8 @@ def register_kind(name: str, cls: type, init_args: Callable[[nn.Module], dict], 
     """Declare a learner kind (each learner module does it once, at import).
 
     Example:
-        >>> sorted(KINDS)   # the three kinds of metakit.learners
-        ['lr_net', 'modulation', 'weight_net']
+        >>> sorted(KINDS)   # the kinds of metakit.learners
+        ['lr_net', 'lr_snapshots', 'modulation', 'weight_net']
     """
     KINDS[name] = Kind(name, cls, init_args, what)
     return KINDS[name]
@@ -150,12 +150,14 @@ def read_header(path: str | Path, kind: str | None = None, *, argument: str = "p
     return {k: v for k, v in _read(path, kind, argument).items() if k != "state_dict"}
 
 
-def load_learner(path: str | Path, kind: str | None = None, *, argument: str = "path") -> tuple[nn.Module, dict]:
+def load_learner(path: str | Path, kind: str | tuple[str, ...] | None = None, *,
+                 argument: str = "path") -> tuple[nn.Module, dict]:
     """Rebuild the learner saved at ``path``; returns (learner, header).
 
     Args:
         path: a file written by `save_learner`.
-        kind: the kind expected; a file of another kind is refused. None accepts any.
+        kind: the kind expected, or a tuple of kinds accepted; a file of another kind is refused.
+            None accepts any.
         argument: the caller's argument name, used in error messages.
 
     Returns:
@@ -182,11 +184,12 @@ def load_learner(path: str | Path, kind: str | None = None, *, argument: str = "
     return learner, {k: v for k, v in blob.items() if k != "state_dict"}
 
 
-def _read(path: str | Path, kind: str | None, argument: str) -> dict:
+def _read(path: str | Path, kind: str | tuple[str, ...] | None, argument: str) -> dict:
     """Load and check a learner file; every failure is one FileNotFoundError or ValueError."""
     path = Path(path)
     where = f"{argument}={str(path)!r}"
-    expected = "a metakit learner" if kind is None else f"a {kind} ({KINDS[kind].what})"
+    kinds = (kind,) if isinstance(kind, str) else kind
+    expected = "a metakit learner" if kinds is None else " or ".join(f"a {k} ({KINDS[k].what})" for k in kinds)
     if not path.is_file():
         raise FileNotFoundError(f"{where} does not exist; expected {expected} written by "
                                 f"metakit.learners.store.save_learner(learner, path).")
@@ -205,7 +208,7 @@ def _read(path: str | Path, kind: str | None, argument: str) -> dict:
     found = blob.get("kind")
     if found not in KINDS or not isinstance(blob.get("init"), dict) or not isinstance(blob.get("state_dict"), dict):
         raise ValueError(f"{where} is a damaged metakit learner file (kind={found!r}); expected {expected}.")
-    if kind is not None and found != kind:
+    if kinds is not None and found not in kinds:
         raise ValueError(f"{where} holds a {found} ({KINDS[found].what}), expected {expected}.")
     return blob
 

@@ -36,6 +36,9 @@ class Trainer:
         amp: use bf16 autocast for the plain forward (CUDA only; the meta-step's double
             backward stays in fp32).
         epoch: the current epoch (0-based), kept by `fit`.
+        train_eval: the training set in a fixed order, unaugmented (batches of ``.x``, ``.y``), for
+            a method that measures the full training loss (MLR-SNet's γ); None where the caller
+            has none (the language model).
     """
 
     net: nn.Module
@@ -44,6 +47,7 @@ class Trainer:
     device: torch.device
     amp: bool = False
     epoch: int = 0
+    train_eval: Any = None
 
     def set_lr(self, loss: torch.Tensor | None = None) -> float:
         """The one call of the LR schedule each iteration: set and return the coming step's LR.
@@ -144,6 +148,9 @@ class Method:
 
     def start_epoch(self, epoch: int, trainer: Trainer) -> None:
         """Hook at the start of every epoch (e.g. LDAM-DRW switches on re-weighting)."""
+
+    def end_epoch(self, epoch: int, trainer: Trainer) -> None:
+        """Hook after the last step of every epoch, before it is scored (MLR-SNet takes a snapshot)."""
 
     def train_step(self, trainer: Trainer, batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """One iteration: returns the batch's mean loss and number correct (tensors, not synced)."""

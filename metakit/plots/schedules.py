@@ -1,4 +1,5 @@
-"""Seaborn figures for learning-rate schedules: LR curves, accuracy curves, the LR net's response."""
+"""Seaborn figures for learning-rate schedules: LR curves, accuracy curves, the LR net's response and its
+LR along given loss trajectories."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -70,3 +71,27 @@ def plot_lr_response(curves: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Ax
     sns.lineplot(data=data, x="normalised_loss", y="lr", hue="state", ax=ax)
     ax.set(xlabel="training loss / log C", ylabel="learning rate", title="learned LR as a function of the loss")
     return ax
+
+
+def plot_lr_trajectories(frames: dict[str, pd.DataFrame], axes=None) -> plt.Figure:
+    """Loss trajectories (left) and the LR a frozen schedule gives along each (right), per step.
+
+    Args:
+        frames: name → `metakit.schedules.replay.replay` output (columns step, loss, lr).
+        axes: two axes to draw into (default: a new figure).
+
+    Example:
+        >>> df = pd.DataFrame({"step": [0, 1], "loss": [2.0, 1.5], "lr": [0.3, 0.2]})
+        >>> [ax.get_ylabel() for ax in plot_lr_trajectories({"high": df}).axes]
+        ['training loss', 'learning rate']
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = axes[0].figure
+    long = pd.concat([f.assign(trajectory=name) for name, f in frames.items()], ignore_index=True)
+    sns.lineplot(data=long, x="step", y="loss", hue="trajectory", ax=axes[0])
+    sns.lineplot(data=long, x="step", y="lr", hue="trajectory", ax=axes[1])
+    axes[0].set(xlabel="step", ylabel="training loss", title="loss trajectory fed to the schedule")
+    axes[1].set(xlabel="step", ylabel="learning rate", title="LR of the frozen MLR-SNet")
+    fig.tight_layout()
+    return fig

@@ -2,14 +2,16 @@
 
 - `hand`: fixed, multistep, exp, cosine, SGDR (functions of the epoch progress);
 - `hd`: hypergradient descent (Baydin et al. 2018), the LR follows ⟨g_t, g_{t−1}⟩;
-- `learned`: a frozen MLR-SNet LR net, the LR read off the training loss;
+- `learned`: a frozen MLR-SNet, the LR read off the training loss (one net, or the official staged
+  meta-test over per-epoch snapshots with γ re-derived at each switch);
+- `replay`: a loss trajectory through a frozen staged MLR-SNet (does the LR follow the loss?);
 - `registry`: ``build_schedule(name, optimizer, ...)``, every one by name.
 """
 from metakit.schedules.base import NEEDS, LRSchedule
 from metakit.schedules.hand import SCHEDULES, Schedule, lr_function, sgdr_position
 from metakit.schedules.hd import HypergradientLR
-from metakit.schedules.learned import LearnedSchedule
+from metakit.schedules.learned import LearnedSchedule, StagedSchedule, gamma_rule, switch_epochs
 from metakit.schedules.registry import LR_SCHEDULES, build_schedule
 
 __all__ = ["LR_SCHEDULES", "NEEDS", "SCHEDULES", "HypergradientLR", "LRSchedule", "LearnedSchedule", "Schedule",
-           "build_schedule", "lr_function", "sgdr_position"]
+           "StagedSchedule", "build_schedule", "gamma_rule", "lr_function", "sgdr_position", "switch_epochs"]

@@ -1,20 +1,77 @@
-"""A frozen MLR-SNet LR net as a schedule: the LR of each step is read off the training loss.
+"""A frozen MLR-SNet as a schedule: the LR of each step is read off the training loss.
+
+Two schedules, both behind the one protocol (`LRSchedule.update(loss)`):
+
+- `StagedSchedule` (name "staged"): the official meta-test. Of an N-epoch run, epochs
+  [0, N//3) use the snapshot after meta-training epoch 1, [N//3, 2·(N//3)) the mid-training one
+  (epoch M//2 of M), the rest the last one (`switch_epochs`, `stage_epochs`; the official code
+  tests ``epoch == N // 3`` and ``epoch == N // 3 * 2``). At the start and at each switch γ is
+  re-derived from the current full training loss L (`gamma_rule`); the LSTM state is kept
+  across steps, epochs and switches (only the weights change).
+- `LearnedSchedule` (name "learned"): one net, its γ as learned (or 2 × a given base LR): the
+  ``final_net`` ablation, metakit's earlier behaviour.
 
 See `metakit.learners.lr_net` for the net itself (one LSTM cell, LR = γ · sigmoid(head(h))).
 """
 from __future__ import annotations
 
+import copy
 import math
+from typing import Callable
 
 import torch
 
-from metakit.learners.lr_net import MLRSNet
+from metakit.learners.lr_net import LRSnapshots, MLRSNet
 from metakit.meta import freeze
 from metakit.schedules.base import LRSchedule
 
 
+def gamma_rule(train_loss: float, num_classes: int, floor: float = 0.0) -> float:
+    """The official LR scale γ = |sqrt(L) · ln(L·C) / C^0.25 / 4|, L the mean training loss.
+
+    γ is zero at L = 1/C (ln 1 = 0) and grows again below it (to 0.18 / C^0.75 at L = e⁻²/C);
+    the official code has no guard. ``floor`` > 0 is the named guard ablation (``gamma_floor``):
+    γ := max(γ, floor).
+
+    Args:
+        train_loss: L, the mean cross-entropy over the whole training set (> 0).
+        num_classes: C.
+        floor: the guard's lower bound (0: none, as the official code).
+
+    Example:
+        >>> round(gamma_rule(math.log(10), 10), 4), gamma_rule(0.1, 10), gamma_rule(0.1, 10, floor=0.01)
+        (0.6691, 0.0, 0.01)
+    """
+    if not (isinstance(train_loss, (int, float)) and math.isfinite(train_loss) and train_loss > 0):
+        raise ValueError(f"train_loss={train_loss!r} must be a finite mean loss > 0 (ln(L·C) needs L > 0).")
+    gamma = abs(math.sqrt(train_loss) * math.log(train_loss * num_classes) / num_classes ** 0.25 / 4)
+    return max(gamma, float(floor))
+
+
+def switch_epochs(epochs: int) -> tuple[int, int, int]:
+    """The 0-based epochs at which an ``epochs``-long meta-test starts each of its three stages.
+
+    Example:
+        >>> switch_epochs(200), switch_epochs(10), switch_epochs(2)
+        ((0, 66, 132), (0, 3, 6), (0, 0, 0))
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r} must be a positive integer (the meta-test's length).")
+    return 0, epochs // 3, epochs // 3 * 2
+
+
+def stage_epochs(count: int) -> tuple[int, int, int]:
+    """The meta-training epochs (1-based) of the snapshots the three stages use: first, mid, last.
+
+    Example:
+        >>> stage_epochs(200), stage_epochs(3), stage_epochs(1)
+        ((1, 100, 200), (1, 1, 3), (1, 1, 1))
+    """
+    return 1, max(1, count // 2), count
+
+
 class LearnedSchedule(LRSchedule):
-    """A frozen `MLRSNet` driving an optimiser's LR: ``lr = schedule.update(loss)`` each iteration.
+    """A frozen `MLRSNet` driving an optimiser's LR (the ``final_net`` ablation): ``lr = schedule.update(loss)``.
 
     An `metakit.schedules.base.LRSchedule` that needs the loss of the coming step's batch
     (compute the loss, call ``update(loss)`` — before or after ``backward``, it reads only the
@@ -24,7 +81,7 @@ class LearnedSchedule(LRSchedule):
         net: the LR net; it is frozen here (no gradient flows into it) and its state reset.
         optimizer: the optimiser whose param groups receive the LR.
         iters_per_epoch: iterations per epoch (for ``.epoch``, like `Schedule`).
-        num_classes: classes of the NEW task; re-sets the loss normalisation log C.
+        num_classes: classes of the NEW task; re-sets log C of a normalising net (``normalise=True``).
         base_lr: rescale the LR ceiling to 2 × this (e.g. to drive Adam at 1e-3 with a schedule
             learned for SGD at 0.1); None keeps the learned γ.
 
@@ -52,7 +109,9 @@ class LearnedSchedule(LRSchedule):
         if num_classes is not None:
             if num_classes < 2:
                 raise ValueError(f"num_classes={num_classes!r} must be >= 2.")
-            net.loss_scale.fill_(math.log(num_classes))
+            net.num_classes = int(num_classes)
+            if net.normalise:
+                net.loss_scale.fill_(math.log(num_classes))
         if base_lr is not None:
             if not base_lr > 0:
                 raise ValueError(f"base_lr={base_lr!r} must be > 0.")
@@ -73,3 +132,100 @@ class LearnedSchedule(LRSchedule):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.net.load_state_dict(state["net"])
+
+
+class StagedSchedule(LRSchedule):
+    """The official meta-test: three snapshots in turn, γ re-derived from the full training loss.
+
+    Args:
+        snapshots: `LRSnapshots` of a meta-training run (copied; the copy is frozen).
+        optimizer: the optimiser whose param groups receive the LR.
+        iters_per_epoch: iterations an epoch (the switches fall on epoch boundaries).
+        epochs: the run's length N (switches at N//3 and 2·(N//3), `switch_epochs`).
+        num_classes: C of the NEW task (γ's formula; log C for a normalising net).
+        full_loss: ``() -> L``, the mean loss over the whole training set now; called at the
+            first step and at each switch. The ``mlrsnet`` method passes one that evaluates the
+            net in eval mode over the training batches (no grad), as the official code does.
+        gamma_floor: the named guard (`gamma_rule`'s floor); 0 = none, as the official code.
+        last_only: every stage uses the last snapshot (the ``last_snapshot`` ablation).
+
+    Attributes:
+        switches: one ``{"epoch", "snapshot", "train_loss", "gamma"}`` per stage started.
+
+    Example:
+        >>> snaps = LRSnapshots.of([MLRSNet(10, hidden=4, gamma=1.0) for _ in range(4)])
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> s = StagedSchedule(snaps, opt, iters_per_epoch=2, epochs=6, num_classes=10, full_loss=lambda: 2.3)
+        >>> lrs = [s.update(2.0) for _ in range(12)]
+        >>> [(w["epoch"], w["snapshot"]) for w in s.switches], round(lrs[0], 4)
+        ([(0, 1), (2, 2), (4, 4)], 0.3343)
+    """
+
+    name = "staged"
+    needs = ("loss",)
+
+    def __init__(self, snapshots: LRSnapshots, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *,
+                 epochs: int, num_classes: int, full_loss: Callable[[], float] | None = None,
+                 gamma_floor: float = 0.0, last_only: bool = False):
+        if not isinstance(snapshots, LRSnapshots):
+            raise TypeError(f"snapshots={type(snapshots).__name__} must be LRSnapshots (a faithful mlrsnet run's "
+                            f"result.learner); a single MLRSNet runs as schedule='learned'.")
+        super().__init__(optimizer, int(iters_per_epoch))
+        self.snapshots = copy.deepcopy(snapshots)
+        freeze(self.snapshots.parameters())
+        self.snapshots.eval()
+        self.starts = switch_epochs(epochs)
+        count = len(self.snapshots)
+        self.stage_snapshots = (count,) * 3 if last_only else stage_epochs(count)
+        self.num_classes, self.full_loss, self.gamma_floor = int(num_classes), full_loss, float(gamma_floor)
+        self.net = copy.deepcopy(self.snapshots.at_epoch(self.stage_snapshots[0]))   # the live net; weights swap
+        self.net.reset_state()
+        self.net.num_classes = self.num_classes
+        if self.net.normalise:
+            self.net.loss_scale.fill_(math.log(self.num_classes))
+        self.stage = -1
+        self.switches: list[dict] = []
+
+    def stage_at(self, epoch: int) -> int:
+        """The stage (0, 1, 2) that runs in 0-based ``epoch``."""
+        return max(i for i, start in enumerate(self.starts) if epoch >= start)
+
+    def _switch(self, stage: int, epoch: int) -> None:
+        """Load the stage's weights (the state h, c is kept) and re-derive γ from the full loss."""
+        if self.full_loss is None:
+            raise ValueError("full_loss=None: the staged schedule re-derives γ from the full training loss at "
+                             "each switch; pass full_loss=<() -> mean training loss> (method mlrsnet passes one).")
+        source = self.snapshots.at_epoch(self.stage_snapshots[stage])
+        keep = {"h", "c", "steps", "loss_scale", "gamma"}
+        with torch.no_grad():
+            for name, tensor in source.state_dict().items():
+                if name not in keep:
+                    self.net.state_dict()[name].copy_(tensor)
+            loss = float(self.full_loss())
+            gamma = gamma_rule(loss, self.num_classes, self.gamma_floor)
+            self.net.gamma.fill_(gamma)
+        self.stage = stage
+        self.switches.append({"epoch": epoch, "snapshot": self.stage_snapshots[stage], "train_loss": loss,
+                              "gamma": gamma})
+
+    @torch.no_grad()
+    def update(self, loss: torch.Tensor | float | None = None) -> float:
+        """Switch stage on an epoch boundary when due, then the LR of this step from its loss."""
+        self.check(loss)
+        epoch = self.iteration // self.iters_per_epoch
+        if self.iteration % self.iters_per_epoch == 0 and self.stage_at(epoch) != self.stage:
+            self._switch(self.stage_at(epoch), epoch)
+        lr = self.set_lr(float(self.net.inner_lr(loss)))
+        self.net.after_step(loss)
+        self.iteration += 1
+        return lr
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "stage": self.stage, "net": self.net.state_dict(),
+                "switches": [dict(w) for w in self.switches]}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.stage = int(state["stage"])
+        self.net.load_state_dict(state["net"])
+        self.switches = [dict(w) for w in state["switches"]]

@@ -13,9 +13,9 @@ import torch
 from metakit.schedules.base import LRSchedule
 from metakit.schedules.hand import SCHEDULES, Schedule, lr_function
 from metakit.schedules.hd import HypergradientLR
-from metakit.schedules.learned import LearnedSchedule
+from metakit.schedules.learned import LearnedSchedule, StagedSchedule
 
-LR_SCHEDULES = (*SCHEDULES, "hd", "learned")
+LR_SCHEDULES = (*SCHEDULES, "hd", "learned", "staged")
 
 
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epoch: int, epochs: int = 1,
@@ -27,7 +27,9 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epo
         name: a hand-designed schedule (fixed, multistep, exp, cosine, sgdr; see
             `metakit.schedules.hand.lr_function`), "hd" (hypergradient descent; options ``beta``,
             ``min_lr``) or "learned" (a frozen MLR-SNet; options ``net`` (an `MLRSNet`) or
-            ``schedule_file``, and ``num_classes``, ``base_lr``).
+            ``schedule_file``, and ``num_classes``, ``base_lr``; a snapshots file runs its last net) or
+            "staged" (the official meta-test over `LRSnapshots`; options ``snapshots`` or
+            ``schedule_file``, ``num_classes``, ``full_loss``, ``gamma_floor``, ``last_only``).
         optimizer: the optimiser whose LR it sets.
         iters_per_epoch: iterations a epoch.
         epochs: length of the run (hand schedules).
@@ -59,7 +61,18 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epo
             raise ValueError("schedule='learned' needs exactly one of net=<an MLRSNet> or schedule_file=<a file saved "
                              "by metakit.learners.lr_net.save_schedule>.")
         if net is None:
-            from metakit.learners.lr_net import load_schedule
+            from metakit.learners.lr_net import LRSnapshots, load_schedule
             net = load_schedule(path)[0]
+            net = net.last if isinstance(net, LRSnapshots) else net
         return LearnedSchedule(net, optimizer, iters_per_epoch, base_lr=base_lr, **options)
+    if name == "staged":
+        snapshots, path = options.pop("snapshots", None), options.pop("schedule_file", None)
+        if (snapshots is None) == (path is None):
+            raise ValueError("schedule='staged' needs exactly one of snapshots=<LRSnapshots> or schedule_file=<a "
+                             "file saved by metakit.learners.lr_net.save_schedule(result.learner, ...)>.")
+        if snapshots is None:
+            from metakit.learners.lr_net import load_schedule
+            snapshots = load_schedule(path)[0]
+        options.setdefault("num_classes", snapshots.nets[0].num_classes)
+        return StagedSchedule(snapshots, optimizer, iters_per_epoch, epochs=epochs, **options)
     raise ValueError(f"schedule={name!r} is unknown; use one of {LR_SCHEDULES}.")
