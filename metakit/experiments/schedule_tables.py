@@ -29,6 +29,7 @@ import pandas as pd
 from metakit.experiments import Config, run
 from metakit.experiments import grid_summary
 from metakit.experiments.grid import METRICS, GridRun, run_grid
+from metakit.learners.store import read_header
 from metakit.methods import METHODS
 from metakit.options import require
 
@@ -209,12 +210,28 @@ def write_table(task: str, out: str | Path, profile: str = "paper", seeds: Seque
     return summary
 
 
+def frozen_options(schedule_file: str | Path) -> dict[str, str]:
+    """The ``mlrsnet`` options that run a saved schedule frozen: the staged meta-test on a snapshots file,
+    the ``final_net`` ablation on a single LR net.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from metakit.learners.lr_net import MLRSNet, save_schedule
+        >>> path = save_schedule(MLRSNet(10, hidden=4, gamma=0.2), pathlib.Path(tempfile.mkdtemp()) / "s.pt")
+        >>> frozen_options(path)["variant"]
+        'final_net'
+    """
+    kind = read_header(schedule_file, ("lr_net", "lr_snapshots"), argument="schedule_file")["kind"]
+    return {"schedule_file": str(schedule_file)} | ({"variant": "final_net"} if kind == "lr_net" else {})
+
+
 def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, Any]], profile: str = "laptop",
                    seed: int = 0, baselines: Sequence[str] = ("fixed", "cosine"), task: str = "cifar10") -> pd.DataFrame:
     """A frozen learned schedule against hand-designed ones on runs it was not trained on.
 
     Args:
-        schedule_file: a saved LR net (`metakit.learners.lr_net.save_schedule`).
+        schedule_file: saved snapshots (``result.learner`` of a faithful run) or one LR net
+            (`metakit.learners.lr_net.save_schedule`); see `frozen_options`.
         variations: name → Config overrides (e.g. ``{"batch 128": {"batch_size": 128}}``).
         profile: smoke | laptop | paper.
         seed: one seed for every run.
@@ -235,7 +252,7 @@ def transfer_table(schedule_file: str | Path, variations: dict[str, dict[str, An
     runs = []
     for variation, overrides in variations.items():
         configs = {name: table_config(task, name, profile, seed, **overrides) for name in baselines}
-        configs["learned"] = table_config(task, "mlrsnet", profile, seed, options={"schedule_file": str(schedule_file)},
+        configs["learned"] = table_config(task, "mlrsnet", profile, seed, options=frozen_options(schedule_file),
                                           **overrides)
         runs += [GridRun(c, f"sched_{name}", variation, tags={"variation": variation, "schedule": name,
                                                                "epochs": c.resolve().epochs}) for name, c in configs.items()]

@@ -129,12 +129,12 @@ def save_learner(learner: nn.Module, path: str | Path, *, config: Any = None, **
     return atomic_torch_save(blob, path)
 
 
-def read_header(path: str | Path, kind: str | None = None, *, argument: str = "path") -> dict:
+def read_header(path: str | Path, kind: str | tuple[str, ...] | None = None, *, argument: str = "path") -> dict:
     """The file's header (format, version, kind, init, config, metadata), checked, without weights.
 
     Args:
         path: a file written by `save_learner`.
-        kind: the kind expected ("weight_net", "lr_net", "modulation"); None accepts any.
+        kind: the kind (or kinds) expected ("weight_net", "lr_net", "modulation", ...); None accepts any.
         argument: the caller's argument name, used in error messages (e.g. "schedule_file").
 
     Returns:
