@@ -18,7 +18,8 @@ from metakit.experiments.grid_summary import command_line
 from metakit.experiments.schedule_tables import write_table as write_schedule_table
 from metakit.experiments.noise_tables import noise_grid
 from metakit.experiments.noise_tables import write_table as write_noise_table
-from metakit.experiments.tables import long_tail_grid, write_table
+from metakit.experiments.grid import read_csv
+from metakit.experiments.tables import long_tail_grid, read_rows, write_table
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -139,11 +140,13 @@ def table_main(args) -> int:
         if args.imbalances is not None:
             raise ValueError(f"--imbalances={args.imbalances} does not apply to the noise table (balanced, noisy "
                              f"labels); leave it out.")
-        df = noise_grid(args.methods, args.datasets or ["mnist1d"], seeds=args.seeds, profile=profile, **engine)
-        text = write_noise_table(df, stem.with_suffix(".md"), title, command_line(vars(args)))
+        noise_grid(args.methods, args.datasets or ["mnist1d"], seeds=args.seeds, profile=profile, **engine)
+        # the markdown summarises the whole CSV: a table made in chunks (one --seeds value at a time) shows every seed
+        text = write_noise_table(read_csv(engine["csv_path"], momentum=True), stem.with_suffix(".md"), title,
+                                 command_line(vars(args)))
     else:
-        df = long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)
-        text = write_table(df, stem.with_suffix(".md"), title, command_line(vars(args)))
+        long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)
+        text = write_table(read_rows(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
     print()
     print(text)
     print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")

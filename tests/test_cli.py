@@ -93,3 +93,12 @@ def test_debug_shows_the_traceback():
 def test_a_batch_larger_than_the_data_is_said():
     with pytest.warns(UserWarning, match=r"batch_size=100000 exceeds the \d+ training images"):
         assert main(["run", "--profile", "smoke", "--no-progress", "--epochs", "1", "--batch-size", "100000"]) == 0
+
+
+def test_a_table_made_in_seed_chunks_summarises_every_seed(tmp_path, capsys):
+    for seed in ("0", "1"):
+        assert main(["table", "long-tail", "--profile", "smoke", "--epochs", "1", "--methods", "ce",
+                     "--imbalances", "10", "--seeds", seed, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "long_tail_smoke_e1.md").read_text()
+    assert "; 2 runs, seeds 0, 1." in text and "(n=" not in text.split("Paired")[0]
+    assert "± " in text.split("Paired")[0]  # a std over the two seeds, not one chunk's single number
