@@ -18,6 +18,18 @@ from metakit.schedules.learned import LearnedSchedule, StagedSchedule
 LR_SCHEDULES = (*SCHEDULES, "hd", "learned", "staged")
 
 
+def _given_or_loaded(name: str, options: dict, key: str, what: str):
+    """The LR net(s) a learned schedule runs: ``options[key]``, or the file ``options["schedule_file"]``."""
+    given, path = options.pop(key, None), options.pop("schedule_file", None)
+    if (given is None) == (path is None):
+        raise ValueError(f"schedule={name!r} needs exactly one of {key}=<{what}> or schedule_file=<a file saved by "
+                         f"metakit.learners.lr_net.save_schedule>.")
+    if given is not None:
+        return given
+    from metakit.learners.lr_net import load_schedule
+    return load_schedule(path)[0]
+
+
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epoch: int, epochs: int = 1,
                    base_lr: float | None = None, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1,
                    warmup_epochs: float = 0.0, **options: Any) -> LRSchedule:
@@ -56,23 +68,13 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epo
     if name == "hd":
         return HypergradientLR(optimizer, iters_per_epoch, **options)
     if name == "learned":
-        net, path = options.pop("net", None), options.pop("schedule_file", None)
-        if (net is None) == (path is None):
-            raise ValueError("schedule='learned' needs exactly one of net=<an MLRSNet> or schedule_file=<a file saved "
-                             "by metakit.learners.lr_net.save_schedule>.")
-        if net is None:
-            from metakit.learners.lr_net import LRSnapshots, load_schedule
-            net = load_schedule(path)[0]
-            net = net.last if isinstance(net, LRSnapshots) else net
+        from metakit.learners.lr_net import LRSnapshots
+
+        net = _given_or_loaded(name, options, "net", "an MLRSNet")
+        net = net.last if isinstance(net, LRSnapshots) else net
         return LearnedSchedule(net, optimizer, iters_per_epoch, base_lr=base_lr, **options)
     if name == "staged":
-        snapshots, path = options.pop("snapshots", None), options.pop("schedule_file", None)
-        if (snapshots is None) == (path is None):
-            raise ValueError("schedule='staged' needs exactly one of snapshots=<LRSnapshots> or schedule_file=<a "
-                             "file saved by metakit.learners.lr_net.save_schedule(result.learner, ...)>.")
-        if snapshots is None:
-            from metakit.learners.lr_net import load_schedule
-            snapshots = load_schedule(path)[0]
+        snapshots = _given_or_loaded(name, options, "snapshots", "LRSnapshots")
         options.setdefault("num_classes", snapshots.nets[0].num_classes)
         return StagedSchedule(snapshots, optimizer, iters_per_epoch, epochs=epochs, **options)
     raise ValueError(f"schedule={name!r} is unknown; use one of {LR_SCHEDULES}.")
