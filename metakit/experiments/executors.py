@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import signal
 import threading
 import time
 import traceback
@@ -132,6 +133,27 @@ class SubmititExecutor(cf.Executor):
 
         threading.Thread(target=wait, daemon=True).start()
         return future
+
+
+def end_workers_on_term() -> None:
+    """Make SIGTERM end this process's pool workers too, not only this process.
+
+    ``kill PID`` reaches the parent alone: without this, a ``--workers N`` pool's spawned processes
+    go on computing runs that nobody will write. The handler terminates every live child process,
+    then exits with status 143 (128 + SIGTERM). Ctrl-C needs none of this: the terminal sends
+    SIGINT to the whole process group. Main thread only (Python's rule for signal handlers).
+
+    Example:
+        >>> end_workers_on_term(); signal.getsignal(signal.SIGTERM).__name__
+        'end_workers'
+        >>> _ = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """
+    def end_workers(signum: int, frame: Any) -> None:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, end_workers)
 
 
 def make_executor(workers: int | None = None, dask: str | None = None, slurm: str | None = None,
