@@ -135,23 +135,28 @@ def test_an_old_single_net_file_loads_and_the_faithful_meta_test_refuses_it_in_o
 
 
 # Numbers of commit ec42b5c (before the official protocol), Config(method="mlrsnet", profile="smoke",
-# epochs=2, device="cpu") after torch.manual_seed(0); then frozen from that run's saved lr_net.
+# epochs=2, device="cpu") after torch.manual_seed(0); then frozen from that run's saved lr_net. Compared
+# to rel 1e-6: another CPU's kernels move the loss in the 9th digit (seen on a fresh machine); a change of
+# protocol moves it in the 2nd or 3rd.
+SAME = dict(rel=1e-6, abs=0)
 MAIN_TRAIN = {"lr": [0.10031975003504993, 0.10077324423826102], "train_loss": [2.27403107460099, 2.1736960348456797],
               "test_acc": 27.2}
 MAIN_FROZEN = {"lr": [0.10099069983369172, 0.10103348943621221],
                "train_loss": [2.2737753872919564, 2.1730039456878045], "test_acc": 27.2}
 
 
-def test_final_net_reproduces_the_numbers_of_the_earlier_behaviour_exactly(tmp_path):
+def test_final_net_reproduces_the_numbers_of_the_earlier_behaviour(tmp_path):
     common = dict(method="mlrsnet", profile="smoke", epochs=2, progress=False, device="cpu")
     torch.manual_seed(0)
     r = run(Config(**common, options={"variant": "final_net"}))
-    assert r.history["lr"].tolist() == MAIN_TRAIN["lr"] and r.history["train_loss"].tolist() == MAIN_TRAIN["train_loss"]
+    assert r.history["lr"].tolist() == pytest.approx(MAIN_TRAIN["lr"], **SAME)
+    assert r.history["train_loss"].tolist() == pytest.approx(MAIN_TRAIN["train_loss"], **SAME)
     assert r.metrics["test_acc"] == MAIN_TRAIN["test_acc"] and isinstance(r.learner, MLRSNet)
     path = save_schedule(r.learner, tmp_path / "lr.pt")
     f = run(Config(**common, options={"variant": "final_net", "schedule_file": str(path)}))
-    assert f.history["lr"].tolist() == MAIN_FROZEN["lr"]
-    assert f.history["train_loss"].tolist() == MAIN_FROZEN["train_loss"] and f.metrics["test_acc"] == MAIN_FROZEN["test_acc"]
+    assert f.history["lr"].tolist() == pytest.approx(MAIN_FROZEN["lr"], **SAME)
+    assert f.history["train_loss"].tolist() == pytest.approx(MAIN_FROZEN["train_loss"], **SAME)
+    assert f.metrics["test_acc"] == MAIN_FROZEN["test_acc"]
 
 
 def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_snapshot_an_epoch():
