@@ -20,6 +20,8 @@ from metakit.experiments.noise_tables import noise_grid
 from metakit.experiments.noise_tables import write_table as write_noise_table
 from metakit.experiments.grid import read_csv
 from metakit.experiments.tables import long_tail_grid, read_rows, write_table
+from metakit.experiments.mfm_tables import mfm_ablation
+from metakit.experiments.mfm_tables import write_table as write_mfm_table
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -112,7 +114,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def add_table_parser(commands) -> None:
     """``table long-tail`` / ``table noise``: run a table's grid (resumable), write CSV + Markdown."""
     table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
-    table.add_argument("kind", choices=["long-tail", "noise"], help="which table")
+    table.add_argument("kind", choices=["long-tail", "noise", "mfm-ablation"], help="which table")
     table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
     table.add_argument("--datasets", nargs="+", default=None,
                        help="default: digits (smoke, laptop), cifar10 cifar100 (paper); noise: mnist1d")
@@ -122,6 +124,8 @@ def add_table_parser(commands) -> None:
     table.add_argument("--methods", nargs="+", default=None,
                        help="long-tail default: every method that is not an LR schedule; noise default: "
                             "ce mwnet sched_fixed sched_multistep sched_cosine sched_sgdr sched_mlrsnet")
+    table.add_argument("--variants", nargs="+", default=None,
+                       help="mfm-ablation: rows of metakit.experiments.mfm_tables.VARIANTS (default: all)")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
     table.add_argument("--out", default="runs/tables", help="folder for <kind>_<profile>.csv and .md")
     add_engine_flags(table)
@@ -136,6 +140,8 @@ def table_main(args) -> int:
     engine = dict(csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
                   executor=make_executor(args.workers, args.dask, args.slurm))
     title = f"{args.kind} table, profile {profile}"
+    if args.variants is not None and args.kind != "mfm-ablation":
+        raise ValueError(f"--variants={args.variants} applies to table mfm-ablation only; leave it out.")
     if args.kind == "noise":
         if args.imbalances is not None:
             raise ValueError(f"--imbalances={args.imbalances} does not apply to the noise table (balanced, noisy "
@@ -144,6 +150,13 @@ def table_main(args) -> int:
         # the markdown summarises the whole CSV: a table made in chunks (one --seeds value at a time) shows every seed
         text = write_noise_table(read_csv(engine["csv_path"], momentum=True), stem.with_suffix(".md"), title,
                                  command_line(vars(args)))
+    elif args.kind == "mfm-ablation":
+        if args.methods is not None or len(args.datasets or [1]) != 1 or len(args.imbalances or [1]) != 1:
+            raise ValueError("table mfm-ablation runs one dataset at one imbalance and chooses rows with --variants: "
+                             "pass --datasets NAME --imbalances FACTOR (default mnist1d 100), no --methods.")
+        mfm_ablation((args.datasets or ["mnist1d"])[0], (args.imbalances or [100])[0], args.seeds, profile,
+                     args.variants, **engine)
+        text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
     else:
         long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)
         text = write_table(read_rows(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))

@@ -35,12 +35,18 @@ from metakit.meta.step import META_MODES
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
 from metakit.options import option
-from metakit.methods.losses import log_priors, logit_adjusted_loss
+from metakit.methods.losses import class_balanced_weights, log_priors, logit_adjusted_loss
+from metakit.methods.longtail import default_beta
 from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 from metakit.learners.modulation.attach import check_where
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
+
+PARAMS = ("gamma+beta", "gamma", "beta")
+META_GRADIENTS = ("exact", "first_order", "off")
+DRW_START = 0.8  # deferred re-weighting from 80% of the epochs, as ldam_drw's default
+
 
 # digits-LT ablation (scripts/mfm_tuning.md, 5 seeds): the defaults give 87.0; blocks+fc 86.9; 5 meta-updates
 # per step 87.2 (within noise, 5x the meta cost); the meta forward in train mode 85.9 (with 5 updates).
@@ -57,6 +63,13 @@ class MFMOptions:
     meta_steps: int = option(1, "meta-updates of φ per iteration", low=1, example="5")
     meta_mode: str = option("eval", "the net's mode in the meta forward (eval: running BatchNorm statistics)",
                             choices=META_MODES)
+    params: str = option("gamma+beta", "which of γ, β are learned (the other stays at the identity)",
+                         choices=PARAMS)
+    meta_gradient: str = option("exact", "φ's gradient: exact (look-ahead hypergradient), first_order (only φ's "
+                                         "direct use in the meta forward), off (the training batch's loss: no meta "
+                                         "set)", choices=META_GRADIENTS)
+    drw: bool = option(False, "combination: deferred re-weighting of the training loss (class-balanced weights "
+                              "from 80% of the epochs, as ldam_drw)", kind=bool)
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,15 @@ class MFM(Method):
         self.where = check_where(o.where)
         self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
             o.meta_mode
+        self.params, self.meta_gradient, self.drw = o.params, o.meta_gradient, o.drw
+        if self.kind == "net" and self.params != "gamma+beta":
+            raise ValueError(f"params={self.params!r} applies to method='mfm' (per-channel γ, β); a modulator network "
+                             f"produces both: leave params out for method={self.name!r}.")
+        self.uses_meta_set = self.meta_gradient != "off"  # off: φ follows the training loss, no meta batches
         self.meta_on = self.meta_start == 0
         self.log_prior = log_priors(class_counts)                                        # (C,)
+        self.drw_weights = class_balanced_weights(class_counts, default_beta(config))    # (C,), sum C
+        self.drw_on = False
         self.model_name = getattr(config, "model", None)
         self.modulation = None
         self.meta_step: MetaStep | None = None
@@ -108,6 +128,9 @@ class MFM(Method):
     def prepare(self, net: nn.Module) -> nn.Module:
         """Attach the modulation layers (``net.modulation``); the model's code is untouched."""
         self.modulation = attach(net, self.where, kind=self.kind, hidden=getattr(self, "hidden", 32))
+        if self.params != "gamma+beta":   # the other one stays at the identity (γ = 1 or β = 0)
+            fixed = "beta" if self.params == "gamma" else "gamma"
+            freeze(getattr(layer, fixed) for layer in self.modulation.layers.values())
         return net
 
     def classifier_parameters(self, net: nn.Module) -> list[nn.Parameter]:
@@ -117,8 +140,12 @@ class MFM(Method):
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy, or logit-adjusted cross-entropy with ``logit_adj=True`` (B,)."""
         if self.logit_adj:
-            return logit_adjusted_loss(logits, targets, self.log_prior)
-        return F.cross_entropy(logits, targets, reduction="none")
+            loss = logit_adjusted_loss(logits, targets, self.log_prior)
+        else:
+            loss = F.cross_entropy(logits, targets, reduction="none")
+        if self.drw_on:
+            loss = self.drw_weights.to(loss.device)[targets] * loss
+        return loss
 
     def _tracked_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         self._last_logits = logits.detach()  # the real step's forward comes last: its logits give accuracy
@@ -129,10 +156,11 @@ class MFM(Method):
         meta_lr = getattr(self.config, "meta_lr", None) or self.recipe("laptop")["meta_lr"]
         meta_every = getattr(self.config, "meta_every", None) or 1
         weight_decay = trainer.optimizer.param_groups[0].get("weight_decay", 0.0)
-        meta_optimizer = torch.optim.Adam(self.modulation.parameters(), lr=meta_lr)
+        meta_optimizer = torch.optim.Adam([p for p in self.modulation.parameters() if p.requires_grad], lr=meta_lr)
         self.meta_step = MetaStep(trainer.net, self.modulation, trainer.optimizer, meta_optimizer,
                                   per_sample_loss=self._tracked_loss, meta_every=meta_every,
-                                  weight_decay=weight_decay, meta_mode=self.meta_mode)
+                                  weight_decay=weight_decay, meta_mode=self.meta_mode,
+                                  first_order=self.meta_gradient == "first_order")
 
     def first_meta_epoch(self, epochs: int) -> int:
         """The epoch (0-based) meta-learning starts in: ⌊meta_start · epochs⌋, at most the last one.
@@ -147,12 +175,18 @@ class MFM(Method):
         """Switch meta-learning on at `first_meta_epoch` (before it: plain steps, φ unchanged)."""
         epochs = getattr(self.config, "epochs", None)
         self.meta_on = epochs is None or epoch >= self.first_meta_epoch(epochs)
+        self.drw_on = self.drw and epochs is not None and epoch >= int(DRW_START * epochs)
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """Before `first_meta_epoch` a plain step; then ``meta_steps`` meta-updates of φ on
         (train_batch, meta_batch) and the real step. The LR comes from the schedule."""
         if self.meta_step is None:
             raise RuntimeError(f"method={self.name!r}: call setup(trainer) before train_step.")
+        if self.meta_gradient == "off" and self.meta_on:   # φ steps on the training loss, beside θ's real step
+            self.meta_step.meta_optimizer.zero_grad(set_to_none=True)
+            out = Method.train_step(self, trainer, batch, None)  # its backward fills φ's gradients too
+            self.meta_step.meta_optimizer.step()
+            return out
         if not self.meta_on or meta_batch is None:   # plain step through the current modulation
             return Method.train_step(self, trainer, batch, None)
         trainer.set_lr()                   # before the virtual step, which reads the LR
@@ -183,11 +217,12 @@ class MFM(Method):
 
         The modulation's weights are also in the net's state dict; both hold the same values.
         """
-        return {**super().state_dict(), "meta_on": bool(self.meta_on)}
+        return {**super().state_dict(), "meta_on": bool(self.meta_on), "drw_on": bool(self.drw_on)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.meta_on = bool(state["meta_on"])
+        self.drw_on = bool(state.get("drw_on", False))  # checkpoints from before the drw option have none
 
 
 @register

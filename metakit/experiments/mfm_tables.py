@@ -1,0 +1,171 @@
+"""The MFM ablation table: what each reading choice of MFM is worth at one long-tail setting.
+
+Rows (the results format; setting ``lt_if<factor>``), all over the same seeds and splits, so every
+delta is paired:
+
+- headline rows (variant ``""``) to compare against: ``ce`` (the reference of the deltas),
+  ``logit_adj``, ``ldam_drw``, ``mwnet``, ``mfm`` at its defaults and ``mfm_net`` (per-sample
+  γ/β from a modulator network: per-channel vs per-sample);
+- ``mfm`` with one choice changed (`ABLATIONS`): where γ/β act, γ-only / β-only, when
+  meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode, and the
+  meta-gradient (``first_order``: only φ's direct use in the meta forward, no look-ahead term;
+  ``meta_off``: φ follows the training loss by the same optimiser and steps, no meta set);
+- combinations, named as such and never the MFM row: ``plus_logit_adj``, ``plus_drw``;
+- ``mfm_bound`` (`metakit.experiments.mfm_bound`): the frozen-θ bound, γ/β fitted on the meta
+  set (``fit_meta``) or on the validation split (``fit_val``) after cross-entropy training.
+
+The markdown gives mean ± std, the paired delta against ``ce`` and against ``mfm`` at its
+defaults (95% CI, Student t), and the seconds per run of each row.
+
+Command line: ``python -m metakit table mfm-ablation --datasets mnist1d --imbalances 100 --seeds 0 1 2``.
+
+Example:
+    >>> [r.variant for r in ablation_runs("digits", 10, [0], "smoke", variants=["gamma_only"])]
+    ['gamma_only']
+"""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from metakit.data.longtail import check_imbalance
+from metakit.data.sources import DATASETS
+from metakit.experiments import Config, grid_summary
+from metakit.experiments.grid import GridRun, columns, run_grid, timed_run
+from metakit.experiments.mfm_bound import bound_job
+from metakit.options import require
+
+HEADLINE = ("ce", "logit_adj", "ldam_drw", "mwnet", "mfm", "mfm_net")
+# variant → (method, Config fields; "options" are the method's options)
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "where_blocks": ("mfm", {"options": {"where": "blocks"}}),
+    "where_blocks+fc": ("mfm", {"options": {"where": "blocks+fc"}}),
+    "where_stages+fc": ("mfm", {"options": {"where": "stages+fc"}}),
+    "gamma_only": ("mfm", {"options": {"params": "gamma"}}),
+    "beta_only": ("mfm", {"options": {"params": "beta"}}),
+    "meta_start_0": ("mfm", {"options": {"meta_start": 0.0}}),
+    "meta_start_0.5": ("mfm", {"options": {"meta_start": 0.5}}),
+    "meta_per_class_5": ("mfm", {"meta_per_class": 5}),
+    "meta_per_class_20": ("mfm", {"meta_per_class": 20}),
+    "meta_lr_1e-3": ("mfm", {"meta_lr": 1e-3}),
+    "meta_lr_1e-1": ("mfm", {"meta_lr": 1e-1}),
+    "meta_mode_train": ("mfm", {"options": {"meta_mode": "train"}}),
+    "first_order": ("mfm", {"options": {"meta_gradient": "first_order"}}),
+    "meta_off": ("mfm", {"options": {"meta_gradient": "off"}}),
+    "plus_logit_adj": ("mfm", {"options": {"logit_adj": True}}),
+    "plus_drw": ("mfm", {"options": {"drw": True}}),
+}
+BOUNDS = {"fit_meta": "meta", "fit_val": "val"}  # variant of method "mfm_bound" → what γ/β are fitted on
+VARIANTS = [f"{m}" for m in HEADLINE] + list(ABLATIONS) + list(BOUNDS)
+TAGS = ["profile", "epochs"]
+COLUMNS = columns() + TAGS + ["ce_test_acc"]
+
+
+def ablation_config(method: str, fields: dict[str, Any], dataset: str, imbalance: float, seed: int, profile: str,
+                    **overrides: Any) -> Config:
+    """The `Config` of one row: ``method`` with ``fields`` (options merged) at the table's setting.
+
+    Example:
+        >>> c = ablation_config("mfm", {"meta_lr": 0.1}, "mnist1d", 100, 0, "laptop").resolve()
+        >>> c.meta_lr, c.imbalance, c.epochs
+        (0.1, 100, 20)
+    """
+    fields = dict(fields)
+    options = fields.pop("options", {})
+    return Config(method=method, dataset=dataset, imbalance=imbalance, seed=seed, profile=profile, progress=False,
+                  options=options, **fields, **overrides)
+
+
+def ablation_runs(dataset: str, imbalance: float, seeds: Sequence[int], profile: str,
+                  variants: Sequence[str] | None = None, overrides: dict | None = None) -> list[GridRun]:
+    """The table's runs, seed-major (every row of seed 0 first, so a chunk gives a whole first look).
+
+    Args:
+        variants: names from `VARIANTS` (a headline method's name, an ablation, a bound); None: all.
+
+    Example:
+        >>> [(r.method, r.variant) for r in ablation_runs("digits", 10, [0], "smoke", ["ce", "fit_val"])]
+        [('ce', ''), ('mfm_bound', 'fit_val')]
+    """
+    names = list(VARIANTS if variants is None else variants)
+    for name in names:
+        require("variants", name, object, choices=VARIANTS)
+    check_imbalance(imbalance)
+    runs = []
+    for seed in seeds:
+        for name in names:
+            if name in HEADLINE:
+                method, variant, fields = name, "", {}
+            elif name in ABLATIONS:
+                (method, fields), variant = ABLATIONS[name], name
+            else:
+                method, variant, fields = "ce", name, {}
+            config = ablation_config(method, fields, dataset, imbalance, seed, profile, **(overrides or {}))
+            tags = {"profile": profile, "epochs": config.resolve().epochs}
+            runs.append(GridRun(config, "mfm_bound" if name in BOUNDS else None, variant, tags))
+    return runs
+
+
+def mfm_ablation(dataset: str = "mnist1d", imbalance: float = 100, seeds: Sequence[int] = (0, 1, 2),
+                 profile: str = "laptop", variants: Sequence[str] | None = None, csv_path: str | Path | None = None,
+                 overrides: dict | None = None, log: Callable[[str], Any] | None = None,
+                 executor: Executor | None = None) -> pd.DataFrame:
+    """Run the table's rows not yet in ``csv_path`` (resumable); return every finished row.
+
+    Example:
+        >>> df = mfm_ablation("digits", 10, [0], "smoke", ["ce", "fit_meta"], overrides={"epochs": 1})
+        >>> df[["method", "variant"]].values.tolist()
+        [['ce', ''], ['mfm_bound', 'fit_meta']]
+    """
+    require("dataset", dataset, object, choices=DATASETS)
+    runs = ablation_runs(dataset, imbalance, seeds, profile, variants, overrides)
+    parts = []
+    for name, job in [(None, timed_run)] + [(v, functools.partial(bound_job, fit=f)) for v, f in BOUNDS.items()]:
+        mine = [r for r in runs if (r.method == "mfm_bound") == (name is not None) and (name is None or r.variant == name)]
+        if mine:
+            parts.append(run_grid(mine, csv_path, job=job, executor=executor, log=log, progress=log is not None,
+                                  desc="mfm ablation"))
+    df = pd.concat(parts, ignore_index=True)  # the trained rows, then each bound's
+    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+
+
+def render_markdown(df: pd.DataFrame) -> str:
+    """Mean ± std per row, paired deltas against ce and against mfm at its defaults, seconds per run.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "d", "setting": "lt_if10", "method": ["ce", "mfm", "mfm"],
+        ...                    "variant": ["", "", "gamma_only"], "seed": 0, "test_acc": [60.0, 64.0, 63.0],
+        ...                    "seconds": 1.0})
+        >>> "| mfm (gamma_only) | -1.00 (n=1) |" in render_markdown(df)
+        True
+    """
+    metrics = [m for m in ("test_acc", "val_acc", "medium_acc", "few_acc", "seconds") if m in df.columns]
+    text = grid_summary.render_markdown(grid_summary.summarise(df, metrics, "ce"), "test_acc", reference="ce")
+    if "mfm" in set(df["method"]):
+        against_mfm = grid_summary.render_markdown(grid_summary.summarise(df, ["test_acc"], "mfm"), "test_acc",
+                                                   reference="mfm")
+        text += "\nPaired difference" + against_mfm.split("Paired difference", 1)[1]  # its delta table only
+    for metric, unit in (("val_acc", "%"), ("medium_acc", "%"), ("seconds", "s")):
+        if metric in metrics:
+            text += "\n" + grid_summary.render_markdown(grid_summary.summarise(df, [metric]), metric, unit=unit)
+    return text + ("\nval_acc selects; test_acc is reported. mfm_bound (fit_val) fits γ/β on the validation split, "
+                   "so its val_acc is left empty.\n")
+
+
+def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
+    """Write the markdown (`render_markdown`) and ``*_summary.csv`` beside ``md_path``; returns the markdown.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> df = pd.DataFrame({"dataset": "d", "setting": "lt_if10", "method": ["ce", "mfm"], "variant": "",
+        ...                    "seed": 0, "test_acc": [60.0, 64.0], "seconds": 1.0})
+        >>> "| mfm | +4.00 (n=1) |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "a.md")
+        True
+    """
+    metrics = [m for m in ("test_acc", "val_acc", "medium_acc", "few_acc", "seconds") if m in df.columns]
+    summary = grid_summary.summarise(df, metrics, "ce")
+    return grid_summary.write_outputs(df, Path(md_path).with_suffix(""), render_markdown(df), command, title, summary)
