@@ -10,6 +10,15 @@ from typing import Any
 import torch
 
 
+def _file_mode(path: Path) -> int:
+    """The permission bits for ``path``: its own if it exists, else what ``open()`` creates under the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
@@ -23,6 +32,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep the mode open() would give (or the old file's)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -9,9 +9,30 @@ frozen (plain steps through the modulated net; the meta set is not used) or fine
 Options (``Config.options``): ``where`` (see `metakit.learners.modulation.attach`), ``logit_adj``
 (bool, train on logits + log π), ``meta_start`` (the fraction of the epochs trained by plain
 steps, φ at its start value, before meta-learning begins), ``meta_steps`` (meta-updates of φ per
-iteration), ``meta_mode`` (the net's mode in the meta forward, see `metakit.meta.MetaStep`), and
+iteration), ``meta_mode`` (the net's mode in the meta forward, see `metakit.meta.MetaStep`),
+``params`` (γ and β, or one of them), ``meta_gradient`` (exact, first_order, off), ``drw``
+(class-balanced re-weighting of the real step from 80% of the epochs), and
 for ``mfm_net`` also ``hidden``, ``modulator``, ``freeze``. The meta learning rate is
 ``Config.meta_lr`` (Adam; the recipe sets 1e-2 for mfm, 1e-3 for mfm_net).
+
+Reading choices. The paper (Wang et al., arXiv 2008.03428) is known here only by its abstract
+(see the design notes); every choice below is ours, and each is a row of the MFM ablation table
+(`metakit.experiments.mfm_tables`, ``python -m metakit table mfm-ablation``):
+
+- where γ/β act: the pooled feature before the head (``where="fc"``, default) — rows
+  ``where_blocks``, ``where_blocks+fc``, ``where_stages+fc``;
+- both a scale and a shift — rows ``gamma_only``, ``beta_only`` (option ``params``);
+- per channel, one γ/β for all samples — the per-sample alternative is ``mfm_net``;
+- "guided by the meta set" as the one-step look-ahead hypergradient of MW-Net (option
+  ``meta_gradient="exact"``) — rows ``first_order`` (only φ's direct use in the meta forward)
+  and ``meta_off`` (φ follows the training loss: the same steps without a meta set);
+- meta-learning deferred to the last 10% of the epochs (``meta_start=0.9``) — rows
+  ``meta_start_0``, ``meta_start_0.5``;
+- the meta forward with running BatchNorm statistics (``meta_mode="eval"``) — row ``meta_mode_train``;
+- meta-Adam at 1e-2 — rows ``meta_lr_1e-3``, ``meta_lr_1e-1``; 10 meta images a class (the
+  protocol's) — rows ``meta_per_class_5``, ``meta_per_class_20``;
+- plain cross-entropy for the real step: ``logit_adj`` and ``drw`` make combinations, reported
+  as their own rows (``plus_logit_adj``, ``plus_drw``), never as MFM.
 
 Defaults come from the digits-LT ablation (laptop profile, imbalance 20, 5 seeds,
 scripts/mfm_tuning.md). Meta-learned from the first step, MFM never beat cross-entropy (the real

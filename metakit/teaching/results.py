@@ -25,10 +25,10 @@ import pandas as pd
 
 from metakit.options import require
 
-KINDS = ("long-tail", "noise")
+KINDS = ("long-tail", "noise", "mfm-ablation")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the arguments each committed table is made with, beyond profile, dataset and out
-ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": ""}
+ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": "", "mfm-ablation": "--imbalances 100"}
 
 
 def csv_path(folder: str | Path, kind: str, profile: str = "laptop") -> Path:
