@@ -151,11 +151,11 @@ def table_main(args) -> int:
         text = write_noise_table(read_csv(engine["csv_path"], momentum=True), stem.with_suffix(".md"), title,
                                  command_line(vars(args)))
     elif args.kind == "mfm-ablation":
-        if args.methods is not None or len(args.datasets or [1]) != 1 or len(args.imbalances or [1]) != 1:
-            raise ValueError("table mfm-ablation runs one dataset at one imbalance and chooses rows with --variants: "
-                             "pass --datasets NAME --imbalances FACTOR (default mnist1d 100), no --methods.")
-        mfm_ablation((args.datasets or ["mnist1d"])[0], (args.imbalances or [100])[0], args.seeds, profile,
-                     args.variants, **engine)
+        if args.methods is not None:
+            raise ValueError(f"--methods={args.methods} does not apply to table mfm-ablation: choose its rows with "
+                             f"--variants (metakit.experiments.mfm_tables.VARIANTS).")
+        mfm_ablation(args.datasets or ["mnist1d"], args.imbalances or [100], args.seeds, profile, args.variants,
+                     **engine)
         text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
     else:
         long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)

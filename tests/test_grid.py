@@ -1,9 +1,11 @@
 """The grid pipeline: resumable tidy CSV, paired deltas with a t interval, failures and bad input."""
 import math
+import multiprocessing
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -160,3 +162,27 @@ def test_bad_input_names_the_argument_the_value_and_the_fix(tmp_path):
         summarise(df, reference="mwnet")
     with pytest.raises(ValueError, match=r"metrics=\['top5'\] are not columns"):
         summarise(df, ["top5"])
+
+
+def _slow_fake(config):
+    time.sleep(0.02)
+    return {"test_acc": float(config.seed), "seconds": 0.0}
+
+
+def _append(path, seeds):
+    run_grid([GridRun(Config(seed=s)) for s in seeds], path, job=_slow_fake)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the CSV lock is POSIX flock")
+def test_two_processes_appending_to_one_csv_keep_every_row(tmp_path):
+    """Each process re-reads the CSV under the lock before its rewrite; without that, each would
+    write back only its own rows and the other's would be lost."""
+    path = tmp_path / "t.csv"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_append, args=(path, range(k, 40, 2))) for k in (0, 1)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert sorted(pd.read_csv(path)["seed"]) == list(range(40))

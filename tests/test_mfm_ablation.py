@@ -13,7 +13,8 @@ from metakit.cli import main
 from metakit.experiments import Config, run
 from metakit.experiments.grid import LABELS
 from metakit.experiments.mfm_bound import bound_job, fit_modulation
-from metakit.experiments.mfm_tables import ABLATIONS, VARIANTS, ablation_config, ablation_runs, mfm_ablation
+from metakit.experiments.mfm_tables import (ABLATIONS, VARIANTS, ablation_config, ablation_runs, choose_defaults,
+                                          mfm_ablation)
 from metakit.learners.modulation import attach
 from metakit.meta import MetaStep
 from metakit.methods.base import Trainer
@@ -149,7 +150,7 @@ def test_every_ablation_changes_the_resolved_config_and_no_two_coincide():
 
 
 def test_ablation_runs_label_every_variant_once_per_seed():
-    runs = ablation_runs("digits", 10, [0, 1], "smoke")
+    runs = ablation_runs(["digits"], [10], [0, 1], "smoke")
     labels = [tuple(r.labels()[k] for k in LABELS) for r in runs]
     assert len(runs) == 2 * len(VARIANTS) and len(set(labels)) == len(labels)
     assert [r.config.seed for r in runs[:len(VARIANTS)]] == [0] * len(VARIANTS)   # seed-major chunks
@@ -170,10 +171,28 @@ def test_ablation_table_resumes_and_renders_deltas_against_ce_and_mfm(tmp_path, 
 
 @pytest.mark.parametrize("argv, words", [
     (["table", "long-tail", "--variants", "ce"], "--variants=['ce'] applies to table mfm-ablation only"),
-    (["table", "mfm-ablation", "--datasets", "digits", "mnist1d"], "one dataset at one imbalance"),
+    (["table", "mfm-ablation", "--methods", "ce"], "--methods=['ce'] does not apply to table mfm-ablation"),
     (["table", "mfm-ablation", "--variants", "nope"], "variants='nope'"),
 ])
 def test_bad_table_flags_give_one_line_and_status_2(capsys, argv, words):
     assert main([*argv, "--profile", "smoke", "--out", "unused"]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_defaults_are_chosen_on_validation_over_if10_and_if100_never_on_test_or_held_out_settings():
+    """'test_wins' is best on test everywhere and 'if20_wins' best on the held-out IF 20: neither may win."""
+    rows = []
+    for dataset in ("digits", "mnist1d"):
+        for setting, offsets in (("lt_if10", {"": 1, "val_wins": 2, "test_wins": 0, "if20_wins": 1}),
+                                 ("lt_if100", {"": 1, "val_wins": 3, "test_wins": 0, "if20_wins": 1}),
+                                 ("lt_if20", {"": 1, "val_wins": 0, "test_wins": 0, "if20_wins": 9})):
+            for seed in (0, 1):
+                rows.append(dict(dataset=dataset, setting=setting, method="ce", variant="", seed=seed,
+                                 val_acc=50.0 + seed, test_acc=50.0))
+                rows += [dict(dataset=dataset, setting=setting, method="mfm", variant=v, seed=seed,
+                              val_acc=50.0 + seed + d, test_acc=60.0 if v == "test_wins" else 50.0)
+                         for v, d in offsets.items()]
+    ranked = choose_defaults(pd.DataFrame(rows))
+    assert ranked["variant"].tolist()[0] == "val_wins" and ranked["settings"].eq(4).all()
+    assert ranked.set_index("variant").loc["val_wins", "val_delta"] == pytest.approx(2.5)

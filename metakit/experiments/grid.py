@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import subprocess
@@ -166,6 +167,31 @@ def _check_runs(runs: Sequence[GridRun], csv_path, momentum: bool) -> list[tuple
     return keys
 
 
+@contextlib.contextmanager
+def csv_lock(csv_path: str | Path):
+    """Hold an exclusive lock on ``<csv_path>.lock`` (POSIX ``flock``; elsewhere no lock) while a grid
+    rewrites its CSV, so two table commands appending to one file never drop each other's rows.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with csv_lock(pathlib.Path(tempfile.mkdtemp()) / "t.csv"):
+        ...     pass
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: one table process per CSV
+        yield
+        return
+    lock = Path(f"{csv_path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job: Callable = timed_run,
              executor: Executor | None = None, momentum: bool = False, log: Callable[[str], Any] | None = None,
              progress: bool = False, desc: str = "grid") -> pd.DataFrame:
@@ -223,10 +249,14 @@ def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job
         row = labels | {m: float("nan") for m in METRICS} | dict(outcome.value) | {"commit": commit} | run_.tags
         done[key] = row
         if csv_path is not None:
-            new = pd.DataFrame([row])
-            table = pd.concat([table, new], ignore_index=True) if len(table) else new
-            order = columns(momentum) + [c for c in table.columns if c not in columns(momentum)]
-            atomic_write_text(csv_path, table[order].to_csv(index=False))
+            with csv_lock(csv_path):  # another process may append to the same CSV: re-read it, keep its rows
+                table = read_csv(csv_path, momentum)
+                mine = {_key(r, momentum) for r in table.to_dict("records")}
+                if key not in mine:
+                    new = pd.DataFrame([row])
+                    table = pd.concat([table, new], ignore_index=True) if len(table) else new
+                order = columns(momentum) + [c for c in table.columns if c not in columns(momentum)]
+                atomic_write_text(csv_path, table[order].to_csv(index=False))
         if log:
             log(f"{name}: {row.get('test_acc', float('nan')):.2f}% ({row.get('seconds', float('nan')):.1f} s)")
 

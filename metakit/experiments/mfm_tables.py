@@ -20,12 +20,13 @@ defaults (95% CI, Student t), and the seconds per run of each row.
 Command line: ``python -m metakit table mfm-ablation --datasets mnist1d --imbalances 100 --seeds 0 1 2``.
 
 Example:
-    >>> [r.variant for r in ablation_runs("digits", 10, [0], "smoke", variants=["gamma_only"])]
+    >>> [r.variant for r in ablation_runs(["digits"], [10], [0], "smoke", variants=["gamma_only"])]
     ['gamma_only']
 """
 from __future__ import annotations
 
 import functools
+import itertools
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -61,6 +62,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 BOUNDS = {"fit_meta": "meta", "fit_val": "val"}  # variant of method "mfm_bound" → what γ/β are fitted on
 VARIANTS = [f"{m}" for m in HEADLINE] + list(ABLATIONS) + list(BOUNDS)
+SELECT_SETTINGS = ("lt_if10", "lt_if100")  # where defaults are chosen (on val_acc); other settings are held out
 TAGS = ["profile", "epochs"]
 COLUMNS = columns() + TAGS + ["ce_test_acc"]
 
@@ -80,49 +82,52 @@ def ablation_config(method: str, fields: dict[str, Any], dataset: str, imbalance
                   options=options, **fields, **overrides)
 
 
-def ablation_runs(dataset: str, imbalance: float, seeds: Sequence[int], profile: str,
+def ablation_runs(datasets: Sequence[str], imbalances: Sequence[float], seeds: Sequence[int], profile: str,
                   variants: Sequence[str] | None = None, overrides: dict | None = None) -> list[GridRun]:
     """The table's runs, seed-major (every row of seed 0 first, so a chunk gives a whole first look).
 
     Args:
+        datasets, imbalances: the settings (their product).
         variants: names from `VARIANTS` (a headline method's name, an ablation, a bound); None: all.
 
     Example:
-        >>> [(r.method, r.variant) for r in ablation_runs("digits", 10, [0], "smoke", ["ce", "fit_val"])]
+        >>> [(r.labels()["method"], r.variant) for r in ablation_runs(["digits"], [10], [0], "smoke", ["ce", "fit_val"])]
         [('ce', ''), ('mfm_bound', 'fit_val')]
     """
     names = list(VARIANTS if variants is None else variants)
     for name in names:
         require("variants", name, object, choices=VARIANTS)
-    check_imbalance(imbalance)
+    for dataset in datasets:
+        require("dataset", dataset, object, choices=DATASETS)
+    for imbalance in imbalances:
+        check_imbalance(imbalance)
     runs = []
-    for seed in seeds:
-        for name in names:
-            if name in HEADLINE:
-                method, variant, fields = name, "", {}
-            elif name in ABLATIONS:
-                (method, fields), variant = ABLATIONS[name], name
-            else:
-                method, variant, fields = "ce", name, {}
-            config = ablation_config(method, fields, dataset, imbalance, seed, profile, **(overrides or {}))
-            tags = {"profile": profile, "epochs": config.resolve().epochs}
-            runs.append(GridRun(config, "mfm_bound" if name in BOUNDS else None, variant, tags))
+    for seed, dataset, imbalance, name in itertools.product(seeds, datasets, imbalances, names):
+        if name in HEADLINE:
+            method, variant, fields = name, "", {}
+        elif name in ABLATIONS:
+            (method, fields), variant = ABLATIONS[name], name
+        else:
+            method, variant, fields = "ce", name, {}
+        config = ablation_config(method, fields, dataset, imbalance, seed, profile, **(overrides or {}))
+        tags = {"profile": profile, "epochs": config.resolve().epochs}
+        runs.append(GridRun(config, "mfm_bound" if name in BOUNDS else None, variant, tags))
     return runs
 
 
-def mfm_ablation(dataset: str = "mnist1d", imbalance: float = 100, seeds: Sequence[int] = (0, 1, 2),
+def mfm_ablation(datasets: Sequence[str] = ("mnist1d",), imbalances: Sequence[float] = (100,),
+                 seeds: Sequence[int] = (0, 1, 2),
                  profile: str = "laptop", variants: Sequence[str] | None = None, csv_path: str | Path | None = None,
                  overrides: dict | None = None, log: Callable[[str], Any] | None = None,
                  executor: Executor | None = None) -> pd.DataFrame:
     """Run the table's rows not yet in ``csv_path`` (resumable); return every finished row.
 
     Example:
-        >>> df = mfm_ablation("digits", 10, [0], "smoke", ["ce", "fit_meta"], overrides={"epochs": 1})
+        >>> df = mfm_ablation(["digits"], [10], [0], "smoke", ["ce", "fit_meta"], overrides={"epochs": 1})
         >>> df[["method", "variant"]].values.tolist()
         [['ce', ''], ['mfm_bound', 'fit_meta']]
     """
-    require("dataset", dataset, object, choices=DATASETS)
-    runs = ablation_runs(dataset, imbalance, seeds, profile, variants, overrides)
+    runs = ablation_runs(datasets, imbalances, seeds, profile, variants, overrides)
     parts = []
     for name, job in [(None, timed_run)] + [(v, functools.partial(bound_job, fit=f)) for v, f in BOUNDS.items()]:
         mine = [r for r in runs if (r.method == "mfm_bound") == (name is not None) and (name is None or r.variant == name)]
@@ -131,6 +136,32 @@ def mfm_ablation(dataset: str = "mnist1d", imbalance: float = 100, seeds: Sequen
                                   desc="mfm ablation"))
     df = pd.concat(parts, ignore_index=True)  # the trained rows, then each bound's
     return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+
+
+def choose_defaults(df: pd.DataFrame, method: str = "mfm") -> pd.DataFrame:
+    """Rank ``method``'s variants by validation accuracy over every setting together; the first is chosen.
+
+    A variant's score is the mean over (dataset, setting) of its paired val_acc difference from
+    ce, so each setting counts once whatever its scale. Only the settings of `SELECT_SETTINGS`
+    (IF 10 and 100) where every ranked variant ran are used; the others (IF 20, 50) stay held out.
+    The test accuracy difference is shown beside it and never ranks.
+
+    Example:
+        >>> df = pd.DataFrame({"dataset": "d", "setting": ["lt_if10"] * 3 + ["lt_if100"] * 3,
+        ...                    "method": ["ce", "mfm", "mfm"] * 2, "variant": ["", "", "x"] * 2, "seed": 0,
+        ...                    "val_acc": [50.0, 52, 51, 60, 61, 64], "test_acc": 0.0})
+        >>> choose_defaults(df)[["variant", "val_delta", "settings"]].values.tolist()
+        [['x', 2.5, 2], ['', 1.5, 2]]
+    """
+    summary = grid_summary.summarise(df, ["val_acc", "test_acc"], "ce")
+    mine = summary[(summary["method"] == method) & summary["setting"].isin(SELECT_SETTINGS)]
+    settings = mine.groupby(["dataset", "setting"]).size()
+    common = settings[settings == mine["variant"].nunique()].index
+    mine = mine[mine.set_index(["dataset", "setting"]).index.isin(common)]
+    ranked = mine.groupby("variant", sort=False).agg(val_delta=("val_acc_delta", "mean"),
+                                                     test_delta=("test_acc_delta", "mean"),
+                                                     settings=("setting", "size"))
+    return ranked.sort_values("val_delta", ascending=False, kind="stable").reset_index()
 
 
 def render_markdown(df: pd.DataFrame) -> str:
@@ -152,6 +183,16 @@ def render_markdown(df: pd.DataFrame) -> str:
     for metric, unit in (("val_acc", "%"), ("medium_acc", "%"), ("seconds", "s")):
         if metric in metrics:
             text += "\n" + grid_summary.render_markdown(grid_summary.summarise(df, [metric]), metric, unit=unit)
+    selecting = df[df["setting"].isin(SELECT_SETTINGS)][["dataset", "setting"]].drop_duplicates()
+    if len(selecting) > 1 and "val_acc" in df.columns and "mfm" in set(df["method"]):
+        ranked = choose_defaults(df)
+        text += ("\n### Defaults chosen on validation over the settings together\n\nmfm's variants by their mean paired "
+                 "val_acc difference from ce over IF 10 and 100 of every dataset (test_acc beside it, never "
+                 "ranking; other imbalances are held out):\n\n"
+                 "| mfm variant | val Δ vs ce | test Δ vs ce | settings |\n|---|---|---|---|\n")
+        text += "".join(f"| {r.variant or '(defaults)'} | {r.val_delta:+.2f} | {r.test_delta:+.2f} | {r.settings} |\n"
+                        for r in ranked.itertuples())
+        text += f"\nChosen: {ranked['variant'].iloc[0] or 'the current defaults'}.\n"
     return text + ("\nval_acc selects; test_acc is reported. mfm_bound (fit_val) fits γ/β on the validation split, "
                    "so its val_acc is left empty.\n")
 
