@@ -6,8 +6,9 @@ delta is paired:
 - headline rows (variant ``""``) to compare against: ``ce`` (the reference of the deltas),
   ``logit_adj``, ``ldam_drw``, ``mwnet``, ``mfm`` at its defaults and ``mfm_net`` (per-sample
   γ/β from a modulator network: per-channel vs per-sample);
-- ``mfm`` with one choice changed (`ABLATIONS`): where γ/β act, γ-only / β-only, when
-  meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode, and the
+- ``mfm`` with one choice changed (`ABLATIONS`): where γ/β act (after every block, alone or with
+  the pooled feature; "stages" is left out: with one block a stage, as in both laptop models, it
+  modulates the same features as "blocks"), γ-only / β-only, when meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode, and the
   meta-gradient (``first_order``: only φ's direct use in the meta forward, no look-ahead term;
   ``meta_off``: φ follows the training loss by the same optimiser and steps, no meta set);
 - combinations, named as such and never the MFM row: ``plus_logit_adj``, ``plus_drw``;
@@ -45,7 +46,6 @@ HEADLINE = ("ce", "logit_adj", "ldam_drw", "mwnet", "mfm", "mfm_net")
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "where_blocks": ("mfm", {"options": {"where": "blocks"}}),
     "where_blocks+fc": ("mfm", {"options": {"where": "blocks+fc"}}),
-    "where_stages+fc": ("mfm", {"options": {"where": "stages+fc"}}),
     "gamma_only": ("mfm", {"options": {"params": "gamma"}}),
     "beta_only": ("mfm", {"options": {"params": "beta"}}),
     "meta_start_0": ("mfm", {"options": {"meta_start": 0.0}}),

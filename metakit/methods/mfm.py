@@ -20,7 +20,7 @@ Reading choices. The paper (Wang et al., arXiv 2008.03428) is known here only by
 (`metakit.experiments.mfm_tables`, ``python -m metakit table mfm-ablation``):
 
 - where γ/β act: the pooled feature before the head (``where="fc"``, default) — rows
-  ``where_blocks``, ``where_blocks+fc``, ``where_stages+fc``;
+  ``where_blocks``, ``where_blocks+fc``;
 - both a scale and a shift — rows ``gamma_only``, ``beta_only`` (option ``params``);
 - per channel, one γ/β for all samples — the per-sample alternative is ``mfm_net``;
 - "guided by the meta set" as the one-step look-ahead hypergradient of MW-Net (option
