@@ -81,6 +81,9 @@ class LogitAdjOptions:
     tau: float = option(1.0, "τ in z + τ·log π (1: balanced softmax, 0: cross-entropy)", low=0, example="1")
 
 
+DRW_START = 0.8  # deferred re-weighting starts at 80% of the epochs (Cao et al.: epoch 160 of 200)
+
+
 def default_beta(config: Any) -> float:
     """The class-balanced β for a config's dataset (0.9999 when unknown; see the module docstring).
 
@@ -190,7 +193,7 @@ class LDAMDRW(Method):
             if epochs is None:
                 raise ValueError("drw_epoch=None needs config.epochs to default to 80% of it; pass drw_epoch, "
                                  "e.g. options={'drw_epoch': 160}.")
-            drw_epoch = int(0.8 * epochs)
+            drw_epoch = int(DRW_START * epochs)
         if epochs is not None and drw_epoch >= epochs:
             warnings.warn(f"drw_epoch={drw_epoch} >= epochs={epochs}: re-weighting never switches on (plain LDAM).")
         self.drw_epoch = int(drw_epoch)

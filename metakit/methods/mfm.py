@@ -57,7 +57,7 @@ from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
 from metakit.options import option
 from metakit.methods.losses import class_balanced_weights, log_priors, logit_adjusted_loss
-from metakit.methods.longtail import default_beta
+from metakit.methods.longtail import DRW_START, default_beta
 from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 from metakit.learners.modulation.attach import check_where
 
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 PARAMS = ("gamma+beta", "gamma", "beta")
 META_GRADIENTS = ("exact", "first_order", "off")
-DRW_START = 0.8  # deferred re-weighting from 80% of the epochs, as ldam_drw's default
 
 
 # digits-LT ablation (scripts/mfm_tuning.md, 5 seeds): the defaults give 87.0; blocks+fc 86.9; 5 meta-updates
