@@ -251,8 +251,8 @@ def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job
         if csv_path is not None:
             with csv_lock(csv_path):  # another process may append to the same CSV: re-read it, keep its rows
                 table = read_csv(csv_path, momentum)
-                mine = {_key(r, momentum) for r in table.to_dict("records")}
-                if key not in mine:
+                present = {_key(r, momentum) for r in table.to_dict("records")}
+                if key not in present:
                     new = pd.DataFrame([row])
                     table = pd.concat([table, new], ignore_index=True) if len(table) else new
                 order = columns(momentum) + [c for c in table.columns if c not in columns(momentum)]

@@ -76,8 +76,8 @@ def bound_job(config: Config, fit: str = "meta", where: Any = "fc", steps: int =
     source = load_source(config.dataset, config.data_root, config.data_size, config.data_options)
     dev = next(result.net.parameters()).device
 
-    def batches(x, y, shuffle=False) -> Batches:
-        return Batches(x, y, 1000, dev, source.mean, source.std, shuffle=shuffle)
+    def batches(x, y, size=1000) -> Batches:  # normalised as in training, in a fixed order
+        return Batches(x, y, size, dev, source.mean, source.std, shuffle=False)
 
     if fit == "meta":
         x, y = source.train_x[result.split.meta_idx], source.train_y[result.split.meta_idx]
@@ -86,10 +86,8 @@ def bound_job(config: Config, fit: str = "meta", where: Any = "fc", steps: int =
             raise ValueError(f"fit='val' needs a validation split, and dataset={config.dataset!r} has none; "
                              f"use fit='meta'.")
         x, y = source.val_x, source.val_y
-    (fx, fy), *rest = [(b.x, b.y) for b in batches(x, y)]
-    if rest:  # more than one batch: fit on all of it at once
-        fx, fy = torch.cat([fx, *[b[0] for b in rest]]), torch.cat([fy, *[b[1] for b in rest]])
-    fit_modulation(result.net, fx, fy, where, steps)
+    whole = next(iter(batches(x, y, size=len(y))))  # full batch: the fit sees the whole set at every step
+    fit_modulation(result.net, whole.x, whole.y, where, steps)
     counts = result.method.class_counts
     out = evaluate(result.net, batches(source.test_x, source.test_y), counts)
     val = float("nan")
