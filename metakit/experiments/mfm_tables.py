@@ -53,6 +53,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "meta_per_class_5": ("mfm", {"meta_per_class": 5}),
     "meta_per_class_20": ("mfm", {"meta_per_class": 20}),
     "meta_lr_1e-3": ("mfm", {"meta_lr": 1e-3}),
+    "meta_lr_3e-3": ("mfm", {"meta_lr": 3e-3}),
     "meta_lr_1e-1": ("mfm", {"meta_lr": 1e-1}),
     "meta_mode_train": ("mfm", {"options": {"meta_mode": "train"}}),
     "first_order": ("mfm", {"options": {"meta_gradient": "first_order"}}),

@@ -29,7 +29,7 @@ Reading choices. The paper (Wang et al., arXiv 2008.03428) is known here only by
 - meta-learning deferred to the last 10% of the epochs (``meta_start=0.9``) — rows
   ``meta_start_0``, ``meta_start_0.5``;
 - the meta forward with running BatchNorm statistics (``meta_mode="eval"``) — row ``meta_mode_train``;
-- meta-Adam at 1e-2 — rows ``meta_lr_1e-3``, ``meta_lr_1e-1``; 10 meta images a class (the
+- meta-Adam at 1e-2 — rows ``meta_lr_1e-3``, ``meta_lr_3e-3``, ``meta_lr_1e-1``; 10 meta images a class (the
   protocol's) — rows ``meta_per_class_5``, ``meta_per_class_20``;
 - plain cross-entropy for the real step: ``logit_adj`` and ``drw`` make combinations, reported
   as their own rows (``plus_logit_adj``, ``plus_drw``), never as MFM.
