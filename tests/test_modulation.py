@@ -20,7 +20,7 @@ def _x(name="digits_cnn", b=4):
 
 @pytest.mark.parametrize("model,where", [("digits_cnn", "blocks+fc"), ("digits_cnn", "fc"), ("mlp", "blocks"),
                                          ("resnet32", "blocks+fc"), ("resnet32", "stages")])
-@pytest.mark.parametrize("kind", ["film", "net"])
+@pytest.mark.parametrize("kind", ["film", "net", "shared"])
 @pytest.mark.parametrize("train", [True, False])
 def test_identity_at_init_bit_exact(model, where, kind, train):
     net, x = _net(model), _x(model)

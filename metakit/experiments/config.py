@@ -21,7 +21,7 @@ from metakit.data.noise import NOISE_KINDS
 from metakit.data.sources import DATA_SIZES, DATASETS
 from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
-from metakit.models import MODELS, SIGNAL_MODELS
+from metakit.models import MODELS, SIGNAL_MODELS, WIDTH_MODELS
 from metakit.options import option
 from metakit.options import parse as parse_options
 from metakit.options import validate as check_options
@@ -89,6 +89,8 @@ class Config:
                                                "dataset protocol's (MNIST-1D 5000) or all the meta set leaves",
                                          low=1, nullable=True, example="5000")
     model: str | None = option(None, "classifier; None: the dataset's default", choices=(None, *MODELS))
+    width: int | None = option(None, f"the classifier's width (first-stage channels; hidden units of the MLP), for "
+                                     f"{WIDTH_MODELS}; None: the model's own", low=1, nullable=True, example="64")
     epochs: int | None = option(None, "passes over the training set; None: the profile's", low=1, nullable=True,
                                 example="60")
     batch_size: int | None = option(None, "training images per step; None: the profile's", low=1, nullable=True,
@@ -197,6 +199,9 @@ def check_data(config: Config) -> None:
         fits = [m for m in MODELS if m == "mlp" or (m in SIGNAL_MODELS) == signals]
         raise ValueError(f"model={config.model!r} takes {kind} but dataset={config.dataset!r} has "
                          f"{'signals' if signals else 'images'}; use one of {fits}.")
+    if config.width is not None and config.model is not None and config.model not in WIDTH_MODELS:
+        raise ValueError(f"width={config.width} but model={config.model!r} has a fixed width; use width with one of "
+                         f"{WIDTH_MODELS}, or leave it out.")
     if config.data_options:
         if not signals:
             raise ValueError(f"data_options={config.data_options!r} but dataset={config.dataset!r} is not generated; "

@@ -71,11 +71,12 @@ class GridRun:
     method: str | None = None         # the row's method name; None: config.method (schedule arms: sched_<name>)
     variant: str = ""                 # empty: the method at its defaults; otherwise what differs
     tags: dict = dataclasses.field(default_factory=dict)  # extra columns, e.g. {"profile": "smoke"}
+    setting: str | None = None        # the row's setting; None: `setting_of` the config (transfer: transfer_if50)
 
     def labels(self, momentum: bool = False) -> dict[str, Any]:
         """The row's label columns (``momentum`` too when schedules are compared)."""
         c = self.config.resolve()
-        out = dict(dataset=c.dataset, setting=setting_of(c), method=self.method or c.method,
+        out = dict(dataset=c.dataset, setting=self.setting or setting_of(c), method=self.method or c.method,
                    variant=self.variant, seed=int(c.seed))
         return out | ({"momentum": float(c.momentum)} if momentum else {})
 

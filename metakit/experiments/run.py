@@ -116,7 +116,7 @@ def build(config: Config) -> Parts:
     seed_everything(config.seed)
     method = get_method(config.method)(num_classes=source.num_classes, class_counts=split.class_counts,
                                        config=config, **config.options)
-    net = build_model(config.model, source.num_classes, tuple(source.train_x.shape[1:]))
+    net = build_model(config.model, source.num_classes, tuple(source.train_x.shape[1:]), config.width)
     net = method.prepare(net).to(dev)
     if dev.type == "cuda" and config.amp:
         net = net.to(memory_format=torch.channels_last)

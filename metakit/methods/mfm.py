@@ -12,7 +12,7 @@ steps, φ at its start value, before meta-learning begins), ``meta_steps`` (meta
 iteration), ``meta_mode`` (the net's mode in the meta forward, see `metakit.meta.MetaStep`),
 ``params`` (γ and β, or one of them), ``meta_gradient`` (exact, first_order, off), ``drw``
 (class-balanced re-weighting of the real step from 80% of the epochs), and
-for ``mfm_net`` also ``hidden``, ``modulator``, ``freeze``. The meta learning rate is
+for ``mfm_net`` also ``hidden``, ``shared``, ``modulator``, ``freeze``. The meta learning rate is
 ``Config.meta_lr`` (Adam; the recipe sets 1e-2 for mfm, 1e-3 for mfm_net).
 
 Reading choices. The paper (Wang et al., arXiv 2008.03428) is known here only by its abstract
@@ -97,6 +97,8 @@ class MFMNetOptions(MFMOptions):
     """Options of ``method="mfm_net"`` (a modulator network); those of `MFMOptions` and three more."""
 
     hidden: int = option(32, "the modulator network's width", low=1, example="32")
+    shared: bool = option(False, "one small MLP shared by every channel (reads each channel's mean and std and the "
+                                 "layer's averages): the same weights fit any backbone width", kind=bool)
     modulator: str | None = option(None, "a saved modulator file to start from (transfer)", kind=object,
                                    nullable=True)
     freeze: bool = option(False, "keep the loaded modulator frozen (plain steps, no meta set)", kind=bool)
@@ -132,7 +134,7 @@ class MFM(Method):
         self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
             o.meta_mode
         self.params, self.meta_gradient, self.drw = o.params, o.meta_gradient, o.drw
-        if self.kind == "net" and self.params != "gamma+beta":
+        if self.kind != "film" and self.params != "gamma+beta":
             raise ValueError(f"params={self.params!r} applies to method='mfm' (per-channel γ, β); a modulator network "
                              f"produces both: leave params out for method={self.name!r}.")
         self.uses_meta_set = self.meta_gradient != "off"  # off: φ follows the training loss, no meta batches
@@ -192,10 +194,12 @@ class MFM(Method):
         return min(int(self.meta_start * epochs), epochs - 1)
 
     def start_epoch(self, epoch: int, trainer: "Trainer") -> None:
-        """Switch meta-learning on at `first_meta_epoch` (before it: plain steps, φ unchanged)."""
+        """Switch meta-learning on at `first_meta_epoch` (before it: plain steps, φ unchanged and
+        switched off, so a loaded modulator acts from there on, as a learned one would)."""
         epochs = getattr(self.config, "epochs", None)
         self.meta_on = epochs is None or epoch >= self.first_meta_epoch(epochs)
         self.drw_on = self.drw and epochs is not None and epoch >= int(DRW_START * epochs)
+        self.modulation.enabled = self.meta_on   # a fresh φ is the identity until then; a loaded one waits too
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """Before `first_meta_epoch` a plain step; then ``meta_steps`` meta-updates of φ on
@@ -242,6 +246,8 @@ class MFM(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.meta_on = bool(state["meta_on"])
+        if self.modulation is not None:
+            self.modulation.enabled = self.meta_on
         self.drw_on = bool(state.get("drw_on", False))  # checkpoints from before the drw option have none
 
 
@@ -250,8 +256,11 @@ class MFMNet(MFM):
     """Meta Feature Modulator, mode 2: a modulator network maps channel statistics to per-sample γ, β.
 
     Options ``modulator`` (a saved file) and ``freeze`` transfer a learned modulator to a fresh
-    classifier: frozen, it is a fixed part of the forward pass and training takes plain steps
-    (the meta set is not used, so ``uses_meta_set`` is False); fine-tuned, meta-steps continue.
+    classifier. It acts from ``meta_start`` on, where a fresh modulator would start learning, so
+    the transferred one takes the learned one's place: frozen, it is then a fixed part of the
+    forward pass and training takes plain steps (the meta set is not used, so ``uses_meta_set``
+    is False); fine-tuned, meta-steps start from it. ``shared=True`` learns a width-free
+    modulator (`metakit.learners.modulation.SharedModulatorNet`) that loads into nets of other widths.
 
     Example:
         >>> MFMNet(10, [100] * 10, hidden=16).hidden
@@ -273,6 +282,7 @@ class MFMNet(MFM):
         where_given = "where" in options
         super().__init__(num_classes, class_counts, config, **options)
         self.hidden, self.modulator, self.freeze = self.options.hidden, self.options.modulator, self.options.freeze
+        self.kind = "shared" if self.options.shared else "net"
         modulator = self.modulator
         if modulator is None:
             if self.freeze:
@@ -288,7 +298,7 @@ class MFMNet(MFM):
         if where_given and self.where != meta["where"] and list(self.where) != meta["where"]:
             raise ValueError(f"where={self.where!r} differs from the loaded modulator's where={meta['where']}; "
                              f"leave where out when loading a modulator.")
-        self.where, self.hidden = meta["where"], meta["hidden"]
+        self.where, self.hidden, self.kind = meta["where"], meta["hidden"], meta["kind"]
         self.uses_meta_set = not self.freeze  # frozen: plain steps, no meta batches drawn
 
     def prepare(self, net: nn.Module) -> nn.Module:

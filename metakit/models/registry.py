@@ -14,9 +14,11 @@ from metakit.models.nets1d import CNN1D, ResNet1D
 
 MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d")
 SIGNAL_MODELS = ("resnet1d", "cnn1d")  # take (C, L) signals; the MLP takes any shape, the rest images
+WIDTH_MODELS = ("resnet1d", "cnn1d", "mlp")  # take a width: first-stage channels (32), the MLP's hidden units (128)
 
 
-def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32)) -> NamedStages:
+def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),
+                width: int | None = None) -> NamedStages:
     """Build a classifier by name.
 
     Args:
@@ -24,6 +26,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
             the rest (C, H, W) images.
         num_classes: output classes.
         input_shape: one input without the batch axis: (1, 8, 8) for digits, (1, 40) for MNIST-1D.
+        width: the first stage's channels (``resnet1d``, ``cnn1d``; default 32) or the MLP's hidden
+            units (default 128); the models of fixed width refuse it. None: the model's own.
 
     Example:
         >>> net = build_model("resnet32", 10)
@@ -32,9 +36,17 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
         >>> import torch
         >>> build_model("resnet1d", 10, (1, 40))(torch.zeros(2, 1, 40)).shape
         torch.Size([2, 10])
+        >>> build_model("resnet1d", 10, (1, 40), width=16).fc.in_features
+        64
     """
     channels = input_shape[0]
     one_d = {"resnet1d": ResNet1D, "cnn1d": CNN1D}
+    if width is not None and name not in WIDTH_MODELS:
+        raise ValueError(f"width={width} but model={name!r} has a fixed width; use one of {WIDTH_MODELS} or "
+                         f"width=None.")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
+        raise ValueError(f"width={width!r} must be a positive int, e.g. 64.")
+    sized = {} if width is None else {"hidden" if name == "mlp" else "width": width}
     if name != "mlp" and name in MODELS:
         dims = 1 if name in SIGNAL_MODELS else 2
         if len(input_shape) != dims + 1:
@@ -50,9 +62,9 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
     if name == "digits_cnn":
         return DigitsCNN(num_classes, channels)
     if name == "mlp":
-        return MLP(num_classes, math.prod(input_shape))
+        return MLP(num_classes, math.prod(input_shape), **sized)
     if name in one_d:
-        return one_d[name](num_classes, channels)
+        return one_d[name](num_classes, channels, **sized)
     raise ValueError(f"model={name!r} is unknown; use one of {MODELS}.")
 
 

@@ -53,4 +53,5 @@ def build_net(config: Config, source: Source) -> NamedStages:
         >>> type(build_net(config, source_of(config))).__name__
         'MLP'
     """
-    return build_model(config.resolve().model, source.num_classes, input_shape(source))
+    resolved = config.resolve()
+    return build_model(resolved.model, source.num_classes, input_shape(source), resolved.width)

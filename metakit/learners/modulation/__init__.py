@@ -23,9 +23,12 @@ The paper's full text is not at hand; this is the reading implemented here:
 - **Mode 2, ``method="mfm_net"``.** A small modulator network per modulated layer maps the
   layer's per-sample channel statistics (means and stds over H×W, (B, 2C)) to per-sample
   (γ, β); its weights are φ, meta-learned as in mode 1. Its last layer starts at zero, so it
-  starts at the identity. Once learned it is saved (weights + metadata) and **transferred**:
-  a fresh classifier of the same architecture trains on another long-tailed set with the
-  modulator frozen (plain steps, no meta set needed) or fine-tuned (meta-steps continue).
+  starts at the identity. With ``shared=True`` one small MLP serves every channel (each reads
+  its own mean and std and the layer's averages), so the weights fit any width. Once learned it
+  is saved (weights + metadata) and **transferred**: a fresh classifier of the same model (a
+  shared modulator: of any width) trains on another long-tailed set with the modulator frozen
+  (plain steps, no meta set needed) or fine-tuned (meta-steps continue). A loaded modulator acts
+  from ``meta_start`` on, where a fresh one would start learning (identity before).
 - **With logit adjustment** (``options={"logit_adj": True}``): the training loss becomes
   cross-entropy of ``logits + log π`` (π the training class prior, Menon et al. 2021), while
   the meta loss stays plain cross-entropy on the balanced meta set.
@@ -43,9 +46,9 @@ Example:
 """
 from metakit.learners.modulation.attach import (WHERE, Modulation, attach, detach, infer_channels, modulation_of,
                                        resolve_where, scale_shift_table)
-from metakit.learners.modulation.layers import FeatureModulation, ModulatorNet, feature_stats
+from metakit.learners.modulation.layers import FeatureModulation, ModulatorNet, SharedModulatorNet, feature_stats
 from metakit.learners.modulation.store import load_modulator, read_metadata, save_modulator
 
-__all__ = ["WHERE", "FeatureModulation", "Modulation", "ModulatorNet", "attach", "detach", "feature_stats",
+__all__ = ["WHERE", "FeatureModulation", "Modulation", "ModulatorNet", "SharedModulatorNet", "attach", "detach", "feature_stats",
            "infer_channels", "load_modulator", "modulation_of", "read_metadata", "resolve_where",
            "save_modulator", "scale_shift_table"]

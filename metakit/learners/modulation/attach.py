@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from metakit.meta import MetaLearner
-from metakit.learners.modulation.layers import KINDS
+from metakit.learners.modulation.layers import KINDS, NETWORK_KINDS
 from metakit.options import require
 
 WHERE = ("blocks", "stages", "blocks+fc", "stages+fc", "fc")
@@ -104,8 +104,9 @@ class Modulation(MetaLearner):
     Args:
         names: modulated module names (as `resolve_where` returns them).
         channels: C of each of them.
-        kind: "film" (learned γ, β per channel) or "net" (a `ModulatorNet` per layer).
-        hidden: hidden width of the modulator networks (kind "net" only).
+        kind: "film" (learned γ, β per channel), "net" (a `ModulatorNet` per layer) or "shared"
+            (a `SharedModulatorNet` per layer: the same weights fit any width).
+        hidden: hidden width of the modulator networks (kinds "net" and "shared").
 
     Example:
         >>> mod = Modulation(["block1"], [4])
@@ -119,24 +120,25 @@ class Modulation(MetaLearner):
         super().__init__()
         require("kind", kind, object, choices=sorted(KINDS))
         self.names, self.channels, self.kind, self.hidden = list(names), [int(c) for c in channels], kind, int(hidden)
-        make = (lambda c: KINDS[kind](c, hidden)) if kind == "net" else KINDS[kind]
+        make = (lambda c: KINDS[kind](c, hidden)) if kind in NETWORK_KINDS else KINDS[kind]
         self.layers = nn.ModuleDict({layer_key(n): make(c) for n, c in zip(self.names, self.channels)})
         self.handles: list = []
+        self.enabled = True  # False: the hooks pass features through unchanged (the net computes as without φ)
 
     def layer(self, name: str) -> nn.Module:
         """The modulation layer of module ``name``."""
         return self.layers[layer_key(name)]
 
 
-def _output_hook(layer: nn.Module):
+def _output_hook(layer: nn.Module, modulation: Modulation):
     def hook(module, inputs, output):
-        return layer(output)
+        return layer(output) if modulation.enabled else None   # None: the output is kept
     return hook
 
 
-def _input_hook(layer: nn.Module):
+def _input_hook(layer: nn.Module, modulation: Modulation):
     def hook(module, inputs):
-        return (layer(inputs[0]), *inputs[1:])
+        return (layer(inputs[0]), *inputs[1:]) if modulation.enabled else None
     return hook
 
 
@@ -148,8 +150,9 @@ def attach(net: nn.Module, where: str | Sequence[str] = "blocks", *, kind: str =
         net: a classifier with ``block_names`` / ``stage_names`` and a linear head ``fc``.
         where: "blocks" (after every residual/conv block), "stages", "blocks+fc" / "stages+fc"
             (also the pooled feature entering fc), "fc", or a list of module names.
-        kind: "film" for mode 1 (γ, β per channel), "net" for mode 2 (a modulator network).
-        hidden: the modulator networks' hidden width (kind "net").
+        kind: "film" for mode 1 (γ, β per channel), "net" or "shared" for mode 2 (a modulator
+            network; "shared" fits any width).
+        hidden: the modulator networks' hidden width (kinds "net" and "shared").
         modulation: attach this existing `Modulation` (e.g. loaded from a file) instead of a
             new one; its names must exist in ``net`` with the same channel counts.
 
@@ -177,9 +180,9 @@ def attach(net: nn.Module, where: str | Sequence[str] = "blocks", *, kind: str =
     for name in names:
         layer = modulation.layer(name)
         if name == FC:
-            modulation.handles.append(net.fc.register_forward_pre_hook(_input_hook(layer)))
+            modulation.handles.append(net.fc.register_forward_pre_hook(_input_hook(layer, modulation)))
         else:
-            modulation.handles.append(net.get_submodule(name).register_forward_hook(_output_hook(layer)))
+            modulation.handles.append(net.get_submodule(name).register_forward_hook(_output_hook(layer, modulation)))
     net.modulation = modulation
     return modulation
 
@@ -226,7 +229,7 @@ def scale_shift_table(modulation: Modulation, net: nn.Module | None = None, x: t
     import pandas as pd
 
     inputs: dict[str, torch.Tensor] = {}
-    if modulation.kind == "net":
+    if modulation.kind in NETWORK_KINDS:
         if net is None or x is None:
             raise ValueError("scale_shift_table of a modulator network needs net= and x= (a batch of images).")
         grab = [(modulation.layer(n).register_forward_pre_hook(lambda m, i, n=n: inputs.__setitem__(n, i[0])))

@@ -103,4 +103,48 @@ class ModulatorNet(nn.Module):
         return h * _broadcast(gamma, h) + _broadcast(beta, h)                   # (B, C, ...)
 
 
-KINDS = {"film": FeatureModulation, "net": ModulatorNet}
+class SharedModulatorNet(nn.Module):
+    """A per-sample modulator whose one small MLP is shared by every channel: it does not depend on C.
+
+    Channel c of a sample reads (mean_c, std_c, the layer's mean of the means, its mean of the
+    stds) and the MLP maps those 4 numbers to (γ_c − 1, β_c). The weights have no channel axis,
+    so a modulator learned on one width modulates a net of another width (transfer across
+    backbones); `ModulatorNet` sees all 2C statistics at once and cannot. Its last linear layer
+    starts at zero: γ = 1, β = 0 exactly at init.
+
+    Args:
+        channels: C of the modulated feature (checked on each call; the weights do not use it).
+        hidden: width of the shared MLP's hidden layer.
+
+    Example:
+        >>> mod = SharedModulatorNet(3, hidden=8)
+        >>> h = torch.randn(2, 3, 4)
+        >>> torch.equal(mod(h), h), sum(p.numel() for p in mod.parameters()) == (4 * 8 + 8) + (8 * 2 + 2)
+        (True, True)
+    """
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.channels, self.hidden = int(channels), int(hidden)
+        self.mlp = nn.Sequential(nn.Linear(4, self.hidden), nn.ReLU(), nn.Linear(self.hidden, 2))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def scale_shift(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """γ and β for each sample of ``h``, each (B, C)."""
+        _check_channels(h, self.channels, "SharedModulatorNet")
+        mean, std = feature_stats(h).chunk(2, dim=1)                            # (B, C) each
+        context = torch.stack([mean.mean(1), std.mean(1)], dim=1)               # (B, 2)
+        per_channel = torch.cat([torch.stack([mean, std], dim=2),
+                                 context.unsqueeze(1).expand(-1, mean.shape[1], -1)], dim=2)   # (B, C, 4)
+        delta_gamma, beta = self.mlp(per_channel).unbind(2)                     # (B, C), (B, C)
+        return 1 + delta_gamma, beta
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.scale_shift(h)
+        return h * _broadcast(gamma, h) + _broadcast(beta, h)                   # (B, C, ...)
+
+
+KINDS = {"film": FeatureModulation, "net": ModulatorNet, "shared": SharedModulatorNet}
+NETWORK_KINDS = ("net", "shared")  # the kinds that take a hidden width (modulator networks)
+WIDTH_FREE_KINDS = ("shared",)     # the kinds whose weights fit any channel count

@@ -2,8 +2,9 @@
 
 The file is the learner format of `metakit.learners.store` (kind "modulation"; constructor
 arguments ``names``, ``channels``, ``kind``, ``hidden``; metadata ``model``), read back with
-``torch.load(weights_only=True)``. Loading refuses a classifier of another model or with other
-channel counts, with a clear error, before touching the net.
+``torch.load(weights_only=True)``. Loading refuses a classifier of another model, or with other
+channel counts unless the modulator is width-free (kind "shared"), with a clear error, before
+touching the net.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from metakit.learners.modulation.attach import Modulation, attach, infer_channels, resolve_where
+from metakit.learners.modulation.layers import WIDTH_FREE_KINDS
 from metakit.learners.store import load_learner, read_header, register_kind, save_learner
 
 register_kind("modulation", Modulation, lambda m: {"names": list(m.names), "channels": list(m.channels),
@@ -74,7 +76,8 @@ def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None
             the channel check still runs).
 
     Returns:
-        The attached `Modulation` holding the saved weights (trainable; freeze it at will).
+        The attached `Modulation` holding the saved weights (trainable; freeze it at will). A
+        modulator of kind "shared" also fits a net whose modulated layers have other widths.
 
     Example:
         >>> import tempfile
@@ -95,8 +98,13 @@ def load_modulator(path: str | Path, net: nn.Module, *, model: str | None = None
         raise ValueError(f"modulator={str(path)!r} modulates {meta['where']} which this "
                          f"{type(net).__name__} does not have ({err}).") from None
     channels = [infer_channels(net, n) for n in names]
-    if channels != meta["channels"]:
+    if channels != meta["channels"] and meta["kind"] in WIDTH_FREE_KINDS:   # the same weights at the new widths
+        rebuilt = Modulation(meta["where"], channels, meta["kind"], meta["hidden"])
+        rebuilt.load_state_dict(saved.state_dict())
+        saved = rebuilt
+    elif channels != meta["channels"]:
         raise ValueError(f"modulator={str(path)!r} expects channels {meta['channels']} at {names} but this "
-                         f"{type(net).__name__} has {channels}; use the same architecture it was learned on.")
+                         f"{type(net).__name__} has {channels}; use the same architecture it was learned on "
+                         f"(or learn a width-free one: method='mfm_net' with shared=True).")
     device = next(net.parameters()).device
     return attach(net, meta["where"], modulation=saved.to(device))
