@@ -196,3 +196,18 @@ def test_defaults_are_chosen_on_validation_over_if10_and_if100_never_on_test_or_
     ranked = choose_defaults(pd.DataFrame(rows))
     assert ranked["variant"].tolist()[0] == "val_wins" and ranked["settings"].eq(4).all()
     assert ranked.set_index("variant").loc["val_wins", "val_delta"] == pytest.approx(2.5)
+
+
+def test_defaults_skip_combinations_and_variants_missing_from_a_selection_setting():
+    """'partial' wins where it ran but skipped MNIST-1D IF 10, 'plus_drw' wins everywhere: neither is a candidate,
+    and the settings the others cover are all three, not just the two 'partial' also ran in."""
+    rows = []
+    for dataset, setting in (("digits", "lt_if10"), ("mnist1d", "lt_if10"), ("mnist1d", "lt_if100")):
+        offsets = {"": 1.0, "plain": 2.0, "plus_drw": 9.0} | ({} if setting == "lt_if10" and dataset == "mnist1d"
+                                                              else {"partial": 8.0})
+        rows.append(dict(dataset=dataset, setting=setting, method="ce", variant="", seed=0, val_acc=50.0,
+                         test_acc=50.0))
+        rows += [dict(dataset=dataset, setting=setting, method="mfm", variant=v, seed=0, val_acc=50.0 + d,
+                      test_acc=50.0) for v, d in offsets.items()]
+    ranked = choose_defaults(pd.DataFrame(rows))
+    assert ranked["variant"].tolist() == ["plain", ""] and ranked["settings"].eq(3).all()

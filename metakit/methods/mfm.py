@@ -199,7 +199,8 @@ class MFM(Method):
         epochs = getattr(self.config, "epochs", None)
         self.meta_on = epochs is None or epoch >= self.first_meta_epoch(epochs)
         self.drw_on = self.drw and epochs is not None and epoch >= int(DRW_START * epochs)
-        self.modulation.enabled = self.meta_on   # a fresh φ is the identity until then; a loaded one waits too
+        if self.modulation is not None:   # a fresh φ is the identity until then; a loaded one waits too
+            self.modulation.enabled = self.meta_on
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         """Before `first_meta_epoch` a plain step; then ``meta_steps`` meta-updates of φ on
