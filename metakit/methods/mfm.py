@@ -94,7 +94,7 @@ class MFMOptions:
 
 @dataclass(frozen=True)
 class MFMNetOptions(MFMOptions):
-    """Options of ``method="mfm_net"`` (a modulator network); those of `MFMOptions` and three more."""
+    """Options of ``method="mfm_net"`` (a modulator network); those of `MFMOptions` and four more."""
 
     hidden: int = option(32, "the modulator network's width", low=1, example="32")
     shared: bool = option(False, "one small MLP shared by every channel (reads each channel's mean and std and the "
