@@ -22,6 +22,7 @@ from metakit.experiments.grid import read_csv
 from metakit.experiments.tables import long_tail_grid, read_rows, write_table
 from metakit.experiments.mfm_tables import mfm_ablation
 from metakit.experiments.mfm_tables import write_table as write_mfm_table
+from metakit.experiments.mfm_transfer import METHODS, TARGETS, mfm_transfer
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -114,7 +115,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def add_table_parser(commands) -> None:
     """``table long-tail`` / ``table noise``: run a table's grid (resumable), write CSV + Markdown."""
     table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
-    table.add_argument("kind", choices=["long-tail", "noise", "mfm-ablation"], help="which table")
+    table.add_argument("kind", choices=["long-tail", "noise", "mfm-ablation", "mfm-transfer"], help="which table")
     table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
     table.add_argument("--datasets", nargs="+", default=None,
                        help="default: digits (smoke, laptop), cifar10 cifar100 (paper); noise: mnist1d")
@@ -126,6 +127,8 @@ def add_table_parser(commands) -> None:
                             "ce mwnet sched_fixed sched_multistep sched_cosine sched_sgdr sched_mlrsnet")
     table.add_argument("--variants", nargs="+", default=None,
                        help="mfm-ablation: rows of metakit.experiments.mfm_tables.VARIANTS (default: all)")
+    table.add_argument("--targets", nargs="+", default=None,
+                       help=f"mfm-transfer: where the IF 100 modulator goes, of {list(TARGETS)} (default: all)")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
     table.add_argument("--out", default="runs/tables", help="folder for <kind>_<profile>.csv and .md")
     add_engine_flags(table)
@@ -142,7 +145,15 @@ def table_main(args) -> int:
     title = f"{args.kind} table, profile {profile}"
     if args.variants is not None and args.kind != "mfm-ablation":
         raise ValueError(f"--variants={args.variants} applies to table mfm-ablation only; leave it out.")
-    if args.kind == "noise":
+    if args.targets is not None and args.kind != "mfm-transfer":
+        raise ValueError(f"--targets={args.targets} applies to table mfm-transfer only; leave it out.")
+    if args.kind == "mfm-transfer":
+        if args.imbalances is not None or args.datasets is not None:
+            raise ValueError("--imbalances and --datasets do not apply to table mfm-transfer (MNIST-1D, its "
+                             "settings are --targets); leave them out.")
+        mfm_transfer(args.targets or list(TARGETS), args.seeds, profile, args.methods or METHODS, args.out, **engine)
+        text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
+    elif args.kind == "noise":
         if args.imbalances is not None:
             raise ValueError(f"--imbalances={args.imbalances} does not apply to the noise table (balanced, noisy "
                              f"labels); leave it out.")
