@@ -22,7 +22,7 @@ from metakit.experiments.grid import read_csv
 from metakit.experiments.tables import long_tail_grid, read_rows, write_table
 from metakit.experiments.mfm_tables import mfm_ablation
 from metakit.experiments.mfm_tables import write_table as write_mfm_table
-from metakit.experiments.mfm_transfer import METHODS, TARGETS, mfm_transfer
+from metakit.experiments.mfm_transfer import METHODS as TRANSFER_METHODS, TARGETS, mfm_transfer
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -151,7 +151,8 @@ def table_main(args) -> int:
         if args.imbalances is not None or args.datasets is not None:
             raise ValueError("--imbalances and --datasets do not apply to table mfm-transfer (MNIST-1D, its "
                              "settings are --targets); leave them out.")
-        mfm_transfer(args.targets or list(TARGETS), args.seeds, profile, args.methods or METHODS, args.out, **engine)
+        mfm_transfer(args.targets or list(TARGETS), args.seeds, profile, args.methods or TRANSFER_METHODS, args.out,
+                     **engine)
         text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
     elif args.kind == "noise":
         if args.imbalances is not None:
