@@ -183,7 +183,7 @@ def test_mfm_net_transfer_frozen_and_fine_tuned(tmp_path):
 
 def test_paper_profile_resolves_and_resnet32_meta_step_runs():
     config = Config(method="mfm", dataset="cifar10", imbalance=100, profile="paper").resolve()
-    assert (config.model, config.meta_lr, config.meta_per_class) == ("resnet32", 1e-2, 10)
+    assert (config.model, config.meta_lr, config.meta_per_class) == ("resnet32", 1e-3, 10)
     assert Config(method="mfm_net", dataset="cifar100", profile="paper").resolve().meta_lr == 1e-3
     from metakit.models import build_model
     torch.manual_seed(0)

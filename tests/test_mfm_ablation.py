@@ -100,7 +100,8 @@ def test_meta_gradient_off_steps_phi_by_adam_on_the_training_loss_and_theta_by_s
     loss = F.cross_entropy(net(x), y)
     g_phi = torch.autograd.grad(loss, phi, retain_graph=True)
     g_theta = torch.autograd.grad(loss, theta)
-    want_phi = [p.detach() - 1e-2 * g / (g.abs() + 1e-8) for p, g in zip(phi, g_phi)]  # Adam's first step
+    lr = MFM.recipe("laptop")["meta_lr"]                 # no Config: the recipe's meta-LR
+    want_phi = [p.detach() - lr * g / (g.abs() + 1e-8) for p, g in zip(phi, g_phi)]  # Adam's first step
     want_theta = [p.detach() - 0.1 * g for p, g in zip(theta, g_theta)]
     method.start_epoch(0, trainer)
     method.train_step(trainer, SimpleNamespace(x=x, y=y), None)
