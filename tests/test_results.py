@@ -61,3 +61,12 @@ def test_rerun_line_says_equal_different_or_not_comparable():
     assert rerun_line(row, 61.3, "laptop").endswith("exactly equal")
     assert "differ by +0.1000 points" in rerun_line(row, 61.4, "laptop") and "abc1234" in rerun_line(row, 61.4, "laptop")
     assert "the profiles differ" in rerun_line(row, 61.3, "smoke")
+
+
+def test_the_transfer_tables_command_has_no_datasets_flag_and_parses():
+    from metakit.cli import build_parser
+    command = make_command("results/mfm", "mfm-transfer")
+    assert "--datasets" not in command and "--targets if50 variant if10 width" in command
+    args = build_parser().parse_args(command.split()[3:])
+    assert (args.kind, args.targets, args.methods) == ("mfm-transfer", ["if50", "variant", "if10", "width"],
+                                                       ["ce", "mfm", "mfm_frozen", "mfm_init"])

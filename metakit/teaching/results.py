@@ -25,10 +25,12 @@ import pandas as pd
 
 from metakit.options import require
 
-KINDS = ("long-tail", "noise", "mfm-ablation")
+KINDS = ("long-tail", "noise", "mfm-ablation", "mfm-transfer")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the arguments each committed table is made with, beyond profile, dataset and out
-ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": "", "mfm-ablation": "--imbalances 100"}
+ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": "", "mfm-ablation": "--imbalances 100",
+             "mfm-transfer": "--targets if50 variant if10 width --methods ce mfm mfm_frozen mfm_init"}
+ONE_DATASET = {"mfm-transfer"}  # tables of one fixed dataset: no --datasets
 
 
 def csv_path(folder: str | Path, kind: str, profile: str = "laptop") -> Path:
@@ -52,7 +54,8 @@ def make_command(folder: str | Path, kind: str, profile: str = "laptop", dataset
     require("kind", kind, object, choices=KINDS)
     out = Path(os.path.abspath(folder))
     out = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
-    words = ["python -m metakit table", kind, "--profile", profile, "--datasets", dataset, ARGUMENTS[kind],
+    datasets = [] if kind in ONE_DATASET else ["--datasets", dataset]
+    words = ["python -m metakit table", kind, "--profile", profile, *datasets, ARGUMENTS[kind],
              "--out", out.as_posix()]
     return " ".join(w for w in words if w)
 
