@@ -23,6 +23,8 @@ from metakit.experiments.tables import long_tail_grid, read_rows, write_table
 from metakit.experiments.mfm_tables import mfm_ablation
 from metakit.experiments.mfm_tables import write_table as write_mfm_table
 from metakit.experiments.mfm_transfer import METHODS as TRANSFER_METHODS, TARGETS, mfm_transfer
+from metakit.experiments.schedule_transfer import MOMENTA, SOURCES, schedule_transfer
+from metakit.experiments.schedule_transfer_report import write_table as write_transfer_table
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -57,13 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     add_table_parser(commands)
     table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
-    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop)")
+    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop) | transfer "
+                                    "(a frozen MLR-SNet carried to other runs: digits, MNIST-1D)")
     table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
     table.add_argument("--seeds", type=int, nargs="+", default=[0])
     table.add_argument("--entries", nargs="+", default=None, help="subset of metakit.experiments.schedule_tables.ENTRIES")
     table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
     table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
     table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    table.add_argument("--source", default=None, choices=SOURCES, help="transfer: the dataset the schedule learns on")
+    table.add_argument("--momentum", type=float, default=None, help=f"transfer: one of {list(MOMENTA)} (default 0)")
+    table.add_argument("--variations", nargs="+", default=None,
+                       help="transfer: subset of metakit.experiments.schedule_transfer.variations and lm")
     add_engine_flags(table)
     return parser
 
@@ -178,6 +185,27 @@ def table_main(args) -> int:
     return 0
 
 
+def schedule_transfer_main(args: argparse.Namespace) -> int:
+    """``python -m metakit schedule-table transfer --source digits --momentum 0 --seeds 0 1 2 3 4 --out <csv>``."""
+    if args.source is None:
+        raise ValueError(f"schedule-table transfer needs --source, one of {list(SOURCES)}, e.g. --source digits.")
+    if args.data_root is not None:
+        raise ValueError("--data-root does not apply to schedule-table transfer (digits and MNIST-1D); leave it out.")
+    profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
+    out = Path(args.out)
+    if out.suffix != ".csv":
+        raise ValueError(f"--out={args.out!r} must be a CSV path, e.g. results/{args.source}/schedule_transfer_{profile}.csv.")
+    overrides = {"epochs": args.epochs} if args.epochs is not None else None
+    schedule_transfer(args.source, 0.0 if args.momentum is None else args.momentum, args.variations, args.seeds,
+                             profile, args.entries, out, overrides, log=lambda line: print(line, flush=True),
+                             executor=make_executor(args.workers, args.dask, args.slurm))
+    title = f"Schedule transfer from {args.source}, profile {profile}"
+    # the markdown summarises the whole CSV: both momentum blocks, every chunk so far
+    print(write_transfer_table(read_csv(out, momentum=True), out.with_suffix(".md"), title, command_line(vars(args))))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
 def parse_options(pairs: list[str], flag: str = "--option") -> dict:
     """``["k=1", "name=\\"x\\""]`` → ``{"k": 1, "name": "x"}`` (values are JSON, else strings).
 
@@ -265,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def schedule_table_main(args: argparse.Namespace) -> int:
     """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
+    transfer_only = {"--source": args.source, "--momentum": args.momentum, "--variations": args.variations}
+    if args.task == "transfer":
+        return schedule_transfer_main(args)
+    given = [flag for flag, value in transfer_only.items() if value is not None]
+    if given:
+        raise ValueError(f"{given[0]} applies to schedule-table transfer only, not task={args.task!r}; leave it out.")
     overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
     write_schedule_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
                          args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),

@@ -72,11 +72,12 @@ class GridRun:
     variant: str = ""                 # empty: the method at its defaults; otherwise what differs
     tags: dict = dataclasses.field(default_factory=dict)  # extra columns, e.g. {"profile": "smoke"}
     setting: str | None = None        # the row's setting; None: `setting_of` the config (transfer: transfer_if50)
+    dataset: str | None = None        # the row's dataset; None: the config's (a language-model row: "text")
 
     def labels(self, momentum: bool = False) -> dict[str, Any]:
         """The row's label columns (``momentum`` too when schedules are compared)."""
         c = self.config.resolve()
-        out = dict(dataset=c.dataset, setting=self.setting or setting_of(c), method=self.method or c.method,
+        out = dict(dataset=self.dataset or c.dataset, setting=self.setting or setting_of(c), method=self.method or c.method,
                    variant=self.variant, seed=int(c.seed))
         return out | ({"momentum": float(c.momentum)} if momentum else {})
 

@@ -1,0 +1,113 @@
+import pandas as pd
+import pytest
+
+from metakit.cli import main
+from metakit.experiments.grid import read_csv
+from metakit.experiments.schedule_tables import frozen_options, table_config
+from metakit.experiments.schedule_transfer import (entries_for, schedule_path, schedule_transfer, target_config,
+                                                   transfer_runs, variations)
+from metakit.experiments.schedule_transfer_report import verdicts
+
+
+@pytest.mark.parametrize("source, other, models", [("digits", "mnist1d", {"mlp", "resnet32"}),
+                                                   ("mnist1d", "digits", {"cnn1d", "mlp"})])
+def test_each_variation_changes_one_thing_by_its_stated_factor(source, other, models):
+    base = table_config("cifar10", "fixed", "laptop", dataset=source).resolve()
+    table = variations(source, "laptop")
+    resolved = {name: target_config(source, 0.0, fields, "cosine", 0, "laptop", "s.pt").resolve()
+                for name, fields in table.items()}
+    assert resolved["same"] == target_config(source, 0.0, {}, "cosine", 0, "laptop", "s.pt").resolve()
+    assert resolved["batch_x0.5"].batch_size * 2 == resolved["batch_x2"].batch_size // 2 == base.batch_size
+    assert resolved["epochs_x0.5"].epochs * 2 == resolved["epochs_x2"].epochs // 2 == base.epochs
+    assert {c.model for n, c in resolved.items() if n.startswith("arch_")} == models
+    assert base.model not in models
+    moved = resolved["dataset"]
+    assert moved.dataset == other and moved.model == table_config("cifar10", "fixed", "laptop", dataset=other).resolve().model
+    assert (resolved["noise_uniform_40"].noise_kind, resolved["noise_uniform_40"].noise_rate) == ("uniform", 0.4)
+    for name, c in resolved.items():   # everything else stays the source task's
+        assert (c.lr, c.momentum, c.weight_decay, c.schedule) == (base.lr, 0.0, base.weight_decay, "cosine"), name
+
+
+def test_the_frozen_row_runs_the_staged_meta_test_and_final_net_is_a_variant(tmp_path):
+    df = schedule_transfer("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet", "fixed"], tmp_path / "t.csv",
+                           {"epochs": 1})
+    path = schedule_path(tmp_path, "digits", 0.0, "smoke")
+    assert path.is_file() and frozen_options(path) == {"schedule_file": str(path)}      # snapshots: staged
+    staged = target_config("digits", 0.0, {}, "mlrsnet", 0, "smoke", path)
+    final = target_config("digits", 0.0, {}, "mlrsnet_final_net", 0, "smoke", path)
+    assert staged.options == frozen_options(path) and final.options == {"schedule_file": str(path),
+                                                                      "variant": "final_net"}
+    runs = transfer_runs("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet_final_net"], path)
+    assert [(r.method, r.variant) for r in runs] == [("sched_mlrsnet", "final_net")]
+    assert df[["setting", "method", "momentum"]].values.tolist() == [
+        ["transfer_source", "sched_mlrsnet", 0.0], ["transfer_same", "sched_mlrsnet", 0.0],
+        ["transfer_same", "sched_fixed", 0.0]]
+
+
+def test_momentum_blocks_and_bad_arguments():
+    assert entries_for(0.0) == ["mlrsnet", "fixed", "multistep", "exp", "cosine", "sgdr"]
+    assert entries_for(0.9) == ["mlrsnet", "cosine", "multistep"]
+    with pytest.raises(ValueError, match="momentum=0.5"):
+        entries_for(0.5)
+    with pytest.raises(ValueError, match="entries='fixed'"):
+        entries_for(0.9, ["fixed"])                      # the 0.9 block has no fixed-LR row
+    with pytest.raises(ValueError, match="'lm' at momentum=0.9"):
+        schedule_transfer("digits", 0.9, ["lm"], [0], "smoke")
+    with pytest.raises(ValueError, match="variations='batch_x3'"):
+        transfer_runs("digits", 0.0, ["batch_x3"], [0], "smoke", None, "s.pt")
+
+
+def test_cli_end_to_end_resumes_and_relearns_a_missing_schedule(tmp_path, capsys):
+    out = tmp_path / "digits" / "schedule_transfer_smoke.csv"
+    argv = ["schedule-table", "transfer", "--source", "digits", "--profile", "smoke", "--seeds", "0", "1",
+            "--entries", "mlrsnet", "fixed", "--variations", "same", "lm", "--epochs", "1", "--out", str(out)]
+    assert main(argv) == 0
+    rows = read_csv(out, momentum=True)
+    assert len(rows) == 1 + 2 * 2 + 2 * 2                       # source, 2 seeds × 2 entries, images and LM
+    lm = rows[rows.setting == "transfer_lm"]
+    assert set(lm.dataset) == {"text"} and lm.test_ppl.gt(1).all() and lm.test_acc.isna().all()
+    assert "### Verdicts" in out.with_suffix(".md").read_text()
+    schedule_path(out.parent, "digits", 0.0, "smoke").unlink()
+    assert main(argv) == 0                                      # every row is there: nothing reruns ...
+    again = read_csv(out, momentum=True)
+    pd.testing.assert_series_equal(again.seconds, rows.seconds)
+    assert schedule_path(out.parent, "digits", 0.0, "smoke").is_file()   # ... but the lost schedule is relearned
+    capsys.readouterr()
+    assert main(["schedule-table", "transfer", "--profile", "smoke", "--out", str(out)]) == 2
+    assert "needs --source" in capsys.readouterr().err
+    assert main(["schedule-table", "cifar10", "--source", "digits", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "--source applies to schedule-table transfer only" in capsys.readouterr().err
+
+
+def _rows(**acc):
+    rows = []
+    for method, (test, val) in acc.items():
+        for seed, (t, v) in enumerate(zip(test, val)):
+            rows.append({"dataset": "d", "setting": "transfer_same", "momentum": 0.0, "method": f"sched_{method}",
+                         "variant": "", "seed": seed, "test_acc": t, "val_acc": v, "test_acc_at_val": t})
+    return pd.DataFrame(rows)
+
+
+def test_the_best_hand_schedule_is_chosen_on_validation_not_test():
+    rows = _rows(mlrsnet=([80.0, 81, 82], [80.0, 81, 82]), fixed=([70.0, 75, 71], [70.0, 70, 70]),
+                 cosine=([90.0, 90, 90], [60.0, 60, 60]), sgdr=([81.0, 82, 83], [85.0, 85, 85]))
+    v = verdicts(rows).iloc[0]
+    assert v.best_hand == "sched_sgdr"                          # cosine has the best test, but not the best val
+    assert float(v.vs_best) == pytest.approx(-1.0) and bool(v.best_met)
+    d = pd.Series([10.0, 6, 11])                                # mlrsnet − fixed by seed: mean 9, sd 2.65
+    assert float(v.vs_fixed) == pytest.approx(d.mean()) and float(v.vs_fixed_std) == pytest.approx(d.std())
+    assert bool(v.fixed_met) == (d.mean() > 2 * d.std())        # 9 > 5.29: met
+    noisy = _rows(mlrsnet=([80.0, 81, 82], [80.0, 81, 82]), fixed=([70.0, 80, 82], [70.0, 70, 70]))
+    w = verdicts(noisy).iloc[0]                                 # deltas 10, 1, 0: mean 3.67 < 2 sd = 11.0
+    assert float(w.vs_fixed) > 0 and not bool(w.fixed_met)
+
+
+def test_the_language_model_verdict_is_a_perplexity_ratio_against_the_best_on_validation():
+    rows = pd.DataFrame({"dataset": "text", "setting": "transfer_lm", "momentum": 0.0, "variant": "",
+                         "method": ["sched_mlrsnet"] * 2 + ["sched_fixed"] * 2 + ["sched_cosine"] * 2,
+                         "seed": [0, 1] * 3, "test_ppl": [6.3, 6.3, 7.0, 7.0, 6.0, 6.0],
+                         "valid_ppl_best": [6.3, 6.3, 7.0, 7.0, 6.0, 6.0]})
+    v = verdicts(rows).iloc[0]
+    assert v.best_hand == "sched_cosine" and float(v.ppl_ratio) == pytest.approx(1.05) and bool(v.best_met)
+    rows.loc[rows.method == "sched_mlrsnet", "test_ppl"] = 6.4
+    assert not bool(verdicts(rows).iloc[0].best_met)            # 6.4 / 6.0 = 1.067 > 1.05
