@@ -149,3 +149,36 @@ def test_a_meta_bin_that_is_not_torchvisions_is_refused_in_one_line(tiny):
     with pytest.raises(ValueError, match="meta.bin' is not torchvision.datasets.ImageNet's meta file") as err:
         load_imagenet(root, TINY)
     assert "\n" not in str(err.value)
+
+
+class Crash(RuntimeError):
+    """Stands in for a killed job."""
+
+
+def test_a_streamed_meta_test_resumes_to_the_numbers_of_an_uninterrupted_run(tiny, tmp_path):
+    from metakit.experiments import run
+    from metakit.experiments.checkpoint import on_checkpoint
+    from metakit.learners.lr_net import LRSnapshots, MLRSNet, save_schedule
+
+    root, _ = tiny
+    nets = [MLRSNet(10, hidden=8, gamma=0.5, normalise=False) for _ in range(4)]
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            net.head.bias.fill_(-5.0 - i)                     # a cool LR, one per snapshot
+    snapshots = save_schedule(LRSnapshots.of(nets), tmp_path / "snapshots.pt")
+    config = Config(method="mlrsnet", profile="paper", dataset="imagenet", model="resnet50", data_root=str(root),
+                    epochs=3, batch_size=12, meta_per_class=0, data_options=TINY,
+                    options={"schedule_file": str(snapshots)}, progress=False, device="cpu")
+    straight = run(config)
+
+    def crash_after_first(path, state):
+        if state["epochs_done"] == 1:
+            raise Crash(path)
+
+    with on_checkpoint(crash_after_first), pytest.raises(Crash):
+        run(config, checkpoint_dir=tmp_path / "ckpt")
+    resumed = run(config, checkpoint_dir=tmp_path / "ckpt", resume=True)
+    columns = [c for c in straight.history.columns if c != "seconds"]
+    assert straight.history[columns].equals(resumed.history[columns])            # order, crops, LRs, losses
+    assert straight.metrics["test_acc"] == resumed.metrics["test_acc"]
+    assert [w["snapshot"] for w in resumed.method.trainer.schedule.switches] == [1, 2, 4]  # stage 1 from the checkpoint
