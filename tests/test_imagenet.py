@@ -31,7 +31,7 @@ def test_files_labels_and_classes_are_what_torchvision_lists(tiny):
     for part, files, labels in (("train", src.train_files, src.train_y), ("val", src.test_files, src.test_y)):
         ours = [(str(root / "imagenet" / part / f.decode()), int(y)) for f, y in zip(files, labels)]
         assert ours == ImageFolder(str(root / "imagenet" / part)).samples == expected[part]
-        assert ours == ImageNet(str(root / "imagenet"), split=part).samples     # the same root is torchvision's ImageNet
+        assert ours == ImageNet(str(root / "imagenet"), split=part).samples     # also torchvision's ImageNet root
     assert src.classes == [NAMES[w][0] for w in WNIDS] == [c[0] for c in ImageNet(str(root / "imagenet")).classes]
     assert (src.num_classes, src.input_shape, len(src.train_y), len(src.test_y)) == (3, (3, 32, 32), 12, 6)
     (root / "imagenet" / "meta.bin").unlink()                                  # plain ImageFolder: named by folder

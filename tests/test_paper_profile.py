@@ -95,7 +95,8 @@ def check_meta_test(result, snapshot_file: Path, classes: int, iters: int, train
     schedule = result.method.trainer.schedule
     snapshots, _ = load_schedule(snapshot_file)
     assert isinstance(schedule, StagedSchedule)
-    assert [(w["epoch"], w["snapshot"]) for w in schedule.switches] == [(0, 1), (1, 2), (2, 4)]   # 3 epochs, 4 snapshots
+    stages = [(w["epoch"], w["snapshot"]) for w in schedule.switches]
+    assert stages == [(0, 1), (1, 2), (2, 4)]                                   # 3 epochs, 4 snapshots
     for switch in schedule.switches:
         assert switch["gamma"] == pytest.approx(official_gamma(switch["train_loss"], classes), rel=1e-12)
     assert len(result.method.trace) == iters * epochs
@@ -136,7 +137,7 @@ def test_meta_train_on_cifar10_writes_one_snapshot_an_epoch(meta_trained):
     for saved, live in zip(snapshots.nets, result.learner.nets):                # the file holds the run's snapshots
         assert all(torch.equal(saved.state_dict()[k], v) for k, v in live.state_dict().items())
     heads = [n.head.weight.detach().clone() for n in snapshots.nets]
-    assert heads[0].abs().sum() > 0                                              # a fresh head is zero: updated in epoch 1
+    assert heads[0].abs().sum() > 0                                # a fresh head is zero: updated in epoch 1
     assert all(not torch.equal(a, b) for a, b in zip(heads, heads[1:]))        # and again in every epoch
     assert result.history["meta_loss"].notna().all()                             # one meta-update an epoch
     gamma = official_gamma(result.method.initial_loss, 10)

@@ -54,7 +54,8 @@ def _init(net: nn.Module) -> None:
 
 def _conv_bn(cin: int, cout: int, kernel: int, act: type[nn.Module]) -> nn.Sequential:
     """Conv (stride 1, no bias) - BN - activation."""
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False), nn.BatchNorm2d(cout), act(inplace=True))
+    conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout), act(inplace=True))
 
 
 class MobileNetV2Cifar(NamedStages):
