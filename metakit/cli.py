@@ -25,6 +25,8 @@ from metakit.experiments.mfm_tables import write_table as write_mfm_table
 from metakit.experiments.mfm_transfer import METHODS as TRANSFER_METHODS, TARGETS, mfm_transfer
 from metakit.experiments.schedule_transfer import MOMENTA, SOURCES, schedule_transfer
 from metakit.experiments.schedule_transfer_report import write_table as write_transfer_table
+from metakit.io import check_writable_file
+from metakit.learners.store import save_learner
 from metakit.methods import METHODS
 from metakit.options import describe
 
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
     one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
     one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
+    one.add_argument("--save-learner", default=None, metavar="PATH",
+                     help="after training, write the meta-learned network there (mlrsnet: its per-epoch snapshots, "
+                          "the schedule_file of a meta-test; mwnet: the weight net; mfm: the modulation)")
     one.add_argument("--json", action="store_true", help="print the metrics as JSON")
     one.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
@@ -240,6 +245,17 @@ def check_checkpoint_dir(folder: str | None) -> None:
                          f"give a folder you can write to, e.g. --checkpoint-dir runs/checkpoints") from None
 
 
+def check_save_learner(path: str | None, config: Config) -> None:
+    """Refuse a --save-learner for a method that meta-learns nothing, or a path that cannot be written."""
+    if path is None:
+        return
+    if not METHODS[config.method].learns:
+        learners = [name for name, cls in METHODS.items() if cls.learns]
+        raise ValueError(f"--save-learner {path!r} but method={config.method!r} meta-learns nothing; use it with "
+                         f"one of {learners}, or leave it out.")
+    check_writable_file(path, "--save-learner")
+
+
 def run_main(args: argparse.Namespace) -> int:
     """``run``: build the Config from the flags, train, print the metrics."""
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
@@ -247,11 +263,15 @@ def run_main(args: argparse.Namespace) -> int:
         fields["milestones"] = tuple(fields["milestones"])
     config = Config(**fields, options=parse_options(args.option), data_options=parse_options(args.data_option, "--data-option"),
                     progress=not args.no_progress)
-    config.resolve()  # every bad value is refused here, before any data or folder is touched
+    resolved = config.resolve()  # every bad value is refused here, before any data or folder is touched
+    check_save_learner(args.save_learner, resolved)
     check_checkpoint_dir(args.checkpoint_dir)
     result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     if not is_main():  # under torchrun, rank 0 reports
         return 0
+    if args.save_learner:  # written once the run has finished, atomically: a failed run leaves no file
+        save_learner(result.learner, args.save_learner, config=result.config, dataset=result.config.dataset,
+                     model=result.config.model, epochs=result.config.epochs)
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
         print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))

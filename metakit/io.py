@@ -67,3 +67,31 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_writable_file(path: str | Path, argument: str) -> Path:
+    """Refuse, before any work, a file path that `atomic_write_bytes` could not write; creates nothing.
+
+    The nearest folder that exists must be a writable folder (the missing ones below it are made
+    at write time) and ``path`` itself must not be a folder.
+
+    Example:
+        >>> import tempfile
+        >>> blocker = tempfile.NamedTemporaryFile(suffix=".txt").name; Path(blocker).write_text("a file")
+        6
+        >>> check_writable_file(f"{blocker}/lr.pt", "--save-learner")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --save-learner '/.../lr.pt' cannot be written ('/....txt' is not a writable folder); give a file under a folder you can write to, e.g. --save-learner runs/learner.pt
+        >>> Path(blocker).unlink()
+    """
+    path = Path(path)
+    fix = f"give a file under a folder you can write to, e.g. {argument} runs/learner.pt"
+    if path.is_dir():
+        raise ValueError(f"{argument} '{path}' is a folder; {fix}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{argument} '{path}' cannot be written ('{folder}' is not a writable folder); {fix}")
+    return path

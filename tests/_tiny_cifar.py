@@ -54,9 +54,10 @@ def _write(path: Path, record: dict) -> None:
     path.write_bytes(python2_pickle(record))
 
 
-def _batch(rng: np.random.Generator, n: int, num_classes: int, name: str, hundred: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+def _batch(rng: np.random.Generator, n: int, num_classes: int, name: str, hundred: bool,
+           first: int | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     hwc = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)                       # (n, H, W, C)
-    labels = rng.integers(0, num_classes, n)
+    labels = rng.integers(0, num_classes, n) if first is None else (first + np.arange(n)) % num_classes
     record = {b"batch_label": name.encode(),
               b"data": hwc.transpose(0, 3, 1, 2).reshape(n, 3072),                    # RGB planes, rows first
               b"filenames": [f"img_{name}_{i}.png".encode() for i in range(n)]}
@@ -68,8 +69,12 @@ def _batch(rng: np.random.Generator, n: int, num_classes: int, name: str, hundre
     return record, hwc, labels
 
 
-def write_tiny(root: Path, name: str, n: int = 6, seed: int = 0) -> dict:
+def write_tiny(root: Path, name: str, n: int = 6, seed: int = 0, balanced: bool = False) -> dict:
     """Write tiny ``name`` files under ``root/<folder>``; returns the expected content and a table.
+
+    ``balanced``: labels cycle through the classes across the batch files (0, 1, 2, ...), so
+    every class has an image once a split holds at least as many images as classes; otherwise
+    they are drawn at random.
 
     Returns:
         dict with train_hwc (N, 32, 32, 3), train_y, test_hwc, test_y, classes, and ``table``: the
@@ -85,7 +90,8 @@ def write_tiny(root: Path, name: str, n: int = 6, seed: int = 0) -> dict:
     for part, files in (("train", real.train), ("test", real.test)):
         images, labels = [], []
         for filename, _ in files:
-            record, hwc, y = _batch(rng, n, num_classes, filename, hundred)
+            first = sum(len(y) for y in labels) if balanced else None
+            record, hwc, y = _batch(rng, n, num_classes, filename, hundred, first)
             _write(folder / filename, record)
             images.append(hwc)
             labels.append(y)

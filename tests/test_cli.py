@@ -102,3 +102,30 @@ def test_a_table_made_in_seed_chunks_summarises_every_seed(tmp_path, capsys):
     text = (tmp_path / "long_tail_smoke_e1.md").read_text()
     assert "; 2 runs, seeds 0, 1." in text and "(n=" not in text.split("Paired")[0]
     assert "± " in text.split("Paired")[0]  # a std over the two seeds, not one chunk's single number
+
+
+def test_save_learner_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for argv, words in ((["--method", "ce", "--save-learner", str(tmp_path / "w.pt")],
+                         ["--save-learner", "method='ce' meta-learns nothing", "'mlrsnet'"]),
+                        (["--method", "mwnet", "--save-learner", str(blocker / "w.pt")],
+                         ["--save-learner", "cannot be written", "is not a writable folder"]),
+                        (["--method", "mwnet", "--save-learner", str(tmp_path)], ["is a folder"])):
+        assert main(["run", "--profile", "smoke", "--no-progress", *argv]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and len(out.err.strip().splitlines()) == 1, out   # nothing trained, one line
+        assert all(w in out.err for w in words), out.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_save_learner_writes_the_trained_meta_learner(tmp_path):
+    from metakit.learners.store import load_learner
+
+    out = tmp_path / "new" / "weight_net.pt"
+    assert main(["run", "--profile", "smoke", "--no-progress", "--method", "mwnet", "--epochs", "1",
+                 "--save-learner", str(out)]) == 0
+    net, header = load_learner(out, "weight_net")
+    assert header["config"]["method"] == "mwnet" and header["metadata"] == {"dataset": "digits",
+                                                                         "model": "digits_cnn", "epochs": 1}
+    assert any(p.abs().sum() > 0 for p in net.parameters())

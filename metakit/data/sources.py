@@ -1,9 +1,11 @@
 """Where the data comes from: the bundled digits set (offline default), MNIST-1D (generated
-offline, `metakit.data.mnist1d`) and CIFAR-10/100.
+offline, `metakit.data.mnist1d`), CIFAR-10/100 and ImageNet (`metakit.data.imagenet`).
 
-Every source returns a `Source`: inputs (uint8 images (N, C, H, W) or float signals (N, C, L)),
-integer labels, a balanced validation split (digits, MNIST-1D), a balanced test set, and the
-per-channel mean/std used to normalise. Nothing is read at import time.
+Every in-memory source returns a `Source`: inputs (uint8 images (N, C, H, W) or float signals
+(N, C, L)), integer labels, a balanced validation split (digits, MNIST-1D), a balanced test set,
+and the per-channel mean/std used to normalise. ImageNet does not fit in memory: it returns a
+`metakit.data.imagenet.FolderSource` (file lists and labels) whose batches are decoded from disk.
+Nothing is read at import time.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import numpy as np
 import torch
 
 from metakit.data.cifar import load_cifar
+from metakit.data.imagenet import FolderSource, load_imagenet
 from metakit.data.mnist1d import load_mnist1d
 from metakit.data.source import Source, channel_stats, default_root
 from metakit.options import require
 
-DATASETS = ("digits", "mnist1d", "cifar10", "cifar100")
+DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagenet")
+STREAMED = ("imagenet",)    # read from disk batch by batch (a `FolderSource`), at the paper profile only
 DATA_SIZES = ("full", "small")  # small: a CI-sized generated set (MNIST-1D); the others are unchanged
 DIGITS_TEST_PER_CLASS = 50  # balanced digits test set
 DIGITS_VAL_PER_CLASS = 20   # balanced digits validation split; the rest is the training pool
@@ -53,28 +57,33 @@ def load_digits_source() -> Source:
                   [str(c) for c in range(10)], mean, std, "shift", val_x=images_t[part == 1], val_y=labels[part == 1])
 
 
-def load_source(name: str, root: str | Path | None = None, size: str = "full", options: dict | None = None) -> Source:
+def load_source(name: str, root: str | Path | None = None, size: str = "full",
+                options: dict | None = None) -> Source | FolderSource:
     """Load a dataset by name.
 
     Args:
         name: one of ``DATASETS``.
-        root: folder holding CIFAR in torchvision's layout, and the MNIST-1D cache; defaults
-            to `default_root()`. Unused for digits.
+        root: folder holding CIFAR and ImageNet in torchvision's layouts, and the MNIST-1D cache;
+            defaults to `default_root()`. Unused for digits.
         size: "full", or "small" for MNIST-1D's CI-sized set (`metakit.data.mnist1d.SMALL`).
-        options: generator arguments changed from the calibrated ones (MNIST-1D only).
+        options: generator arguments changed from the calibrated ones (MNIST-1D), or how ImageNet
+            is read (`metakit.data.imagenet.ImageNetOptions`: image sizes, workers).
 
     Example:
         >>> load_source("digits").num_classes
         10
     """
     require("size", size, object, choices=DATA_SIZES)
-    if options and name != "mnist1d":
-        raise ValueError(f"data_options={options!r} but dataset={name!r} is not generated; use data_options only "
-                         f"with dataset='mnist1d'.")
+    if options and name not in ("mnist1d", "imagenet"):
+        raise ValueError(f"data_options={options!r} but dataset={name!r} is not generated and has no "
+                         f"loader options; use data_options only "
+                         f"with dataset='mnist1d' (generator arguments) or 'imagenet' (image sizes, workers).")
     if name == "digits":
         return load_digits_source()
     if name == "mnist1d":
         return load_mnist1d(default_root() if root is None else Path(root), changes=options, small=size == "small")
     if name in ("cifar10", "cifar100"):
         return load_cifar(name, default_root() if root is None else Path(root))
+    if name == "imagenet":
+        return load_imagenet(default_root() if root is None else Path(root), options)
     raise ValueError(f"dataset={name!r} is unknown; use one of {DATASETS}.")

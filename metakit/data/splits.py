@@ -7,6 +7,8 @@ training pool. Order of operations (Meta-Weight-Net convention):
 2. subsample the rest to the long-tail counts, with ``n_max`` = the smallest remaining class
    (for CIFAR with a 10/class meta set: 4,990), capped at ``train_per_class`` when given
    (MNIST-1D: 5,000 of a 5,500 pool, so IF 100 keeps 5000…50; its noise protocol: 1,200);
+   a dataset of `NATURAL_SIZES` (ImageNet, whose classes hold 732–1,300 images) keeps every
+   remaining image instead, its standard protocol, and refuses a long tail;
 3. corrupt the labels of the training part only, recording the realised transition matrix.
 
 Splits are saved to small JSON files with a SHA-256 of their content, so a whole class shares
@@ -28,6 +30,7 @@ from metakit.io import atomic_write_text
 from metakit.options import require
 
 SPLIT_FORMAT = 1
+NATURAL_SIZES = ("imagenet",)  # classes of unequal size, all kept: no subsampling to the smallest
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class SplitSpec:
         require("seed", self.seed, int, low=0, example="0")
         if self.train_per_class is not None:
             require("train_per_class", self.train_per_class, int, low=1, example="5000")
+        if self.dataset in NATURAL_SIZES and (self.imbalance != 1 or self.train_per_class is not None):
+            raise ValueError(f"dataset={self.dataset!r} keeps every training image of its classes (the standard "
+                             f"protocol), so imbalance={self.imbalance!r} and train_per_class={self.train_per_class!r} "
+                             f"do not apply; use imbalance=1 and train_per_class=None.")
         return self
 
 
@@ -105,6 +112,8 @@ def make_split(spec: SplitSpec, pool_labels: np.ndarray) -> Split:
         >>> s = make_split(SplitSpec(imbalance=4, meta_per_class=5), labels)
         >>> s.class_counts, len(s.meta_idx)
         ([25, 12, 6], 15)
+        >>> make_split(SplitSpec("imagenet", meta_per_class=0), np.array([0, 0, 0, 1])).class_counts
+        [3, 1]
     """
     spec.validate()
     pool_labels = np.asarray(pool_labels, dtype=np.int64)
@@ -124,7 +133,10 @@ def make_split(spec: SplitSpec, pool_labels: np.ndarray) -> Split:
                              f"meta_per_class={spec.meta_per_class} leaves in {spec.dataset}; use "
                              f"train_per_class <= {n_max}.")
         n_max = spec.train_per_class
-    counts = longtail_counts(n_max, num_classes, spec.imbalance, spec.lt_profile)
+    if spec.dataset in NATURAL_SIZES:  # every image stays: the classes keep their own sizes
+        counts = [len(ix) for ix in rest]
+    else:
+        counts = longtail_counts(n_max, num_classes, spec.imbalance, spec.lt_profile)
     if min(counts) < 1:
         raise ValueError(f"imbalance={spec.imbalance} leaves a class of {spec.dataset} with no training image; "
                          f"use imbalance <= {n_max}.")

@@ -15,10 +15,11 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from metakit.data.imagenet import imagenet_options
 from metakit.data.longtail import LT_PROFILES
 from metakit.data.mnist1d import TRAIN_PER_CLASS, generator_args
 from metakit.data.noise import NOISE_KINDS
-from metakit.data.sources import DATA_SIZES, DATASETS
+from metakit.data.sources import DATA_SIZES, DATASETS, STREAMED
 from metakit.data.splits import SplitSpec
 from metakit.methods import get_method
 from metakit.models import MODELS, SIGNAL_MODELS, WIDTH_MODELS
@@ -52,13 +53,19 @@ DATASET_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
     ("laptop", "mnist1d"): dict(train_per_class=TRAIN_PER_CLASS, meta_per_class=10, batch_size=128,
                                 epochs=MNIST1D_EPOCHS),
     ("paper", "mnist1d"): dict(train_per_class=TRAIN_PER_CLASS, meta_per_class=10, amp=False),
+    # ImageNet, ResNet-50's standard recipe (torchvision's reference scripts): 90 epochs, batch 256,
+    # SGD 0.1 m 0.9, wd 1e-4, LR x0.1 at 30 and 60; every training image (no meta set)
+    ("paper", "imagenet"): dict(epochs=90, batch_size=256, lr=0.1, momentum=0.9, weight_decay=1e-4,
+                                schedule="multistep", milestones=(30, 60), gamma=0.1, warmup_epochs=0,
+                                meta_per_class=0),
 }
 PROFILE_NAMES = tuple(PROFILES)
 # fields that resolve() always fills (from the profile, the recipe, or the dataset)
 RESOLVED = ("dataset", "data_size", "meta_per_class", "model", "epochs", "batch_size", "lr", "momentum", "nesterov",
             "weight_decay", "schedule", "milestones", "gamma", "warmup_epochs", "meta_lr", "meta_every", "amp")
 MAX_LR_FACTOR = 100.0  # an LR above this multiple of Config.lr counts as divergence
-DEFAULT_MODEL = {"digits": "digits_cnn", "mnist1d": "resnet1d", "cifar10": "resnet32", "cifar100": "resnet32"}
+DEFAULT_MODEL = {"digits": "digits_cnn", "mnist1d": "resnet1d", "cifar10": "resnet32", "cifar100": "resnet32",
+                 "imagenet": "resnet50"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,8 @@ class Config:
     data_size: str | None = option(None, "full, or small: a CI-sized generated set (MNIST-1D only; others are "
                                          "unchanged); None: the profile's", choices=(None, *DATA_SIZES))
     data_options: dict = option({}, "generator arguments changed from the calibrated ones (MNIST-1D), e.g. "
-                                    "{'iid_noise_scale': 0.1}", kind=dict)
+                                    "{'iid_noise_scale': 0.1}; how ImageNet is read (image_size, resize, workers, "
+                                    "eval_batch_size: metakit.data.imagenet)", kind=dict)
     imbalance: float = option(1.0, "largest/smallest class count of the training set (1 = balanced)", low=1,
                               example="10")
     lt_profile: str = option("exp", "long-tail shape", choices=LT_PROFILES)
@@ -120,7 +128,7 @@ class Config:
     device: str | None = option(None, "cpu, cuda, cuda:1, mps; None: metakit.device()", kind=str, nullable=True)
     amp: bool | None = option(None, "bf16 autocast on CUDA for plain steps; None: the profile's", kind=bool,
                               nullable=True)
-    data_root: str | None = option(None, "where CIFAR lives; None: $METAKIT_DATA or ./data", kind=str,
+    data_root: str | None = option(None, "where CIFAR and ImageNet live; None: $METAKIT_DATA or ./data", kind=str,
                                    nullable=True)
     split_file: str | None = option(None, "load this saved split (data_prep.splits) instead of making one",
                                     kind=str, nullable=True)
@@ -202,11 +210,36 @@ def check_data(config: Config) -> None:
     if config.width is not None and config.model is not None and config.model not in WIDTH_MODELS:
         raise ValueError(f"width={config.width} but model={config.model!r} has a fixed width; use width with one of "
                          f"{WIDTH_MODELS}, or leave it out.")
-    if config.data_options:
+    if config.dataset in STREAMED:
+        check_streamed(config)
+    elif config.data_options:
         if not signals:
             raise ValueError(f"data_options={config.data_options!r} but dataset={config.dataset!r} is not generated; "
-                             f"use data_options only with dataset='mnist1d'.")
+                             f"use data_options only with dataset='mnist1d' (or 'imagenet': image sizes, workers).")
         generator_args(**config.data_options)
+
+
+def check_streamed(config: Config) -> None:
+    """ImageNet (read from disk batch by batch) runs at the paper profile, without a meta set, with
+    methods that draw no meta batches (plain training, a frozen MLR-SNet schedule).
+
+    Example:
+        >>> check_streamed(Config(dataset="imagenet", profile="smoke"))
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset='imagenet' runs at the paper profile only (it needs a GPU and the full ImageNet on disk); pass --profile paper.
+    """
+    if config.profile is not None and config.profile != "paper":
+        raise ValueError(f"dataset={config.dataset!r} runs at the paper profile only (it needs a GPU and the full "
+                         f"ImageNet on disk); pass --profile paper.")
+    if get_method(config.method).needs_meta_set(config.options):
+        raise ValueError(f"method={config.method!r} draws meta batches, but dataset={config.dataset!r} is streamed "
+                         f"from disk and has no meta set here; use a method without one (ce, or mlrsnet frozen: "
+                         f"--option schedule_file=<snapshots>).")
+    if config.meta_per_class not in (None, 0):
+        raise ValueError(f"meta_per_class={config.meta_per_class} but dataset={config.dataset!r} has no meta set "
+                         f"here (every training image trains); pass --meta-per-class 0.")
+    imagenet_options(config.data_options)
 
 
 def validate(config: Config) -> Config:
@@ -232,7 +265,7 @@ def validate(config: Config) -> Config:
     if not isinstance(config.options, dict):
         raise TypeError(f"options={config.options!r} must be a dict of method options, e.g. {{'focal_gamma': 2}}.")
     check_data(config)
-    if get_method(config.method).uses_meta_set and config.meta_per_class < 1:
+    if get_method(config.method).needs_meta_set(config.options) and config.meta_per_class < 1:
         raise ValueError(f"meta_per_class={config.meta_per_class} but method={config.method!r} needs a meta set; "
                          f"use meta_per_class >= 1.")
     return config

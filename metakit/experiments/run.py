@@ -36,6 +36,7 @@ from metakit.methods.base import Method
 from metakit.models import build_model
 from metakit.schedules import build_schedule
 from metakit.experiments.config import MAX_LR_FACTOR, Config
+from metakit.experiments.feeds import make_feeds
 from metakit.experiments.loop import Trainer, evaluate, fit
 
 @dataclass
@@ -116,33 +117,22 @@ def build(config: Config) -> Parts:
     seed_everything(config.seed)
     method = get_method(config.method)(num_classes=source.num_classes, class_counts=split.class_counts,
                                        config=config, **config.options)
-    net = build_model(config.model, source.num_classes, tuple(source.train_x.shape[1:]), config.width)
+    feeds = make_feeds(source, split, config, dev, method)
+    train, test, val, meta = feeds.train, feeds.test, feeds.val, feeds.meta
+    net = build_model(config.model, source.num_classes, feeds.input_shape, config.width)
     net = method.prepare(net).to(dev)
     if dev.type == "cuda" and config.amp:
         net = net.to(memory_format=torch.channels_last)
-    train = Batches(source.train_x[split.train_idx], split.train_labels, config.batch_size, dev, source.mean,
-                    source.std, augment=source.augment, seed=config.seed,
-                    sample_weights=method.sample_weights(split.train_labels))
     if config.batch_size > len(split.train_labels):
         warnings.warn(f"batch_size={config.batch_size} exceeds the {len(split.train_labels)} training images: every "
                       f"step uses the whole training set (one step an epoch); use a batch_size <= "
                       f"{len(split.train_labels)} for minibatch training.", stacklevel=2)
-    test = Batches(source.test_x, source.test_y, 1000, dev, source.mean, source.std, shuffle=False)
-    val = None if source.val_x is None else Batches(source.val_x, source.val_y, 1000, dev, source.mean, source.std,
-                                                    shuffle=False)
-    meta = None
-    if method.uses_meta_set:
-        meta_y = source.train_y[split.meta_idx]
-        meta = Stream(Batches(source.train_x[split.meta_idx], meta_y, min(config.batch_size, len(meta_y)), dev,
-                              source.mean, source.std, augment=source.augment, seed=config.seed + 1))
     optimizer = build_optimizer(config, method.classifier_parameters(net))
     # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule
     name, options = method.lr_schedule() or (config.schedule, dict(
         base_lr=config.lr, milestones=config.milestones, gamma=config.gamma, warmup_epochs=config.warmup_epochs))
     schedule = build_schedule(name, optimizer, iters_per_epoch=len(train), epochs=config.epochs, **options)
-    # the training set in a fixed order, unaugmented (shares train.x): a method's full training loss
-    train_eval = Batches(train.x, split.train_labels, 1000, dev, source.mean, source.std, shuffle=False)
-    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp), train_eval=train_eval)
+    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp), train_eval=feeds.train_eval)
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
         step = method.current_meta_step()

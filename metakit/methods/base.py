@@ -118,6 +118,17 @@ class Method:
         """Config defaults of this method under ``profile`` (e.g. MW-Net's 100-epoch recipe)."""
         return {}
 
+    @classmethod
+    def needs_meta_set(cls, options: dict[str, Any]) -> bool:
+        """Whether a run with these (unparsed) ``Config.options`` draws meta batches; decides if
+        ``meta_per_class=0`` is allowed. Default: ``uses_meta_set``.
+
+        Example:
+            >>> Method.needs_meta_set({})
+            False
+        """
+        return cls.uses_meta_set
+
     def prepare(self, net: nn.Module) -> nn.Module:
         """Adapt the classifier before training (default: unchanged)."""
         return net

@@ -175,6 +175,17 @@ class MLRSNetMethod(Method):
                         weight_decay=5e-4, meta_lr=1e-3, meta_per_class=100)
         return base
 
+    @classmethod
+    def needs_meta_set(cls, options: dict[str, Any]) -> bool:
+        """Meta-training draws meta batches; the frozen meta-test (``schedule_file``) none, so it may
+        train on the whole training set (``meta_per_class=0``, as the official meta-test does).
+
+        Example:
+            >>> MLRSNetMethod.needs_meta_set({}), MLRSNetMethod.needs_meta_set({"schedule_file": "s.pt"})
+            (True, False)
+        """
+        return options.get("schedule_file") is None
+
     def lr_schedule(self) -> tuple[str, dict[str, Any]]:
         """Frozen: "staged" on the loaded snapshots ("learned" on one net for ``final_net``);
         meta-training: "fixed" (the LR net sets the real step's LR inside the `MetaStep`)."""

@@ -9,10 +9,13 @@ import math
 
 from torch import nn
 
+from metakit.models.imagenet import ResNet50
+from metakit.models.mobile import MobileNetV2Cifar, ShuffleNetV2Cifar
 from metakit.models.nets import MLP, CifarResNet, DigitsCNN, NamedStages, ResNet18, WideResNet
 from metakit.models.nets1d import CNN1D, ResNet1D
 
-MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d")
+MODELS = ("resnet32", "resnet18", "wrn28_10", "digits_cnn", "mlp", "resnet1d", "cnn1d", "mobilenetv2", "shufflenetv2",
+          "resnet50")
 SIGNAL_MODELS = ("resnet1d", "cnn1d")  # take (C, L) signals; the MLP takes any shape, the rest images
 WIDTH_MODELS = ("resnet1d", "cnn1d", "mlp")  # take a width: first-stage channels (32), the MLP's hidden units (128)
 
@@ -23,7 +26,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
 
     Args:
         name: one of ``MODELS``; ``resnet1d`` and ``cnn1d`` take (C, L) signals, the MLP any shape,
-            the rest (C, H, W) images.
+            the rest (C, H, W) images: ``mobilenetv2`` and ``shufflenetv2`` are the CIFAR (32x32)
+            variants of `metakit.models.mobile`, ``resnet50`` is torchvision's ImageNet model.
         num_classes: output classes.
         input_shape: one input without the batch axis: (1, 8, 8) for digits, (1, 40) for MNIST-1D.
         width: the first stage's channels (``resnet1d``, ``cnn1d``; default 32) or the MLP's hidden
@@ -38,6 +42,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
         torch.Size([2, 10])
         >>> build_model("resnet1d", 10, (1, 40), width=16).fc.in_features
         64
+        >>> count_parameters(build_model("shufflenetv2", 10))       # torchvision's shufflenet_v2_x1_0 count
+        1263854
     """
     channels = input_shape[0]
     one_d = {"resnet1d": ResNet1D, "cnn1d": CNN1D}
@@ -52,13 +58,19 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
         if len(input_shape) != dims + 1:
             kind = "(C, L) signals" if dims == 1 else "(C, H, W) images"
             raise ValueError(f"model={name!r} takes {kind} but input_shape={tuple(input_shape)}; use a model for "
-                             f"this data (MNIST-1D: resnet1d, cnn1d or mlp; images: {MODELS[:5]}).")
+                             f"this data (MNIST-1D: resnet1d, cnn1d or mlp; images: {[m for m in MODELS if m not in SIGNAL_MODELS]}).")
     if name == "resnet32":
         return CifarResNet(32, num_classes, channels)
     if name == "resnet18":
         return ResNet18(num_classes, channels)
     if name == "wrn28_10":
         return WideResNet(28, 10, num_classes, channels)
+    if name == "mobilenetv2":
+        return MobileNetV2Cifar(num_classes, channels)
+    if name == "shufflenetv2":
+        return ShuffleNetV2Cifar(num_classes, channels)
+    if name == "resnet50":
+        return ResNet50(num_classes, channels)
     if name == "digits_cnn":
         return DigitsCNN(num_classes, channels)
     if name == "mlp":
