@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 # CIFAR) in the checkout's ./data, as the README says, not in notebooks/data
 export METAKIT_DATA ?= $(CURDIR)/data
 
-.PHONY: setup test demo lab student chromium clean
+.PHONY: setup test demo lab student assignment grade chromium clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,18 @@ demo: $(STAMP)
 # Student copies (solutions replaced, outputs cleared) in notebooks/student/ (generated, git-ignored).
 student: $(STAMP)
 	$(PY) -m metakit.teaching.student
+
+# nbgrader: `make assignment` releases the tour's student versions into $(COURSE)/release (the same
+# cells as `make student`); `make grade SUBMISSIONS=dir` autogrades dir/<student_id>/<notebook>.ipynb
+# into $(COURSE)/gradebook.db and writes $(COURSE)/grades.csv and grades_by_cell.csv.
+COURSE      ?= runs/course
+SUBMISSIONS ?= submissions
+assignment: $(STAMP)
+	$(PY) -m metakit.teaching.assignment --check
+	$(PY) -m metakit.teaching.course --course $(COURSE) release
+
+grade: $(STAMP)
+	METAKIT_PROFILE=$${METAKIT_PROFILE:-smoke} $(PY) -m metakit.teaching.course --course $(COURSE) grade $(SUBMISSIONS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -4,7 +4,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from metakit.teaching.student import BEGIN, END, PLACEHOLDER, MarkerError, main, strip_solutions, student_notebook
+from metakit.teaching.student import (BEGIN, BEGIN_HIDDEN, END, END_HIDDEN, PLACEHOLDER, MarkerError, main,
+                                      strip_solutions, student_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -25,6 +26,21 @@ def solution_lines(source):
 def test_indentation_kept_and_two_blocks_in_one_cell():
     code = f"a = 1\n{BEGIN}\na = 2\n{END}\ndef f(x):\n    {BEGIN}\n    return x\n    {END}\nb = 3"
     assert strip_solutions(code) == f"a = 1\n{PLACEHOLDER}\ndef f(x):\n    {PLACEHOLDER}\nb = 3"
+
+
+def test_hidden_tests_are_dropped_with_their_markers():
+    code = f"check(x)\n{BEGIN_HIDDEN}\nassert x == 42\n{END_HIDDEN}\nprint('done')"
+    assert strip_solutions(code) == "check(x)\nprint('done')"
+
+
+@pytest.mark.parametrize("code,match", [
+    (f"{BEGIN_HIDDEN}\nassert x", "line 1: .* never closed"),
+    (f"{END_HIDDEN}", "line 1: .* without"),
+    (f"{BEGIN_HIDDEN}\n{BEGIN_HIDDEN}\n{END_HIDDEN}", "line 2: .* inside the hidden tests opened at line 1"),
+])
+def test_unbalanced_hidden_test_markers_name_the_line(code, match):
+    with pytest.raises(MarkerError, match=match):
+        strip_solutions(code, "nb.ipynb, cell 3")
 
 
 @pytest.mark.parametrize("code,match", [
@@ -68,7 +84,7 @@ def test_student_copies_of_the_tour(tmp_path):
         nbformat.validate(copy)
         assert len(copy.cells) == len(original.cells)
         text = "\n".join(c.source for c in copy.cells)
-        assert BEGIN not in text and END not in text
+        assert BEGIN not in text and END not in text and BEGIN_HIDDEN not in text
         for cell, student in zip(original.cells, copy.cells):
             removed = solution_lines(cell.source)
             if removed:

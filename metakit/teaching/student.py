@@ -8,9 +8,12 @@ In an instructor notebook, an exercise's solution sits between two marker lines:
         ### END SOLUTION
 
 The student copy replaces each such block, markers included, with one line at the marker's
-indentation: ``raise NotImplementedError("Exercise: write your solution here")``. Markers
-must pair up inside one code cell; anything else is an error naming the notebook, the cell
-and the line. Copies go to ``notebooks/student/`` (generated, git-ignored, not run by nbval).
+indentation: ``raise NotImplementedError("Exercise: write your solution here")``, and drops
+every ``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block of a check cell, markers
+included (nbgrader puts those back when it grades). Markers must pair up inside one code cell;
+anything else is an error naming the notebook, the cell and the line. Copies go to
+``notebooks/student/`` (generated, git-ignored, not run by nbval). They are the same cells as
+nbgrader's release (`metakit.teaching.course`, ``make assignment``), which uses the same stub.
 
 Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student]``.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 PLACEHOLDER = 'raise NotImplementedError("Exercise: write your solution here")'
 
 
@@ -45,10 +49,17 @@ def strip_solutions(source: str, where: str = "cell") -> str:
         def f():
             raise NotImplementedError("Exercise: write your solution here")
     """
-    out, opened = [], None
+    out, opened, hidden = [], None, None
     for number, line in enumerate(source.splitlines(), start=1):
         marker = line.strip()
-        if marker == BEGIN:
+        if marker in (BEGIN_HIDDEN, END_HIDDEN) or hidden is not None:
+            if marker == BEGIN_HIDDEN and hidden is not None:
+                raise MarkerError(f"{where}, line {number}: {BEGIN_HIDDEN!r} inside the hidden tests opened at "
+                                  f"line {hidden}; close them with {END_HIDDEN!r} first.")
+            if marker == END_HIDDEN and hidden is None:
+                raise MarkerError(f"{where}, line {number}: {END_HIDDEN!r} without a {BEGIN_HIDDEN!r} before it.")
+            hidden = number if marker == BEGIN_HIDDEN else None if marker == END_HIDDEN else hidden
+        elif marker == BEGIN:
             if opened is not None:
                 raise MarkerError(f"{where}, line {number}: {BEGIN!r} inside the solution opened at line {opened}; "
                                   f"close it with {END!r} first.")
@@ -62,6 +73,8 @@ def strip_solutions(source: str, where: str = "cell") -> str:
             out.append(line)
     if opened is not None:
         raise MarkerError(f"{where}, line {opened}: {BEGIN!r} is never closed; add {END!r} after the solution.")
+    if hidden is not None:
+        raise MarkerError(f"{where}, line {hidden}: {BEGIN_HIDDEN!r} is never closed; add {END_HIDDEN!r} after them.")
     return "\n".join(out)
 
 
@@ -78,7 +91,7 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
         if cell.cell_type == "code":
             cell.source = strip_solutions(cell.source, f"{name}, cell {index}")
             cell.outputs, cell.execution_count = [], None
-        elif BEGIN in cell.source or END in cell.source:
+        elif any(m in cell.source for m in (BEGIN, END, BEGIN_HIDDEN, END_HIDDEN)):
             raise MarkerError(f"{name}, cell {index}: solution markers belong in code cells, not {cell.cell_type}.")
     copy.metadata.pop("widgets", None)
     return copy

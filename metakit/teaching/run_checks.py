@@ -1,0 +1,146 @@
+"""Checks for the exercises that train (notebooks 03–05): each compares the student's run with an
+independent one — a rerun of its first epoch, the config it should differ from in one field, a
+table column recomputed — and names what is wrong without printing the right value.
+
+Example:
+    >>> import pandas as pd
+    >>> h = pd.DataFrame({"epoch": [1, 2, 3], "test_acc": [10.0, 30.0, 20.0], "train_acc": [5.0, 6.0, 7.0]})
+    >>> check_best_epoch({"fixed": 2}, {"fixed": h})
+    ✓ best_epoch names the epoch of the best test accuracy of every run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from metakit.teaching.checks import _ok, _require
+
+
+def _history_of(run) -> pd.DataFrame:
+    return run.history if hasattr(run, "history") else run
+
+
+def check_every_step(every_step, official: pd.DataFrame, profile: str, seed: int, dataset: str) -> None:
+    """``every_step`` is the history of the table entry ``mlrsnet_every_step`` (notebook 03).
+
+    Its length is compared with ``official`` (the official protocol's history, which it must not
+    be) and its first epoch with a one-epoch rerun of that entry at ``profile``, ``seed``, ``dataset``.
+    """
+    from metakit.experiments import run
+    from metakit.experiments.schedule_tables import table_config
+
+    _require(isinstance(every_step, pd.DataFrame) and {"lr", "train_loss"} <= set(every_step.columns),
+             f"store the run's history (result.history, a DataFrame), not a {type(every_step).__name__}.")
+    _require(len(every_step) == len(official), f"your history has {len(every_step)} epochs, the official run "
+                                               f"{len(official)}: run the table entry at this notebook's profile.")
+    same = every_step[["train_loss", "lr"]].to_numpy().shape == official[["train_loss", "lr"]].to_numpy().shape and \
+        np.allclose(every_step[["train_loss", "lr"]].to_numpy(), official[["train_loss", "lr"]].to_numpy())
+    _require(not same, "this is the official protocol's history: run the table entry mlrsnet_every_step instead.")
+    first = run(table_config("cifar10", "mlrsnet_every_step", profile, seed, dataset=dataset, epochs=1)).history.iloc[0]
+    _require(np.allclose(every_step[["train_loss", "lr"]].iloc[0].to_numpy(float), [first["train_loss"], first["lr"]],
+                         rtol=1e-6), "your first epoch differs from a rerun of the table entry mlrsnet_every_step "
+                                     "(same profile, seed and DATASET): check the entry's name and the options.")
+    _ok("every_step is the history of the final_net ablation meta-updating every step.")
+
+
+def check_high_noise(high_noise, uniform: dict) -> None:
+    """``high_noise`` maps ``"cosine"`` and ``"mlrsnet"`` to runs whose config is ``uniform``'s with noise_rate 0.6 (notebook 04)."""
+    _require(isinstance(high_noise, dict), f"high_noise is a dict name → Result, not a {type(high_noise).__name__}.")
+    _require(set(high_noise) == {"cosine", "mlrsnet"}, f"high_noise has the entries {sorted(high_noise)}; the "
+                                                      "exercise reruns the cosine and MLR-SNet entries.")
+    for name, result in high_noise.items():
+        _require(hasattr(result, "config"), f"high_noise[{name!r}] is a {type(result).__name__}; store what run returns.")
+        want = dataclasses.replace(uniform[name].config, noise_rate=0.6).resolve()
+        got = result.config.resolve()
+        for field in dataclasses.fields(want):
+            if field.name == "progress":
+                continue
+            mine = getattr(got, field.name)
+            _require(mine == getattr(want, field.name), f"high_noise[{name!r}] differs from uniform[{name!r}] in "
+                                                        f"{field.name} (yours {mine!r}): change only the noise rate.")
+    _ok("high_noise reruns cosine and MLR-SNet at 60% uniform noise, nothing else changed.")
+
+
+def check_best_epoch(best_epoch, runs: dict) -> None:
+    """``best_epoch[name]`` is the epoch (as numbered in ``history["epoch"]``) of the best test accuracy of ``runs[name]``.
+
+    Example:
+        >>> h = pd.DataFrame({"epoch": [1, 2, 3], "test_acc": [10.0, 30.0, 20.0], "train_acc": [5.0, 6.0, 7.0]})
+        >>> check_best_epoch({"fixed": 1}, {"fixed": h})
+        Traceback (most recent call last):
+        AssertionError: Not yet. Hint: epochs are numbered as in history['epoch'] (from 1); best_epoch['fixed'] = 1 looks like a row index.
+    """
+    _require(isinstance(best_epoch, dict), f"best_epoch is a dict name → epoch, not a {type(best_epoch).__name__}.")
+    missing, extra = sorted(set(runs) - set(best_epoch)), sorted(set(best_epoch) - set(runs))
+    _require(not missing, f"best_epoch has no entry for {missing}: one per run.")
+    _require(not extra, f"best_epoch names {extra}, which are not runs here.")
+    for name, epoch in best_epoch.items():
+        h = _history_of(runs[name])
+        _require(isinstance(epoch, (int, np.integer)), f"best_epoch[{name!r}] must be an int epoch number, "
+                                                       f"not {type(epoch).__name__}.")
+        best = set(h.loc[h["test_acc"] == h["test_acc"].max(), "epoch"].astype(int))
+        if int(epoch) in best:
+            continue
+        row = h.reset_index(drop=True)["test_acc"].idxmax()
+        _require(int(epoch) != row, f"epochs are numbered as in history['epoch'] (from 1); best_epoch[{name!r}] = "
+                                    f"{epoch} looks like a row index.")
+        _require(int(epoch) not in set(h.loc[h["train_acc"] == h["train_acc"].max(), "epoch"].astype(int)),
+                 f"best_epoch[{name!r}] is the epoch of the best train accuracy; take the test accuracy.")
+        _require(False, f"epoch {epoch} is not the epoch of {name!r}'s best test accuracy.")
+    _ok("best_epoch names the epoch of the best test accuracy of every run.")
+
+
+def check_small_lr(small_lr, reference: pd.DataFrame, lr: float = 0.02) -> None:
+    """``small_lr`` is the transfer table of the MLP variation at ``lr`` for ``fixed`` and ``learned`` (notebook 05).
+
+    ``reference`` holds the same variation's rows at the source LR (from the notebook's
+    ``transfer``): the learned schedule sets every step's LR itself, so its row must equal the
+    reference's learned row, while the fixed baseline must end at ``lr``.
+    """
+    _require(isinstance(small_lr, pd.DataFrame) and {"schedule", "final_lr", "test_acc"} <= set(small_lr.columns),
+             f"store the table transfer_table returns, not a {type(small_lr).__name__}.")
+    _require(list(small_lr["schedule"]) == ["fixed", "learned"], f"small_lr has the schedules "
+                                                                f"{list(small_lr['schedule'])}: run the fixed baseline "
+                                                                "only, beside the learned schedule.")
+    fixed, learned = small_lr.set_index("schedule").loc["fixed"], small_lr.set_index("schedule").loc["learned"]
+    _require(math.isclose(float(fixed["final_lr"]), lr, rel_tol=1e-6),                  # a float32 LR
+             f"the fixed baseline ends at LR {float(fixed['final_lr']):g}: set the variation's lr to {lr}.")
+    ref = reference.set_index("schedule").loc["learned"]
+    _require(math.isclose(float(learned["test_acc"]), float(ref["test_acc"]), abs_tol=1e-9) and
+             math.isclose(float(learned["final_lr"]), float(ref["final_lr"]), rel_tol=1e-6),
+             "your learned run differs from the MLP variation's learned run above, which it should repeat: "
+             "the same model (mlp) and data, and the learned schedule ignores lr.")
+    _ok(f"small_lr runs the MLP at lr {lr}: the fixed baseline at {lr}, the learned schedule unchanged.")
+
+
+def check_unscaled_lr(unscaled_lr, schedule_file: str | Path, vocab_size: int, loss: float = 3.0) -> None:
+    """``unscaled_lr`` is the first LR the last snapshot of ``schedule_file`` gives to ``loss`` with its learned γ (notebook 05)."""
+    from metakit.learners.lr_net import load_schedule
+
+    _require(isinstance(unscaled_lr, (int, float)) and not isinstance(unscaled_lr, bool),
+             f"unscaled_lr is one float (what .step returns), not a {type(unscaled_lr).__name__}.")
+
+    def first_lr(snapshot: str, gamma: float | None = None) -> float:
+        snapshots = load_schedule(schedule_file)[0]                   # a fresh state (h, c)
+        net = snapshots.last if snapshot == "last" else snapshots.at_epoch(1)
+        net.num_classes = int(vocab_size)
+        if net.normalise:
+            net.loss_scale.fill_(math.log(vocab_size))
+        if gamma is not None:
+            net.gamma.fill_(gamma)
+        with torch.no_grad():
+            return float(net.inner_lr(torch.tensor(float(loss))))
+
+    if math.isclose(unscaled_lr, first_lr("last"), rel_tol=1e-6):
+        _ok("unscaled_lr is the last snapshot's first LR with its learned γ: no re-scaling to the LM's LR.")
+        return
+    _require(not math.isclose(unscaled_lr, first_lr("last", gamma=2 * 3.0), rel_tol=1e-6),
+             "yours re-scales γ to the optimiser's LR: leave base_lr out, keep the learned γ.")
+    _require(not math.isclose(unscaled_lr, first_lr("first"), rel_tol=1e-6), "that is the first snapshot; "
+                                                                            "load the last one.")
+    _require(False, f"yours ({unscaled_lr:.4g}) is not the first LR the last snapshot gives to a loss of {loss:g}.")
