@@ -4,7 +4,7 @@ import pytest
 from metakit.cli import main
 from metakit.experiments.grid import read_csv
 from metakit.experiments.schedule_tables import frozen_options, table_config
-from metakit.experiments.schedule_transfer import (entries_for, schedule_path, schedule_transfer, target_config,
+from metakit.experiments.schedule_transfer import (config_of_row, entries_for, schedule_path, schedule_transfer, target_config,
                                                    transfer_runs, variations)
 from metakit.experiments.schedule_transfer_report import verdicts
 
@@ -111,3 +111,18 @@ def test_the_language_model_verdict_is_a_perplexity_ratio_against_the_best_on_va
     assert v.best_hand == "sched_cosine" and float(v.ppl_ratio) == pytest.approx(1.05) and bool(v.best_met)
     rows.loc[rows.method == "sched_mlrsnet", "test_ppl"] = 6.4
     assert not bool(verdicts(rows).iloc[0].best_met)            # 6.4 / 6.0 = 1.067 > 1.05
+
+
+def test_config_of_row_rebuilds_every_image_rows_config(tmp_path):
+    out = tmp_path / "t.csv"
+    names = ["same", "epochs_x2", "dataset", "arch_mlp"]
+    rows = schedule_transfer("digits", 0.0, names, [0, 1], "smoke", ["mlrsnet", "cosine", "mlrsnet_final_net"], out,
+                             {"epochs": 1})
+    runs = transfer_runs("digits", 0.0, names, [0, 1], "smoke", ["mlrsnet", "cosine", "mlrsnet_final_net"],
+                         schedule_path(tmp_path, "digits", 0.0, "smoke"), {"epochs": 1})
+    image = rows[rows.setting != "transfer_source"].to_dict("records")
+    assert len(image) == len(runs) == 4 * 2 * 3
+    for row, want in zip(image, runs):
+        assert config_of_row(row, "digits", tmp_path) == want.config, row
+    with pytest.raises(ValueError, match="transfer_source.*not an image target row"):
+        config_of_row(rows.iloc[0].to_dict(), "digits", tmp_path)

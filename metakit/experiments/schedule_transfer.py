@@ -44,12 +44,12 @@ import itertools
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from metakit.experiments import Config, run
-from metakit.experiments.grid import GridRun, run_grid
+from metakit.experiments.grid import GridRun, rerun_profile, run_grid
 from metakit.experiments.schedule_tables import schedule_job, table_config
 from metakit.learners.lr_net import save_schedule
 from metakit.options import require
@@ -253,3 +253,38 @@ def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] |
                               log=log, desc="schedule transfer lm"))
     df = pd.concat(parts, ignore_index=True)
     return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+
+
+def config_of_row(row: Mapping[str, Any], source: str, folder: str | Path, profile: str | None = None) -> Config:
+    """The `Config` that made one image row of a transfer CSV (`transfer_runs`), to rerun it.
+
+    At the row's own profile it is exactly the grid's config (``--epochs`` included); at another
+    ``profile`` it is the same cell at that profile, still reading the row's schedule file.
+
+    Args:
+        row: one row of the CSV (dataset, setting, method, variant, seed, momentum, profile, epochs).
+        source: the dataset the table's schedule learned on (its CSV is ``results/<source>/...``).
+        folder: the CSV's folder (the schedule is in its ``schedules/``).
+        profile: the profile to rerun at; None: the row's.
+
+    Example:
+        >>> row = {"dataset": "digits", "setting": "transfer_arch_mlp", "method": "sched_mlrsnet", "variant": "",
+        ...        "seed": 2, "momentum": 0.0, "profile": "laptop", "epochs": 60}
+        >>> c = config_of_row(row, "digits", "results/digits").resolve()
+        >>> c.model, c.seed, c.options["schedule_file"]
+        ('mlp', 2, 'results/digits/schedules/schedule_transfer_laptop_digits_m0.pt')
+    """
+    own, profile = rerun_profile(row, profile)
+    name = str(row["setting"]).removeprefix("transfer_")
+    if name in ("source", "lm"):
+        raise ValueError(f"setting={row['setting']!r} is not an image target row; rerun the source with "
+                         f"source_config and a language-model row with metakit.experiments.text.run_lm.")
+    method, variant = str(row["method"]), str(row.get("variant") or "")
+    entry = "mlrsnet_final_net" if (method, variant) == ("sched_mlrsnet", "final_net") else method.removeprefix("sched_")
+    momentum = float(row["momentum"])
+    labels = (source, momentum, variations(source, profile)[name], entry, int(row["seed"]), profile,
+              schedule_path(folder, source, momentum, own))
+    config = target_config(*labels)
+    if profile == own and int(row["epochs"]) != config.resolve().epochs:
+        config = target_config(*labels, epochs=int(row["epochs"]))   # the table was made with --epochs
+    return config
