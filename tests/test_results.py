@@ -70,3 +70,12 @@ def test_the_transfer_tables_command_has_no_datasets_flag_and_parses():
     args = build_parser().parse_args(command.split()[3:])
     assert (args.kind, args.targets, args.methods) == ("mfm-transfer", ["if50", "variant", "if10", "width"],
                                                        ["ce", "mfm", "mfm_frozen", "mfm_init"])
+
+
+def test_the_schedule_transfer_command_is_a_schedule_table_one_and_parses():
+    from metakit.cli import build_parser
+    command = make_command("results/digits", "schedule-transfer", dataset="digits")
+    assert command.endswith("--out results/digits/schedule_transfer_laptop.csv")
+    args = build_parser().parse_args(command.split()[3:])
+    assert (args.command, args.task, args.source, args.seeds) == ("schedule-table", "transfer", "digits",
+                                                                  [0, 1, 2, 3, 4])

@@ -25,12 +25,13 @@ import pandas as pd
 
 from metakit.options import require
 
-KINDS = ("long-tail", "noise", "mfm-ablation", "mfm-transfer")
+KINDS = ("long-tail", "noise", "mfm-ablation", "mfm-transfer", "schedule-transfer")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the arguments each committed table is made with, beyond profile, dataset and out
 ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": "", "mfm-ablation": "--imbalances 100",
              "mfm-transfer": "--targets if50 variant if10 width --methods ce mfm mfm_frozen mfm_init"}
 ONE_DATASET = {"mfm-transfer"}  # tables of one fixed dataset: no --datasets
+SCHEDULE_TABLES = {"schedule-transfer"}  # made by `schedule-table transfer --source <dataset> --out <csv>`
 
 
 def csv_path(folder: str | Path, kind: str, profile: str = "laptop") -> Path:
@@ -54,6 +55,9 @@ def make_command(folder: str | Path, kind: str, profile: str = "laptop", dataset
     require("kind", kind, object, choices=KINDS)
     out = Path(os.path.abspath(folder))
     out = out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out
+    if kind in SCHEDULE_TABLES:
+        return (f"python -m metakit schedule-table transfer --profile {profile} --source {dataset} "
+                f"--seeds 0 1 2 3 4 --out {csv_path(out, kind, profile).as_posix()}")
     datasets = [] if kind in ONE_DATASET else ["--datasets", dataset]
     words = ["python -m metakit table", kind, "--profile", profile, *datasets, ARGUMENTS[kind],
              "--out", out.as_posix()]
