@@ -135,6 +135,22 @@ def test_rof_rule_is_exact_through_other_normalisations(norm):
     assert rel_err(flat(rof_rule(step, train_batch, meta_batch).grads, step.meta_params), reference) < 1e-10
 
 
+@pytest.mark.parametrize("kind", ["net", "shared"])
+def test_rof_rule_is_exact_for_modulator_networks(kind):
+    """MFM mode 2: per-sample γ/β from a network reading the feature's statistics, upstream of the BN."""
+    torch.manual_seed(0)
+    net = Tiny("batch").double()
+    modulation = attach(net, ["conv1"], kind=kind, hidden=4)
+    with torch.no_grad():                                  # off the identity (the last layer starts at zero)
+        for p in modulation.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    batches = [(torch.randn(6, 1, 4, 4, dtype=torch.float64), torch.randint(0, 3, (6,))) for _ in range(2)]
+    step = meta_step(net, modulation)
+    reference = flat(general_rule(step, *batches).grads, step.meta_params)
+    assert reference.norm() > 1e-3
+    assert rel_err(flat(rof_rule(step, *batches).grads, step.meta_params), reference) < 1e-10
+
+
 def test_rof_rule_matches_on_resnet32_with_mfm_modulation():
     """The reported case: ResNet-32, modulation after every block, float64; fused errs by percents."""
     torch.manual_seed(0)
