@@ -103,11 +103,11 @@ def rel_err(a, b):
 
 
 @pytest.mark.parametrize("entry", ["loss", "forward", "lr"])
-@pytest.mark.parametrize("rule", ["auto", "general"])
+@pytest.mark.parametrize("rule", ["auto", "general", "rof"])
 def test_hypergradient_matches_finite_differences(entry, rule):
     net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make(entry)
     step = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, rule=rule)
-    assert step.rule == ({"loss": "jvp", "forward": "general", "lr": "lr"}[entry] if rule == "auto" else "general")
+    assert step.rule == ({"loss": "jvp", "forward": "general", "lr": "lr"}[entry] if rule == "auto" else rule)
     hyper = flat(step.hypergradient(train_batch, meta_batch).grads, learner)
     fd = finite_differences(net, learner, train_batch, meta_batch, 0.5, 1e-2)
     assert fd.norm() > 1e-3                                    # a real signal, not zero == zero
@@ -142,7 +142,7 @@ def test_fast_rule_equals_general_rule(entry):
 
 
 @pytest.mark.parametrize("entry", ["loss", "forward", "lr"])
-@pytest.mark.parametrize("rule", ["auto", "general"])
+@pytest.mark.parametrize("rule", ["auto", "general", "rof"])
 def test_virtual_step_leaves_the_real_model_untouched(entry, rule):
     net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make(entry)
     step = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, rule=rule)
@@ -219,6 +219,8 @@ def test_bad_arguments_raise_clear_errors():
         MetaStep(net, learner, optimizer, meta_opt, meta_every=0)
     with pytest.raises(ValueError, match="meta_clip=-1"):
         MetaStep(net, learner, optimizer, meta_opt, meta_clip=-1)
+    with pytest.raises(ValueError, match="rule='rof' with first_order=True"):
+        MetaStep(net, Modulation(3), optimizer, meta_opt, rule="rof", first_order=True)
     with pytest.raises(ValueError, match="meta_mode='test'"):
         MetaStep(net, learner, optimizer, meta_opt, meta_mode="test")
 

@@ -8,7 +8,9 @@ With classifier weights θ, meta-parameters φ, a training batch and a meta batc
 4. real step      θ ← optimizer step on L_train(θ; φ_new)
 
 - `core`: `lookahead` (the small public core), `cloned_buffers`, `theta`, `MetaLearner`.
-- `rules`: the three exact hypergradient rules (general double backward, lr, JVP).
+- `rules`: the four exact hypergradient rules (general double backward, reverse over forward
+  "rof", lr, JVP).
+- `norms`: normalisation as primitive ops, which keeps the rof rule exact through BatchNorm.
 - `step`: `MetaStep`, the driver that picks the cheapest exact rule for ``learner.enters``.
 """
 from metakit.meta.core import (ENTRIES, MetaLearner, cloned_buffers, cross_entropy_per_sample, freeze, lookahead,

@@ -2,7 +2,10 @@
 
 The rule comes from where φ enters (``learner.enters``), see `metakit.meta.rules`:
 "lr" → the lr rule (no second order), "loss" with `MetaLearner.weights` → the JVP rule,
-anything else → the general double backward. ``rule="general"`` forces the latter.
+anything else (MFM's "forward") → the general double backward. ``rule="general"`` forces the
+latter; ``rule="rof"`` runs reverse mode through one JVP instead: the same exact hypergradient,
+but measured slower on CPU (ResNet-32, batch 100: 1.05x a full step, 1.14x the hypergradient,
++17% peak memory; bench/meta_step_rof.md), so it is not the default.
 The fast rules hand their training forward to the real step, which then needs no second
 forward: it commits the forward's BatchNorm statistics and reuses (lr rule) or reweights
 (JVP rule) its gradient with the updated φ, so the optimiser sees exactly the gradient a
@@ -38,8 +41,10 @@ class MetaStep:
             momentum); set it to the optimiser's so the look-ahead predicts the real step.
         meta_clip: clip the meta-gradient's norm to this value (None: no clipping); use it
             when φ's updates spike early in training.
-        rule: "auto" (cheapest exact rule for ``learner.enters``) or "general" (always the
-            double backward; for checks and comparisons).
+        rule: "auto" (cheapest exact rule for ``learner.enters``), "general" (always the
+            double backward: the reference for checks and comparisons) or "rof" (reverse mode
+            through one JVP; exact, slower than "general" on CPU, try it where the double
+            backward is the bottleneck, e.g. memory or another device).
         first_order: build θ' from a detached ∇θ L_train, θ' = θ − α(φ)·sg[∇θ L_train + wd·θ],
             and keep only the rest of φ's dependence. Per entry: "lr" — identical to the
             exact hypergradient (it has no second-order term; the lr rule is used either
@@ -49,7 +54,7 @@ class MetaStep:
             through ∇θ L_train, so the hypergradient would be zero (the exact JVP rule
             already needs no second derivatives).
         amp: bf16 autocast on CUDA for the real step's own forward (non-meta iterations and
-            the general rule); every pass the hypergradient differentiates stays fp32.
+            the general and rof rules); every pass the hypergradient differentiates stays fp32.
         meta_mode: the net's mode in the meta forward. "train" (default): BatchNorm normalises
             the meta batch with its own statistics (on copies of the buffers). "eval": with the
             running statistics, as the classifier will be evaluated; a small balanced meta batch
@@ -182,19 +187,22 @@ class MetaStep:
         return stats
 
 
-RULE_CHOICES = ("auto", "general")
+RULE_CHOICES = ("auto", "general", "rof")
 META_MODES = ("train", "eval")
 
 
 def pick_rule(learner: MetaLearner, rule: str = "auto") -> str:
-    """The rule `MetaStep` runs: "lr", "jvp" or "general".
+    """The rule `MetaStep` runs: "lr", "jvp", "general" or "rof".
+
+    "auto" picks the lr rule for ``enters="lr"``, the JVP rule for weights of detached losses,
+    else "general"; "general" and "rof" are taken as asked.
 
     Example:
-        >>> pick_rule(MetaLearner()), pick_rule(MetaLearner(), "general")
-        ('general', 'general')
+        >>> pick_rule(MetaLearner()), pick_rule(MetaLearner(), "rof")
+        ('general', 'rof')
     """
-    if rule == "general":
-        return "general"
+    if rule in ("general", "rof"):
+        return rule
     if learner.enters == "lr":
         return "lr"
     if learner.enters == "loss" and learner.declares_weights():
@@ -209,6 +217,9 @@ def _validate(learner: MetaLearner, meta_every, weight_decay, meta_clip, rule, f
     require("meta_clip", meta_clip, float, low=0, low_open=True, nullable=True, example="1.0")
     require("rule", rule, str, choices=RULE_CHOICES)
     require("first_order", first_order, bool)
+    if first_order and rule == "rof":
+        raise ValueError("rule='rof' with first_order=True: the rof rule computes the exact mixed term that first "
+                         "order drops; use rule='auto' (first order runs the detached general rule).")
     if first_order and learner.enters == "loss":
         raise ValueError("first_order=True with learner.enters='loss' would give a zero hypergradient (φ reaches θ' "
                          "only through ∇θ L_train); use first_order=False: the exact JVP rule needs no second "

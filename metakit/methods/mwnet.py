@@ -38,7 +38,8 @@ class MWNetOptions:
     meta_optimizer: str = option("adam", "adam: Adam(meta_lr) as the paper's code; sgd: SGD(meta_lr, momentum 0.9, "
                                          "Nesterov)", choices=("adam", "sgd"))
     meta_weight_decay: float = option(1e-4, "the meta-optimiser's weight decay", low=0)
-    rule: str = option("auto", "auto: the exact JVP rule; general: the double backward, for comparison",
+    rule: str = option("auto", "auto: the exact JVP rule; general: the double backward, rof: reverse over "
+                               "forward, both for comparison",
                        choices=RULE_CHOICES)
     meta_clip: float | None = option(None, "clip the weight net's gradient norm to this (None: off)", low=0,
                                      low_open=True, nullable=True)
