@@ -144,3 +144,81 @@ def check_unscaled_lr(unscaled_lr, schedule_file: str | Path, vocab_size: int, l
     _require(not math.isclose(unscaled_lr, first_lr("first"), rel_tol=1e-6), "that is the first snapshot; "
                                                                             "load the last one.")
     _require(False, f"yours ({unscaled_lr:.4g}) is not the first LR the last snapshot gives to a loss of {loss:g}.")
+
+
+STEP_TOL = 5e-6   # after the first steps: float32 rounding alone stays under 1e-6 (measured on digits and MNIST-1D)
+RUN_TOL = 1e-4    # after the whole run, at least; more where training amplifies rounding (see check_mwnet_loop)
+
+
+def _train_yours(fn, parts, epochs: int) -> None:
+    from metakit.teaching.checks import _call
+
+    try:
+        _call(fn, parts, epochs, what="my_mwnet_training")
+    except RuntimeError as err:
+        text = str(err)
+        graph = "does not require grad" in text or "not have been used in the graph" in text
+        _require(not graph, "your meta loss does not reach the weight net's parameters: θ' must keep the graph of "
+                            "∇θ L_train (create_graph=True), and the weights in the virtual step must not be detached.")
+        raise AssertionError(f"Not yet. Hint: your loop raised RuntimeError: {text.splitlines()[0]}") from None
+
+
+def check_mwnet_loop(fn, config=None, steps: int = 3) -> None:
+    """``fn(parts, epochs)`` trains `metakit.teaching.mwnet_loop.LoopParts` as ``run(config)`` does (notebook 01).
+
+    First ``fn`` runs ``steps`` iterations and is compared with the library's own first steps
+    (within ``STEP_TOL``) and with loops that make one known mistake each (the hint names the one
+    it matches). Then it runs the whole config and is compared with ``run(config)``: training
+    amplifies float32 rounding, so the tolerance is ``max(RUN_TOL, 10 × gap)``, the gap being how
+    far the library's two exact hypergradient rules (``rule="auto"``'s JVP and ``"general"``'s
+    double backward) end apart at the same seed. Distances are per group (θ, BatchNorm
+    statistics, φ): |yours − library| / |library − start|.
+
+    Example:
+        >>> from metakit.teaching.mwnet_loop import loop_config, reference_loop
+        >>> check_mwnet_loop(reference_loop, loop_config("digits", epochs=1))  # doctest: +ELLIPSIS
+        ✓ your loop matches metakit's mwnet run: after 1 epoch (7 steps) ...
+    """
+    from metakit.experiments import run
+    from metakit.teaching import mwnet_loop as ml
+
+    config = (config or ml.loop_config()).resolve()
+    start = ml.snapshot(ml.loop_parts(config))
+    yours = ml.loop_parts(config, steps=steps)
+    _train_yours(fn, yours, 1)
+    got = ml.snapshot(yours)
+    _require(not torch.equal(got["θ"], start["θ"]), "your loop left the classifier as it was: the real step ends "
+                                                    "with parts.optimizer.step().")
+    _require(not torch.equal(got["φ"], start["φ"]), ml.MISTAKES["detached"])
+    right = max(ml.distance(got, ml.snapshot(ml.library_steps(config, steps)), start).values())
+    wrong = {}
+    for mistake in ml.MISTAKES:
+        parts = ml.loop_parts(config, steps=steps)
+        ml.reference_loop(parts, 1, mistake)
+        wrong[mistake] = max(ml.distance(got, ml.snapshot(parts), start).values())
+    closest = min(wrong, key=wrong.get)
+    _require(not (wrong[closest] <= STEP_TOL and 10 * wrong[closest] <= right), ml.MISTAKES[closest])
+    _require(right <= STEP_TOL, f"after {steps} steps your weights differ from the library's first {steps} steps by "
+                                f"{right:.1e} of how far they moved (tolerance {STEP_TOL:g}). Go through one step in "
+                                "order: this step's LR, the virtual step on the weighted training loss, the meta "
+                                "loss at θ', the weight net's update, the real step with the updated weights.")
+    yours = ml.loop_parts(config)
+    _train_yours(fn, yours, config.epochs)
+    library = run(config)
+    double_backward = run(dataclasses.replace(config, options={**config.options, "rule": "general"}))
+
+    def state(result) -> dict:
+        return ml.snapshot(ml.LoopParts(result.net, result.learner, None, None, None, [], None, 0.0))
+
+    gap = max(ml.distance(state(double_backward), state(library), start).values())
+    tolerance = max(RUN_TOL, 10 * gap)
+    off = ml.distance(ml.snapshot(yours), state(library), start)
+    group = max(off, key=off.get)
+    _require(off[group] <= tolerance, f"your first {steps} steps match the library's, but after {config.epochs} "
+                                      f"epochs your {group} differ from run(config)'s by {off[group]:.1e} of how far "
+                                      f"they moved (tolerance {tolerance:.0e}): train `epochs` passes over "
+                                      "parts.train, with a new meta batch and one schedule update every step.")
+    n = config.epochs * len(ml.loop_parts(config).train)
+    _ok(f"your loop matches metakit's mwnet run: after {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
+        f"({n} steps) it is {off[group]:.1e} away (its {group}, relative to how far training moved them; tolerance "
+        f"{tolerance:.0e}, where the library's own two exact hypergradient rules end {gap:.1e} apart).")
