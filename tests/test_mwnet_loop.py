@@ -65,6 +65,36 @@ def reuse_forward_loop(parts, epochs):
             parts.optimizer.step()
 
 
+def own_rounding_loop(parts, epochs):
+    """Right, with other float32 rounding: cross-entropy from log_softmax, the weights normalised by hand."""
+    net, weight_net = parts.net, parts.weight_net
+
+    def losses(logits, y):
+        return -torch.log_softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
+
+    def weights(per_sample):
+        raw = weight_net.raw_weights(per_sample)
+        return raw / raw.sum()
+    for _ in range(epochs):
+        for batch in parts.train:
+            meta_batch = next(parts.meta)
+            lr = parts.schedule.update(None)
+            per_sample = losses(functional_call(net, {**dict(net.named_parameters()), **ml.cloned_buffers(net)},
+                                                (batch.x,)), batch.y)
+            names, params = zip(*net.named_parameters())
+            grads = torch.autograd.grad((weights(per_sample) * per_sample).sum(), params, create_graph=True)
+            virtual = {n: p * (1 - lr * parts.weight_decay) - lr * g for n, p, g in zip(names, params, grads)}
+            meta = losses(functional_call(net, {**virtual, **ml.cloned_buffers(net)}, (meta_batch.x,)),
+                          meta_batch.y).mean()
+            parts.meta_optimizer.zero_grad()
+            meta.backward(inputs=list(weight_net.parameters()))
+            parts.meta_optimizer.step()
+            per_sample = losses(net(batch.x), batch.y)
+            parts.optimizer.zero_grad()
+            (weights(per_sample).detach() * per_sample).sum().backward()
+            parts.optimizer.step()
+
+
 def failure(fn, config=CONFIG) -> str:
     with pytest.raises(AssertionError) as info:
         check_mwnet_loop(fn, config)
@@ -83,9 +113,10 @@ def test_parts_are_the_library_runs_and_the_reference_loop_matches_run():
 def test_right_loops_pass_and_print_the_measured_distance(capsys):
     check_mwnet_loop(hand_loop, CONFIG)
     check_mwnet_loop(reuse_forward_loop, CONFIG)
+    check_mwnet_loop(own_rounding_loop, CONFIG)
     out = capsys.readouterr().out
-    assert out.count("✓ your loop matches metakit's mwnet run: after 1 epoch (7 steps)") == 2
-    assert "tolerance 1e-04" in out
+    assert out.count("✓ your loop matches metakit's mwnet run: after 1 epoch (7 steps)") == 3
+    assert out.count("tolerance 1e-02") == 3
 
 
 @pytest.mark.parametrize("flags,hint", [
@@ -105,9 +136,16 @@ def test_every_known_mistake_is_named(mistake):
     assert ml.MISTAKES[mistake] in message, message
 
 
-def test_a_loop_that_skips_epochs_fails_after_the_first_steps():
-    config = ml.loop_config("digits", epochs=2)
-    message = failure(lambda parts, epochs: ml.reference_loop(parts, 1), config)
+def same_order_loop(parts, epochs):
+    """Wrong only across epochs: the first epoch's batch order again and again."""
+    ml.reference_loop(ml.LoopParts(parts.net, parts.weight_net, parts.optimizer, parts.meta_optimizer, parts.schedule,
+                                   list(parts.train), parts.meta, parts.weight_decay), epochs)
+
+
+@pytest.mark.parametrize("loop", [lambda parts, epochs: ml.reference_loop(parts, 1), same_order_loop],
+                         ids=["one_epoch_short", "same_batch_order"])
+def test_a_loop_wrong_across_epochs_fails_after_the_first_steps(loop):
+    message = failure(loop, ml.loop_config("digits", epochs=2))
     assert "your first 3 steps match the library's, but after 2 epochs" in message
 
 

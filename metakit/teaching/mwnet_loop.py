@@ -182,19 +182,26 @@ def reference_loop(p: LoopParts, epochs: int, mistake: str | None = None) -> Non
                 _meta_update(p, batch.x, batch.y, meta_batch, lr, mistake)
 
 
-GROUPS = ("θ", "BatchNorm statistics", "φ")
+GROUPS = ("θ", "BatchNorm statistics", "weight net")
+LOSS_GRID = torch.linspace(0.0, 4.0, 81)   # per-sample losses at which the weight nets are compared
 
 
 def snapshot(p: LoopParts) -> dict[str, torch.Tensor]:
-    """θ, the float buffers and φ of ``p``, each flattened into one float64 vector (copies).
+    """θ, the float buffers and the weight net's σ(MLP(ℓ)) on `LOSS_GRID`, each one float64 vector (copies).
+
+    The weight net is compared by what it computes, not by its parameters: Adam moves a parameter
+    whose meta-gradient is near zero by up to its full step either way, so float32 rounding can
+    move such a parameter far without changing the weights the net gives.
 
     Example:
         >>> sorted(snapshot(loop_parts(loop_config("digits"), steps=1)))
-        ['BatchNorm statistics', 'θ', 'φ']
+        ['BatchNorm statistics', 'weight net', 'θ']
     """
     def flat(tensors) -> torch.Tensor:
         return torch.cat([t.detach().double().flatten() for t in tensors if t.is_floating_point()])
-    return dict(zip(GROUPS, (flat(p.net.parameters()), flat(p.net.buffers()), flat(p.weight_net.parameters()))))
+    with torch.no_grad():
+        grid = p.weight_net.raw_weights(LOSS_GRID.to(next(p.weight_net.parameters()).device))     # (81,)
+    return dict(zip(GROUPS, (flat(p.net.parameters()), flat(p.net.buffers()), grid.double().cpu())))
 
 
 def distance(a: dict, b: dict, start: dict) -> dict[str, float]:
