@@ -189,8 +189,8 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
         cache = default_cache_dir().resolve()  # absolute, so workers elsewhere find the same folder
     runs = [GridRun(dataclasses.replace(c, progress=False), variant="_".join(f"{n}_{value_of(c, n)}" for n in varied))
             for c in configs]
-    table = run_grid(runs, job=functools.partial(grid_job, cache=cache, imports=imports), executor=executor, progress=progress,
-                     desc="ablate")
+    job = functools.partial(grid_job, cache=cache, imports=imports)
+    table = run_grid(runs, job=job, executor=executor, progress=progress, desc="ablate")
     for config, error in zip(configs, table["error"]):
         if error is not None:
             warnings.warn(f"run failed: {config}\n{error}")
