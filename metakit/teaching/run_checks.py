@@ -242,7 +242,7 @@ def check_mwnet_loop(fn, config=None, steps: int = 3) -> None:
                                       f"epochs your {group} differs from run(config)'s by {off[group]:.1e} of how far "
                                       f"it moved (tolerance {tolerance:.0e}): train `epochs` passes over "
                                       "parts.train, with a new meta batch and one schedule update every step.")
-    n = config.epochs * len(ml.loop_parts(config).train)
+    n = config.epochs * len(yours.train)
     _ok(f"your loop matches metakit's mwnet run: after {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
         f"({n} steps) it is {off[group]:.1e} away ({group}, relative to how far training moved it; tolerance "
         f"{tolerance:.0e}, where the library's own two exact hypergradient rules end {gap:.1e} apart); after the "
