@@ -7,7 +7,9 @@ the per-epoch history and the run's wall time. The key is the SHA-256 of
   type it resolves to, since CPU and CUDA numbers differ),
 - ``metakit.__version__``,
 - a hash of every ``metakit/**/*.py`` source file (any code change invalidates every entry),
-- the content of ``split_file`` when one is given.
+- the content of ``split_file`` when one is given,
+- for a method registered from outside the package (a notebook's), a hash of its class's code
+  (`metakit.methods.registry.source_hash`).
 
 Only history and metrics are stored, not weights: a cached `Result` has ``net=None``,
 ``method=None`` and ``split=None``. Entries are written atomically (`metakit.io`), so two
@@ -39,6 +41,7 @@ import metakit
 from metakit.device import device as pick_device
 from metakit.experiments import Config, Result, run
 from metakit.io import atomic_write_text
+from metakit.methods.registry import source_hash as method_source_hash
 
 CACHE_FORMAT = 1
 PACKAGE_DIR = Path(metakit.__file__).resolve().parent
@@ -80,8 +83,11 @@ def cache_key(config: Config) -> str:
     fields["device"] = pick_device(resolved.device).type
     if resolved.split_file:
         fields["split_file_sha256"] = hashlib.sha256(Path(resolved.split_file).read_bytes()).hexdigest()
-    blob = json.dumps({"config": fields, "version": metakit.__version__, "source": source_hash(),
-                       "format": CACHE_FORMAT}, sort_keys=True, default=str)
+    key = {"config": fields, "version": metakit.__version__, "source": source_hash(), "format": CACHE_FORMAT}
+    method_source = method_source_hash(resolved.method)
+    if method_source is not None:             # a method registered outside metakit: its own code counts too
+        key["method_source"] = method_source
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import itertools
 import time
 import warnings
@@ -27,6 +28,7 @@ from metakit.experiments.cache import cached_run, default_cache_dir
 from metakit.experiments.grid import GridRun, run_grid
 from metakit.experiments import Config, run
 from metakit.methods import get_method
+from metakit.methods.registry import worker_modules
 
 METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
@@ -132,14 +134,19 @@ def run_job(config: Config, cache: bool | str | Path = True) -> tuple[dict, floa
     return result.metrics, result.seconds, result.cached
 
 
-def grid_job(config: Config, cache: bool | str | Path = True) -> dict:
+def grid_job(config: Config, cache: bool | str | Path = True, imports: Sequence[str] = ()) -> dict:
     """`run_job` as the grid pipeline's job: metrics, ``seconds`` and ``cached`` in one dict.
+
+    ``imports`` are modules to import first (in a worker process: the ones that register the
+    config's method, from `metakit.methods.registry.worker_modules`).
 
     Example:
         >>> out = grid_job(Config(profile="smoke", epochs=1, progress=False), cache=False)
         >>> out["cached"], 0 <= out["test_acc"] <= 100
         (False, True)
     """
+    for module in imports:
+        importlib.import_module(module)          # registers a method defined outside metakit
     metrics, seconds, cached = run_job(config, cache)
     return {m: float(metrics[m]) for m in METRICS} | {"seconds": seconds, "cached": cached}
 
@@ -161,7 +168,9 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
             With an executor, use a folder every worker can reach (a shared filesystem).
         progress: one bar over the sweep with finished/failed counts.
         executor: any ``concurrent.futures.Executor`` (see `metakit.experiments.executors.make_executor`:
-            a process pool, a Dask cluster, Slurm); None runs here, one run after another.
+            a process pool, a Dask cluster, Slurm); None runs here, one run after another. A method
+            registered outside metakit reaches the workers by its module (they import it first); one
+            defined in the notebook itself (``__main__``) is refused with a `ValueError` saying how to fix it.
 
     Returns:
         One row per run: the varied fields, ``seed``, ``test_acc``, ``many_acc``,
@@ -175,16 +184,18 @@ def ablate(grid: dict[str, list] | list[Config], base: Config | None = None, *, 
         [0.05, 0.1]
     """
     configs, varied = jobs(grid, base, seeds)
+    imports = () if executor is None else worker_modules(c.method for c in configs)  # refuses a __main__ method
     if cache is True:
         cache = default_cache_dir().resolve()  # absolute, so workers elsewhere find the same folder
     runs = [GridRun(dataclasses.replace(c, progress=False), variant="_".join(f"{n}_{value_of(c, n)}" for n in varied))
             for c in configs]
-    table = run_grid(runs, job=functools.partial(grid_job, cache=cache), executor=executor, progress=progress,
-                     desc="ablate")
+    job = functools.partial(grid_job, cache=cache, imports=imports)
+    table = run_grid(runs, job=job, executor=executor, progress=progress, desc="ablate")
     for config, error in zip(configs, table["error"]):
         if error is not None:
             warnings.warn(f"run failed: {config}\n{error}")
     fields = pd.DataFrame([{name: value_of(c, name) for name in varied} for c in configs], columns=varied)
-    out = pd.concat([fields, table[["seed", *METRICS, "seconds", "cached", "error"]]], axis=1)
+    table = table.reindex(columns=["seed", *METRICS, "seconds", "cached", "error"])  # every run failed: NaN columns
+    out = pd.concat([fields, table], axis=1)
     out["cached"] = out["cached"].eq(True)  # a failed run: False
     return out

@@ -43,26 +43,57 @@ def run_figure(history: pd.DataFrame, title: str = ""):
     return _done(fig)
 
 
-def ablation_figure(table: pd.DataFrame, x: str, hue: str | None = None):
-    """An ``ablate`` table: overall accuracy (left) and per shot group (right) against ``x``.
+def _column(table: pd.DataFrame, argument: str, name: str) -> None:
+    if name not in table.columns:
+        raise ValueError(f"{argument}={name!r} is not a column of the table; use one of {list(table.columns)}.")
 
-    Points are means over seeds; bars show the spread (± one standard deviation). The right panel
-    draws the shot groups that some run has (a group no class falls in is NaN and left out:
-    digits' classes keep at most ~100 training images, so they have no many-shot group).
+
+def ablation_figure(table: pd.DataFrame, x: str, hue: str | None = None):
+    """An ``ablate`` table: overall accuracy (left) and per shot group against ``x``.
+
+    Points are means over seeds; bars show the spread (± one standard deviation). Shot groups that
+    no run has (NaN: digits' classes keep at most ~100 training images, so no many-shot group) are
+    left out. Without ``hue`` one right panel draws the groups in their colours; with ``hue`` (a
+    second swept field) every panel splits the points by it, one panel per shot group, in one colour
+    per value, and the legend is titled by the field.
 
     Example:
         >>> t = pd.DataFrame({"imbalance": [1, 10], "seed": 0, "test_acc": [60, 20.0], "many_acc": None,
         ...                   "medium_acc": [60, 27.0], "few_acc": [None, 0.0]})
         >>> [text.get_text() for text in ablation_figure(t, x="imbalance").axes[1].get_legend().get_texts()]
         ['medium-shot', 'few-shot']
+        >>> fig = ablation_figure(t.assign(method="ce"), x="imbalance", hue="method")
+        >>> [ax.get_title() for ax in fig.axes], fig.axes[0].get_legend().get_title().get_text()
+        (['all classes', 'medium-shot', 'few-shot'], 'method')
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-    sns.pointplot(table, x=x, y="test_acc", hue=hue, errorbar="sd", ax=left, dodge=0.2 if hue else False)
-    left.set(xlabel=x, ylabel="test accuracy (%)", title="all classes")
-    groups = table.melt(id_vars=[x], value_vars=["many_acc", "medium_acc", "few_acc"], var_name="group",
-                        value_name="accuracy").dropna()
+    _column(table, "x", x)
+    if hue is not None:
+        _column(table, "hue", hue)
+        if hue == x:
+            raise ValueError(f"hue={hue!r} is also x; give hue another swept field (or None).")
+    keys = [x] if hue is None else [x, hue]
+    groups = table.melt(id_vars=keys, value_vars=["many_acc", "medium_acc", "few_acc"], var_name="group",
+                        value_name="accuracy").dropna(subset=["accuracy"])
     groups["group"] = groups["group"].map(GROUPS)
-    sns.pointplot(groups, x=x, y="accuracy", hue="group", errorbar="sd", ax=right,
-                  dodge=0.2 if groups["group"].nunique() > 1 else False, palette=SHOT_COLOURS)
-    right.set(xlabel=x, ylabel="test accuracy (%)", title="per shot group")
+    if hue is None:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+        sns.pointplot(table, x=x, y="test_acc", errorbar="sd", ax=left)
+        sns.pointplot(groups, x=x, y="accuracy", hue="group", errorbar="sd", ax=right,
+                      dodge=0.2 if groups["group"].nunique() > 1 else False, palette=SHOT_COLOURS)
+        right.set(xlabel=x, ylabel="test accuracy (%)", title="per shot group")
+        left.set(xlabel=x, ylabel="test accuracy (%)", title="all classes")
+        return _done(fig)
+    present = [g for g in GROUPS.values() if g in set(groups["group"])]
+    levels = list(pd.unique(table[hue].sort_values()))
+    order = list(pd.unique(table[x].sort_values()))                          # the same x positions in every panel
+    palette = dict(zip(levels, sns.color_palette(n_colors=len(levels))))    # one colour per value, every panel
+    fig, axes = plt.subplots(1, 1 + len(present), figsize=(4 + 3.2 * len(present), 3.4), sharey=True, squeeze=False)
+    panels = [("all classes", table, "test_acc")] + [(g, groups[groups["group"] == g], "accuracy") for g in present]
+    for ax, (title, data, y) in zip(axes[0], panels):
+        sns.pointplot(data, x=x, y=y, order=order, hue=hue, hue_order=levels, palette=palette, errorbar="sd", ax=ax,
+                      dodge=0.2 if len(levels) > 1 else False)
+        ax.set(xlabel=x, ylabel="test accuracy (%)", title=title)
+        if ax is not axes[0][0] and ax.get_legend() is not None:
+            ax.get_legend().remove()                                  # one legend, titled by the field
+    axes[0][0].get_legend().set_title(hue)
     return _done(fig)

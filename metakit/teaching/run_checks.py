@@ -144,3 +144,106 @@ def check_unscaled_lr(unscaled_lr, schedule_file: str | Path, vocab_size: int, l
     _require(not math.isclose(unscaled_lr, first_lr("first"), rel_tol=1e-6), "that is the first snapshot; "
                                                                             "load the last one.")
     _require(False, f"yours ({unscaled_lr:.4g}) is not the first LR the last snapshot gives to a loss of {loss:g}.")
+
+
+
+STEP_TOL = 5e-6   # after the first steps, at least (see check_mwnet_loop for the measurements behind both)
+RUN_TOL = 1e-2    # after the whole run, at least
+
+
+def _train_yours(fn, parts, epochs: int) -> None:
+    from metakit.teaching.checks import _call
+
+    try:
+        _call(fn, parts, epochs, what="my_mwnet_training")
+    except RuntimeError as err:
+        text = str(err)
+        graph = "does not require grad" in text or "not have been used in the graph" in text
+        _require(not graph, "your meta loss does not reach the weight net's parameters: θ' must keep the graph of "
+                            "∇θ L_train (create_graph=True), and the weights in the virtual step must not be detached.")
+        raise AssertionError(f"Not yet. Hint: your loop raised RuntimeError: {text.splitlines()[0]}") from None
+
+
+def _far(a: dict, b: dict, start: dict) -> float:
+    from metakit.teaching.mwnet_loop import distance
+
+    return max(distance(a, b, start).values())
+
+
+def check_mwnet_loop(fn, config=None, steps: int = 3) -> None:
+    """``fn(parts, epochs)`` trains `metakit.teaching.mwnet_loop.LoopParts` as ``run(config)`` does (notebook 01).
+
+    Distances are per group (θ, BatchNorm statistics, the weight net's output on a grid of losses):
+    |yours − library| / |library − start|, the largest of the three. The library computes the same
+    numbers in another order than a hand-written loop (∇φ L_meta by one forward-mode JVP, not a
+    double backward), so float32 rounding differs; how far that carries is measured, not guessed:
+    ``gap`` is the distance between the library's own two exact rules (``rule="auto"`` and
+    ``rule="general"``) at the same seed, and each tolerance is ``max(floor, 10 × gap)``.
+
+    1. ``fn`` runs ``steps`` iterations; they must be within ``max(STEP_TOL, 10 × gap)`` of the
+       library's first steps (either rule). A loop much closer to one of the loops that make one
+       known mistake (`metakit.teaching.mwnet_loop.MISTAKES`) is told that mistake.
+    2. ``fn`` runs the whole config; it must be within ``max(RUN_TOL, 10 × gap)`` of ``run(config)``.
+
+    Measured at ``loop_config(dataset, seed, epochs=2)``, digits and MNIST-1D, seeds 0–3 (14 steps).
+    After 3 steps: right loops written three ways are within 7e-7 of the library's nearer rule; the
+    two rules are up to 2e-5 apart (MNIST-1D, seed 2: Adam's first steps on near-zero
+    meta-gradients), hence the measured step tolerance. Every known mistake but one is 1e-4 or more
+    away (most 2e-3 or more); leaving the weight decay out of the virtual step moves the weights by
+    as little as 8e-7, and is told when the loop is ten times closer to that mistake than to the
+    library. After the whole run, rounding alone reaches 1.6e-3 (MNIST-1D, seed 2), and a loop with
+    its own rounding ends 5e-4 away on a seed where the two rules end 7e-7 apart: the gap is only a
+    lower bound, hence the floor ``RUN_TOL``. A run one epoch short, or with the same batch order
+    every epoch, is 5e-2 or more away. At 3 epochs MNIST-1D's gap reaches 6e-2 (the tolerance follows).
+
+    Example:
+        >>> from metakit.teaching.mwnet_loop import loop_config, reference_loop
+        >>> check_mwnet_loop(reference_loop, loop_config("digits", epochs=1))  # doctest: +ELLIPSIS
+        ✓ your loop matches metakit's mwnet run: after 1 epoch (7 steps) ...
+    """
+    from metakit.experiments import run
+    from metakit.teaching import mwnet_loop as ml
+
+    config = (config or ml.loop_config()).resolve()
+    general = dataclasses.replace(config, options={**config.options, "rule": "general"})
+    start = ml.snapshot(ml.loop_parts(config))
+    yours = ml.loop_parts(config, steps=steps)
+    _train_yours(fn, yours, 1)
+    got = ml.snapshot(yours)
+    _require(not torch.equal(got["θ"], start["θ"]), "your loop left the classifier as it was: the real step ends "
+                                                    "with parts.optimizer.step().")
+    _require(not torch.equal(got["weight net"], start["weight net"]), ml.MISTAKES["detached"])
+    library = [ml.snapshot(ml.library_steps(c, steps)) for c in (config, general)]
+    step_tol = max(STEP_TOL, 10 * _far(library[1], library[0], start))
+    right = min(_far(got, lib, start) for lib in library)
+    wrong = {}
+    for mistake in ml.MISTAKES:
+        parts = ml.loop_parts(config, steps=steps)
+        ml.reference_loop(parts, 1, mistake)
+        wrong[mistake] = _far(got, ml.snapshot(parts), start)
+    closest = min(wrong, key=wrong.get)
+    _require(not (wrong[closest] <= step_tol and 10 * wrong[closest] <= right), ml.MISTAKES[closest])
+    _require(right <= step_tol, f"after {steps} steps your weights differ from the library's first {steps} steps by "
+                                f"{right:.1e} of how far they moved (tolerance {step_tol:.0e}). Go through one step "
+                                "in order: this step's LR, the virtual step on the weighted training loss, the meta "
+                                "loss at θ', the weight net's update, the real step with the updated weights.")
+    yours = ml.loop_parts(config)
+    _train_yours(fn, yours, config.epochs)
+
+    def state(result) -> dict:
+        return ml.snapshot(ml.LoopParts(result.net, result.learner, None, None, None, [], None, 0.0))
+
+    library_run = state(run(config))
+    gap = _far(state(run(general)), library_run, start)
+    tolerance = max(RUN_TOL, 10 * gap)
+    off = ml.distance(ml.snapshot(yours), library_run, start)
+    group = max(off, key=off.get)
+    _require(off[group] <= tolerance, f"your first {steps} steps match the library's, but after {config.epochs} "
+                                      f"epochs your {group} differs from run(config)'s by {off[group]:.1e} of how far "
+                                      f"it moved (tolerance {tolerance:.0e}): train `epochs` passes over "
+                                      "parts.train, with a new meta batch and one schedule update every step.")
+    n = config.epochs * len(yours.train)
+    _ok(f"your loop matches metakit's mwnet run: after {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
+        f"({n} steps) it is {off[group]:.1e} away ({group}, relative to how far training moved it; tolerance "
+        f"{tolerance:.0e}, where the library's own two exact hypergradient rules end {gap:.1e} apart); after the "
+        f"first {steps} steps {right:.1e} (tolerance {step_tol:.0e}).")
