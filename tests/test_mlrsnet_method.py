@@ -1,4 +1,6 @@
 """The ``mlrsnet`` method through `run`: meta-training, the learned response, frozen reuse."""
+import math
+
 import pytest
 import torch
 
@@ -104,3 +106,31 @@ def test_the_frozen_schedule_responds_to_a_higher_vs_lower_loss_trajectory(train
     assert out["gamma_rel"] > 0.2 and out["lr_diff"] > 0 and out["lr_rel"] > 0.1
     # the net's own share, measured: it moves the LR by a stated, non-zero amount beside γ's
     assert out["net_rel"] != 0.0 and abs(out["net_rel"]) < abs(out["lr_rel"])
+
+
+def _mean_loss(net, batches, train_mode: bool) -> float:
+    """The mean cross-entropy over the batches, computed apart from the method (a copy of the net)."""
+    import copy
+
+    import torch.nn.functional as F
+    net = copy.deepcopy(net).train(train_mode)
+    with torch.no_grad():
+        losses = [F.cross_entropy(net(b.x), b.y, reduction="sum") for b in batches]
+    return float(sum(losses)) / sum(len(b.y) for b in batches)
+
+
+def test_batch_stats_loss_measures_gamma_on_batch_statistics_and_leaves_running_stats_alone():
+    from metakit.experiments.run import build
+
+    parts = build(Config(method="mlrsnet", profile="smoke", model="resnet32", seed=0,
+                         options={"variant": "batch_stats_loss"}).resolve())
+    method, net, batches = parts.method, parts.trainer.net, parts.trainer.train_eval
+    before, mode = {k: v.clone() for k, v in net.state_dict().items()}, net.training
+    batch_loss = method.full_train_loss()
+    method.batch_stats = False                                         # the default's measurement
+    eval_loss = method.full_train_loss()
+    assert batch_loss == pytest.approx(_mean_loss(net, batches, True), rel=1e-5)
+    assert eval_loss == pytest.approx(_mean_loss(net, batches, False), rel=1e-5)
+    # fresh running statistics make ResNet-32's eval-mode loss far above ln C; batch statistics do not
+    assert eval_loss > 3 * math.log(10) and batch_loss < eval_loss / 4
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()) and net.training == mode

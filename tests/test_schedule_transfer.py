@@ -40,8 +40,13 @@ def test_the_frozen_row_runs_the_staged_meta_test_and_final_net_is_a_variant(tmp
     final = target_config("digits", 0.0, {}, "mlrsnet_final_net", 0, "smoke", path)
     assert staged.options == frozen_options(path) and final.options == {"schedule_file": str(path),
                                                                       "variant": "final_net"}
-    runs = transfer_runs("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet_final_net"], path)
-    assert [(r.method, r.variant) for r in runs] == [("sched_mlrsnet", "final_net")]
+    runs = transfer_runs("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet_final_net", "mlrsnet_batch_stats"], path)
+    assert [(r.method, r.variant) for r in runs] == [("sched_mlrsnet", "final_net"), ("sched_mlrsnet", "batch_stats_loss")]
+    assert runs[1].config.options == {"schedule_file": str(path), "variant": "batch_stats_loss"}
+    for r in runs:   # an ablation row's CSV fields lead back to its config
+        row = {"dataset": "digits", "setting": r.setting, "method": r.method, "variant": r.variant, "seed": 0,
+               "momentum": 0.0, "profile": "smoke", "epochs": r.config.resolve().epochs}
+        assert config_of_row(row, "digits", tmp_path) == r.config
     assert df[["setting", "method", "momentum"]].values.tolist() == [
         ["transfer_source", "sched_mlrsnet", 0.0], ["transfer_same", "sched_mlrsnet", 0.0],
         ["transfer_same", "sched_fixed", 0.0]]

@@ -22,7 +22,8 @@ batch sizes, epochs, datasets and architectures. This table measures it, per sou
 Rows are ``sched_<entry>`` (`metakit.experiments.schedule_tables.ENTRIES`) with setting
 ``transfer_<variation>`` and the momentum column; the ``final_net`` ablation (the last snapshot
 alone, γ = 2 × base LR: metakit's earlier behaviour) is row ``sched_mlrsnet`` variant
-``final_net`` when asked for (entry ``mlrsnet_final_net``). Image rows report the final test
+``final_net`` when asked for (entry ``mlrsnet_final_net``); likewise ``batch_stats_loss`` (γ from
+the full training loss with BatchNorm on batch statistics, entry ``mlrsnet_batch_stats``). Image rows report the final test
 accuracy and the test accuracy at the epoch of best validation accuracy (``test_acc_at_val``),
 never the best on test. The language model's rows report test perplexity (``test_ppl``) and its
 best validation perplexity; its frozen schedule is ``run_lm(schedule="learned")``: the last
@@ -66,6 +67,8 @@ TASK = "cifar10"  # the balanced schedule task (digits / MNIST-1D at smoke and l
 # test against 81.7%; the table must fit 3 hours on 2 cores. The other architectures keep their own width.
 NARROW = {"mnist1d": {"width": 16}}
 TAGS = ["profile", "epochs"]
+# entry → the sched_mlrsnet variant it runs: ablations asked for by name, never in the default block
+ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss"}
 
 
 def other_dataset(source: str) -> str:
@@ -150,13 +153,13 @@ def entries_for(momentum: float, entries: Sequence[str] | None = None) -> list[s
     default = ["mlrsnet", *(HAND if momentum == 0 else HAND_09)]
     chosen = list(default if entries is None else entries)
     for entry in chosen:
-        require("entries", entry, object, choices=[*default, "mlrsnet_final_net"])
+        require("entries", entry, object, choices=[*default, *ABLATION_ENTRIES])
     return chosen
 
 
 def _row(entry: str) -> tuple[str, str]:
-    """(method, variant) of an entry's rows: the final_net ablation is a variant of sched_mlrsnet."""
-    return ("sched_mlrsnet", "final_net") if entry == "mlrsnet_final_net" else (f"sched_{entry}", "")
+    """(method, variant) of an entry's rows: an ablation entry is a variant of sched_mlrsnet."""
+    return ("sched_mlrsnet", ABLATION_ENTRIES[entry]) if entry in ABLATION_ENTRIES else (f"sched_{entry}", "")
 
 
 def target_config(source: str, momentum: float, variation: dict[str, Any], entry: str, seed: int, profile: str,
@@ -171,7 +174,7 @@ def target_config(source: str, momentum: float, variation: dict[str, Any], entry
     fields = narrow({"dataset": source, "momentum": momentum, **variation, **overrides})
     if entry.startswith("mlrsnet"):
         options = {"schedule_file": str(schedule_file)}
-        options |= {"variant": "final_net"} if entry == "mlrsnet_final_net" else {}
+        options |= {"variant": ABLATION_ENTRIES[entry]} if entry in ABLATION_ENTRIES else {}
         return table_config(TASK, "mlrsnet", profile, seed, options=options, **fields)
     return table_config(TASK, entry, profile, seed, **fields)
 
@@ -213,7 +216,7 @@ def lm_runs(source: str, seeds: Sequence[int], profile: str, entries: Sequence[s
 
     runs = []
     for seed, entry in itertools.product(seeds, entries_for(0.0, entries)):
-        if entry == "mlrsnet_final_net":  # the LM's frozen schedule is the last net already
+        if entry in ABLATION_ENTRIES:  # the LM's frozen schedule is the last net, γ = 2·base LR: no γ rule
             continue
         config = target_config(source, 0.0, {}, entry, seed, profile, schedule_file)
         runs.append(GridRun(config, *_row(entry), {"profile": profile, "epochs": LM_PROFILES[profile]["epochs"]},
@@ -296,7 +299,8 @@ def config_of_row(row: Mapping[str, Any], source: str, folder: str | Path, profi
         raise ValueError(f"setting={row['setting']!r} is not an image target row; rerun the source with "
                          f"source_config and a language-model row with metakit.experiments.text.run_lm.")
     method, variant = str(row["method"]), str(row.get("variant") or "")
-    entry = "mlrsnet_final_net" if (method, variant) == ("sched_mlrsnet", "final_net") else method.removeprefix("sched_")
+    by_variant = {v: e for e, v in ABLATION_ENTRIES.items()}
+    entry = by_variant[variant] if method == "sched_mlrsnet" and variant else method.removeprefix("sched_")
     momentum = float(row["momentum"])
     labels = (source, momentum, variations(source, profile)[name], entry, int(row["seed"]), profile,
               schedule_path(folder, source, momentum, own))
