@@ -6,7 +6,7 @@ from metakit.experiments.grid import read_csv
 from metakit.experiments.schedule_tables import frozen_options, table_config
 from metakit.experiments.schedule_transfer import (config_of_row, entries_for, schedule_path, schedule_transfer, target_config,
                                                    transfer_runs, variations)
-from metakit.experiments.schedule_transfer_report import verdicts
+from metakit.experiments.schedule_transfer_report import render_verdicts, verdicts
 
 
 @pytest.mark.parametrize("source, other, models", [("digits", "mnist1d", {"mlp", "resnet32"}),
@@ -134,3 +134,18 @@ def test_config_of_row_rebuilds_every_image_rows_config(tmp_path):
         assert config_of_row(row, "digits", tmp_path) == want.config, row
     with pytest.raises(ValueError, match="transfer_source.*not an image target row"):
         config_of_row(rows.iloc[0].to_dict(), "digits", tmp_path)
+
+
+def test_each_frozen_variant_gets_its_own_verdict_against_the_default_hand_rows():
+    learned = {"": [70.0, 20.0, 90.0], "batch_stats_loss": [97.5, 98.5, 98.0]}
+    hand = [98.0, 99.0, 98.5]
+    rows = [{"dataset": "d", "setting": "transfer_arch_resnet32", "momentum": 0.0, "method": "sched_mlrsnet",
+             "variant": v, "seed": s, "test_acc": a, "val_acc": a, "test_acc_at_val": a}
+            for v, accs in learned.items() for s, a in enumerate(accs)]
+    rows += [{"dataset": "d", "setting": "transfer_arch_resnet32", "momentum": 0.0, "method": "sched_fixed",
+              "variant": "", "seed": s, "test_acc": a, "val_acc": a, "test_acc_at_val": a} for s, a in enumerate(hand)]
+    table = verdicts(pd.DataFrame(rows)).set_index("variant")
+    for v, accs in learned.items():
+        assert table.loc[v, "vs_best"] == pytest.approx(sum(accs) / 3 - sum(hand) / 3)
+    assert not table.loc["", "best_met"] and table.loc["batch_stats_loss", "best_met"]
+    assert "| transfer_arch_resnet32 (batch_stats_loss) |" in render_verdicts(table.reset_index())

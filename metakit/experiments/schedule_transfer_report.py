@@ -1,7 +1,8 @@
 """The schedule-transfer table's markdown: mean ± std per row, and a verdict per variation.
 
 For each (dataset, setting, momentum) of `metakit.experiments.schedule_transfer`'s rows, `verdicts`
-compares the frozen MLR-SNet (``sched_mlrsnet``, variant ``""``) with:
+compares the frozen MLR-SNet (``sched_mlrsnet``, variant ``""``, and each ablation variant present,
+one verdict line each) with:
 
 - the best hand schedule of that momentum, chosen by mean validation accuracy (never by test; for
   the language model by best validation perplexity), paired by seed, on the final test accuracy
@@ -35,13 +36,14 @@ LM_RATIO = 1.05        # the language model: frozen perplexity ≤ this × the b
 FIXED_STDS = 2.0       # momentum 0: mean delta over fixed > this × the delta's std
 
 
-def _by_seed(part: pd.DataFrame, method: str, column: str) -> pd.Series:
-    rows = part[(part["method"] == method) & (part["variant"].fillna("") == "")]
+def _by_seed(part: pd.DataFrame, method: str, column: str, variant: str = "") -> pd.Series:
+    rows = part[(part["method"] == method) & (part["variant"].fillna("") == variant)]
     return rows.groupby("seed")[column].mean().dropna()
 
 
-def _paired(part: pd.DataFrame, a: str, b: str, column: str) -> tuple[float, float, float, float, int]:
-    x, y = _by_seed(part, a, column), _by_seed(part, b, column)
+def _paired(part: pd.DataFrame, a: str, b: str, column: str, variant: str = "") -> tuple[float, float, float, float, int]:
+    """``a`` (at ``variant``) minus ``b`` (its default), paired by seed: mean, CI, std of the deltas, seeds."""
+    x, y = _by_seed(part, a, column, variant), _by_seed(part, b, column)
     seeds = sorted(set(x.index) & set(y.index))
     d = np.asarray(x[seeds]) - np.asarray(y[seeds])
     mean, low, high = paired_delta(x[seeds].tolist(), y[seeds].tolist())
@@ -49,7 +51,7 @@ def _paired(part: pd.DataFrame, a: str, b: str, column: str) -> tuple[float, flo
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, setting, momentum) holding the frozen schedule: the deltas and whether each target is met."""
+    """One row per (dataset, setting, momentum) and frozen-schedule variant: the deltas and whether each target is met."""
     df = df.assign(variant=df["variant"].fillna(""))
     out = []
     for (dataset, setting, momentum), part in df.groupby(["dataset", "setting", "momentum"], sort=False):
@@ -61,25 +63,34 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
         scores = {h: _by_seed(part, h, select).mean() for h in hands}
         best = (min if lm else max)(scores, key=lambda h: (scores[h] if not math.isnan(scores[h]) else
                                                            (math.inf if lm else -math.inf)))
-        row = {"dataset": dataset, "setting": setting, "momentum": momentum, "best_hand": best}
-        if lm:
-            learned, hand = _by_seed(part, LEARNED, metric), _by_seed(part, best, metric)
-            seeds = sorted(set(learned.index) & set(hand.index))
-            ratio = float((learned[seeds] / hand[seeds]).mean()) if seeds else math.nan
-            row |= {"seeds": len(seeds), "metric": "test_ppl", "learned": learned[seeds].mean(),
-                    "best": hand[seeds].mean(), "ppl_ratio": ratio, "best_met": ratio <= LM_RATIO}
-        else:
-            mean, low, high, _, n = _paired(part, LEARNED, best, metric)
-            at_val = _paired(part, LEARNED, best, "test_acc_at_val") if "test_acc_at_val" in part else (math.nan,) * 5
-            row |= {"seeds": n, "metric": metric, "learned": _by_seed(part, LEARNED, metric).mean(),
-                    "best": _by_seed(part, best, metric).mean(), "vs_best": mean, "vs_best_low": low,
-                    "vs_best_high": high, "vs_best_at_val": at_val[0], "best_met": mean >= BEST_MARGIN}
-        if momentum == 0 and "sched_fixed" in hands:
-            mean, low, high, std, _ = _paired(part, LEARNED, "sched_fixed", metric)
-            sign = -1.0 if lm else 1.0   # lower perplexity is better
-            row |= {"vs_fixed": mean, "vs_fixed_std": std, "fixed_met": sign * mean > FIXED_STDS * std}
-        out.append(row)
+        variants = sorted(set(part.loc[part["method"] == LEARNED, "variant"]))   # "" (the default) first
+        for variant in variants:
+            out.append(_verdict(part, variant, best, lm, metric, hands) | {
+                "dataset": dataset, "setting": setting, "momentum": momentum, "variant": variant, "best_hand": best})
     return pd.DataFrame(out)
+
+
+def _verdict(part: pd.DataFrame, variant: str, best: str, lm: bool, metric: str, hands: list[str]) -> dict:
+    """The frozen schedule at ``variant`` against the best hand schedule (and the fixed LR at momentum 0)."""
+    row: dict = {}
+    if lm:
+        learned, hand = _by_seed(part, LEARNED, metric, variant), _by_seed(part, best, metric)
+        seeds = sorted(set(learned.index) & set(hand.index))
+        ratio = float((learned[seeds] / hand[seeds]).mean()) if seeds else math.nan
+        row |= {"seeds": len(seeds), "metric": "test_ppl", "learned": learned[seeds].mean(),
+                "best": hand[seeds].mean(), "ppl_ratio": ratio, "best_met": ratio <= LM_RATIO}
+    else:
+        mean, low, high, _, n = _paired(part, LEARNED, best, metric, variant)
+        at_val = (_paired(part, LEARNED, best, "test_acc_at_val", variant) if "test_acc_at_val" in part
+                  else (math.nan,) * 5)
+        row |= {"seeds": n, "metric": metric, "learned": _by_seed(part, LEARNED, metric, variant).mean(),
+                "best": _by_seed(part, best, metric).mean(), "vs_best": mean, "vs_best_low": low,
+                "vs_best_high": high, "vs_best_at_val": at_val[0], "best_met": mean >= BEST_MARGIN}
+    if float(part["momentum"].iloc[0]) == 0 and "sched_fixed" in hands:
+        mean, low, high, std, _ = _paired(part, LEARNED, "sched_fixed", metric, variant)
+        sign = -1.0 if lm else 1.0   # lower perplexity is better
+        row |= {"vs_fixed": mean, "vs_fixed_std": std, "fixed_met": sign * mean > FIXED_STDS * std}
+    return row
 
 
 def _f(value: float, fmt: str = "+.2f") -> str:
@@ -106,7 +117,8 @@ def render_verdicts(table: pd.DataFrame) -> str:
         fixed = "–"
         if not math.isnan(getattr(r, "vs_fixed", math.nan)):
             fixed = f"{'met' if r.fixed_met else 'missed'} ({_f(r.vs_fixed)}, sd {_f(r.vs_fixed_std, '.2f')})"
-        lines.append(f"| {r.dataset} | {r.setting} | {r.momentum:g} | {r.seeds} | {_f(r.learned, '.2f')} | "
+        setting = r.setting + (f" ({r.variant})" if getattr(r, "variant", "") else "")
+        lines.append(f"| {r.dataset} | {setting} | {r.momentum:g} | {r.seeds} | {_f(r.learned, '.2f')} | "
                      f"{r.best_hand.removeprefix('sched_')} {_f(r.best, '.2f')} | {gap} | "
                      f"{'met' if r.best_met else 'missed'} | {fixed} |")
     return "\n".join(lines) + "\n"
