@@ -51,7 +51,7 @@ def check_executed(path: Path) -> None:
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "00_x.ipynb"; nbformat.write(nb, path)
         >>> check_executed(path)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        metakit.teaching.book.BookError: ...00_x.ipynb carries an error output in cell 0 (ZeroDivisionError: division by zero); ...
+        metakit.teaching.book.BookError: ...00_x.ipynb carries an error output in cell 0 (ZeroDivisionError: ...
     """
     import nbformat
 
@@ -163,21 +163,21 @@ class _Assets(HTMLParser):
             self.urls.append(attrs.get("href") or "")
 
 
-def network_assets(site: Path) -> list[str]:
-    """``page: url`` for every asset a page of ``site`` would fetch from the network.
+def network_assets(site: Path) -> list[tuple[str, str]]:
+    """``(page, url)`` for every asset a page of ``site`` would fetch from the network.
 
     Example:
         >>> import tempfile, pathlib
         >>> site = pathlib.Path(tempfile.mkdtemp())
         >>> _ = (site / "a.html").write_text('<script src="https://cdn.example/x.js"></script><a href="https://x">')
         >>> network_assets(site)
-        ['a.html: https://cdn.example/x.js']
+        [('a.html', 'https://cdn.example/x.js')]
     """
     found = []
     for page in sorted(site.rglob("*.html")):
         parser = _Assets()
         parser.feed(page.read_text(encoding="utf-8", errors="replace"))
-        found += [f"{page.relative_to(site).as_posix()}: {url}" for url in parser.urls
+        found += [(page.relative_to(site).as_posix(), url) for url in parser.urls
                   if url.startswith(("http:", "https:", "//"))]
     return found
 
@@ -228,7 +228,8 @@ def build(executed: str | Path, out: str | Path = "runs/book", expected: Sequenc
             raise BookError(f"Sphinx could not build the site (every warning counts as a broken page):\n{report}")
         fetched = network_assets(site)
         if fetched:
-            raise BookError(f"a page would load {fetched[0]} from the network ({len(fetched)} such assets); "
+            (page, url), more = fetched[0], len(fetched) - 1
+            raise BookError(f"{page} would load {url} from the network{f' ({more} more such assets)' if more else ''}; "
                             "the site must work offline: drop that output or serve the file locally.")
         link = _swap_in(site, out)
     finally:
