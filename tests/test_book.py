@@ -1,5 +1,6 @@
 """make book: the course site builds offline from an executed tour and opens in Chromium; bad input is refused."""
 import functools
+import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_widgets_render_offline_and_a_failed_build_keeps_the_last_site(tmp_path)
     index = book.build(good, tmp_path / "out", root=root)
     first = index.parent.resolve()
     page = (index.parent / "notebooks" / "00_a.html").read_text()
-    assert "IntSlider(value=3)" in page and "embed-amd" not in page    # the widget's text, no CDN script
+    assert book.WIDGET_NOTE in page and "IntSlider(value=3)" not in page and "embed-amd" not in page   # no CDN
     broken = executed(bad / "00_a.ipynb", [text("hello\n")])
     nb = nbformat.read(broken, as_version=4)
     nb.cells[0].source += "\n\nSee {doc}`missing-page`."                  # a cross-reference to no page
@@ -151,3 +152,13 @@ def test_the_site_of_an_executed_tour_opens_in_chromium_with_its_figures(tmp_pat
         assert "Traceback (most recent call last)" not in page.locator("article").inner_text()
         page.screenshot(path=str(shots / "book_00_welcome.png"))
     assert seen.errors == [] and seen.outside == [], seen
+
+
+def test_a_tour_edited_after_its_executed_copy_is_flagged(tmp_path):
+    (tmp_path / "src").mkdir(), (tmp_path / "run").mkdir()
+    source = executed(tmp_path / "src" / "00_a.ipynb")
+    executed(tmp_path / "run" / "00_a.ipynb", [text("ok\n")])
+    os.utime(source, (1e9, 1e9))
+    assert book._stale(tmp_path / "run", [source]) == []
+    os.utime(source, (4e9, 4e9))
+    assert book._stale(tmp_path / "run", [source]) == ["00_a.ipynb"]

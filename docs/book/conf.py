@@ -10,7 +10,7 @@ exclude_patterns = ["_include/**"]           # the README is included by index.m
 
 nb_execution_mode = "off"                    # the tour ran already (make demo): Sphinx only renders it
 nb_ipywidgets_js = {}                        # ipywidgets' embed scripts would come from a CDN: none offline
-# a widget shows its text form (the live controls need a kernel: open the notebook in Jupyter)
+# a widget shows its text form, which book.copy_notebook replaces by a note (the controls need a kernel)
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 
 # Every warning fails the build (book.py runs sphinx-build -W); the one kind named here is harmless:

@@ -127,13 +127,33 @@ def index_page(notebooks: Sequence[str], tables: Sequence[str], reference: Seque
                       *tree("Reference", reference), *tree("Results", results)]) + "\n"
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "(an interactive widget: it needs a running kernel, so open this notebook in Jupyter, e.g. make lab)"
+
+
+def copy_notebook(path: Path, target: Path) -> None:
+    """Copy an executed notebook, each widget's text form (``VBox(children=...``) replaced by `WIDGET_NOTE`.
+
+    A static page cannot run a widget (and ipywidgets' embed scripts would come from a CDN); the
+    site shows the note instead (``docs/book/conf.py`` ranks the widget view below text).
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if WIDGET in output.get("data", {}):
+                output["data"]["text/plain"] = WIDGET_NOTE
+    nbformat.write(nb, target)
+
+
 def stage(src: Path, notebooks: Sequence[Path], root: Path = ROOT) -> None:
     """Write the Sphinx source tree into the new folder ``src``: index, README, notebooks, results, docs."""
     (src / "_include").mkdir(parents=True)
     shutil.copyfile(root / "README.md", src / "_include" / "README.md")
     (src / "notebooks").mkdir()
     for path in notebooks:
-        shutil.copyfile(path, src / "notebooks" / path.name)
+        copy_notebook(path, src / "notebooks" / path.name)
     reference = []
     if (root / "docs" / "architecture.md").is_file():
         shutil.copyfile(root / "docs" / "architecture.md", src / "architecture.md")
