@@ -30,7 +30,7 @@ def text(value):
     return nbformat.v4.new_output("stream", name="stdout", text=value)
 
 
-def test_a_notebook_with_an_error_output_is_refused_in_one_line(tmp_path, capsys):
+def test_an_error_output_a_missing_folder_and_a_bad_out_are_refused_in_one_line(tmp_path, capsys):
     folder = tmp_path / "nb"
     folder.mkdir()
     executed(folder / "00_fine.ipynb", [text("ok\n")])
@@ -42,6 +42,12 @@ def test_a_notebook_with_an_error_output_is_refused_in_one_line(tmp_path, capsys
     assert f"{folder / '01_broken.ipynb'} carries an error output in cell 2 (ValueError: boom); " in lines[0]
     assert "make demo" in lines[0]
     assert not (tmp_path / "book" / "html").exists()
+    assert book.main(["--notebooks", str(folder / "nope"), "--out", str(tmp_path / "book")]) == 2
+    assert capsys.readouterr().err.startswith(f"make book FAILED: --notebooks {folder / 'nope'}: no such folder; ")
+    (folder / "01_broken.ipynb").unlink()
+    (tmp_path / "file").write_text("")                                # --out under a file
+    assert book.main(["--notebooks", str(folder), "--out", str(tmp_path / "file" / "book")]) == 2
+    assert capsys.readouterr().err.startswith(f"make book FAILED: --out {tmp_path / 'file' / 'book'}: cannot make ")
 
 
 def test_missing_partial_unexecuted_and_unreadable_notebooks_are_refused(tmp_path):

@@ -235,7 +235,10 @@ def build(executed: str | Path, out: str | Path = "runs/book", expected: Sequenc
         raise BookError(f"{CONF / 'conf.py'} is missing: build the site from a checkout of metakit (pip install -e .).")
     notebooks = pages(Path(executed), expected)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BookError(f"--out {out}: cannot make that folder ({err.strerror}); pass a folder you can write.") from None
     work = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
     try:
         stage(work / "src", notebooks, root)
@@ -280,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 print(f"make book: no executed tour in {LATEST}; running the demo first", flush=True)
                 demo(os.environ.get("METAKIT_PROFILE") or "laptop")
-            elif _stale(LATEST, sources):
-                warnings.warn(f"{', '.join(_stale(LATEST, sources))} changed after {LATEST} was executed; "
+            elif stale := _stale(LATEST, sources):
+                warnings.warn(f"{', '.join(stale)} changed after {LATEST} was executed; "
                               "run `make demo` for a fresh tour.", stacklevel=1)
             args.notebooks = LATEST
         index = build(args.notebooks, args.out, expected)
