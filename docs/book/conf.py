@@ -5,6 +5,7 @@ project = "metakit"
 html_title = "metakit: the course"           # the browser tab and the sidebar's heading
 extensions = ["myst_nb"]                     # notebooks and markdown pages (myst-nb brings myst-parser)
 html_theme = "furo"                          # ships its CSS, JS and icons; loads no web fonts
+html_show_copyright = False                  # no copyright line in the footer (the licence is MIT, in pyproject)
 html_copy_source = False                     # no _sources/ copies of every notebook beside the pages
 exclude_patterns = ["_include/**"]           # the README is included by index.md, not a page of its own
 
@@ -14,5 +15,5 @@ nb_ipywidgets_js = {}                        # ipywidgets' embed scripts would c
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 
 # Every warning fails the build (book.py runs sphinx-build -W); the one kind named here is harmless:
-# the results/ tables start at H2 (they are also included in bigger documents), a fine page.
+# the results/ tables start at H2 (as their writer, the grid pipeline, makes them), a fine page.
 suppress_warnings = ["myst.header"]

@@ -107,7 +107,7 @@ def pages(executed: Path, expected: Sequence[str] = ()) -> list[Path]:
 
 
 def index_page(notebooks: Sequence[str], tables: Sequence[str], reference: Sequence[str] = ()) -> str:
-    """The index: the README, then the tour, the results tables and the reference pages as toctrees.
+    """The index: the README, then a section of toctrees: the tour, the reference pages, the results tables.
 
     Args:
         notebooks: the tour's page names in order (``00_welcome_and_data``).
@@ -122,7 +122,7 @@ def index_page(notebooks: Sequence[str], tables: Sequence[str], reference: Seque
         return ["", "```{toctree}", f":caption: {caption}", ":maxdepth: 1", "", *entries, "```"] if entries else []
 
     results = [f"{'results/' if t == 'README.md' else t} <results/{t.removesuffix('.md')}>" for t in tables]
-    return "\n".join(["```{include} _include/README.md", "```",
+    return "\n".join(["```{include} _include/README.md", "```", "", "## The course pages",
                       *tree("The tour", [f"notebooks/{name}" for name in notebooks]),
                       *tree("Reference", reference), *tree("Results", results)]) + "\n"
 
