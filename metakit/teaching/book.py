@@ -227,9 +227,9 @@ def build(executed: str | Path, out: str | Path = "runs/book", expected: Sequenc
     Raises `BookError` (one line) for bad input, and with Sphinx's warnings below the first line when
     a page is broken. ``root`` holds README.md, docs/ and results/.
 
-    Example (a minute: run the tour first, e.g. ``make demo``):
-        >>> build("runs/latest/notebooks", "runs/book")          # doctest: +SKIP
-        PosixPath('runs/book/html/index.html')
+    Example (about 25 s for the tour on 2 cores, so not a doctest; ``make demo`` first)::
+
+        build("runs/latest/notebooks", "runs/book")   # -> PosixPath('runs/book/html/index.html')
     """
     if not (CONF / "conf.py").is_file():
         raise BookError(f"{CONF / 'conf.py'} is missing: build the site from a checkout of metakit (pip install -e .).")
