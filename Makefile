@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 # CIFAR) in the checkout's ./data, as the README says, not in notebooks/data
 export METAKIT_DATA ?= $(CURDIR)/data
 
-.PHONY: setup test demo lab student assignment grade chromium clean
+.PHONY: setup test demo book lab student assignment grade chromium clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP) chromium
 
 demo: $(STAMP)
 	$(PY) -m metakit demo
+
+# The course site (Sphinx + myst-nb, offline) from the executed tour in runs/latest/notebooks (the demo
+# runs first when there is none) into runs/book/html; prints the index's path.
+book: $(STAMP)
+	$(PY) -m metakit.teaching.book
 
 # Student copies (solutions replaced, outputs cleared) in notebooks/student/ (generated, git-ignored).
 student: $(STAMP)

@@ -2,7 +2,8 @@
 
 Checks that the ipywidgets controls and the plot render in the browser (not just in the kernel)
 and saves a screenshot to ``runs/browser/06_ablation_playground.png``. Needs Debian's ``chromium``
-(``make test`` installs it as root) and the ``playwright`` package; it fails, never skips, without them.
+(``make test`` installs it as root) and the ``playwright`` package (`_browser`); it fails, never skips,
+without them.
 """
 import json
 import os
@@ -13,14 +14,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+from _browser import offline_page
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "06_ablation_playground.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def free_port() -> int:
@@ -76,58 +75,36 @@ def lab(tmp_path):
 
 @pytest.mark.slow
 def test_playground_widgets_and_plot_render_in_chromium(lab):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed: run `apt-get update && apt-get install -y chromium` "
-                    "(make test does this when run as root).")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: pip install -e '.[dev]'.")
     base, token = lab
-    outside = []
     shots = ROOT / "runs" / "browser"
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+    with offline_page() as (page, seen):
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        try:  # JupyterLab may ask which kernel to start
+            page.locator(".jp-Dialog button", has_text="Select").click(timeout=15_000)
+        except Exception:
+            pass
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-
-            def loopback_only(route):
-                if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
-                    return route.continue_()
-                outside.append(route.request.url)
-                return route.abort()
-
-            page.route("**/*", loopback_only)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            try:  # JupyterLab may ask which kernel to start
-                page.locator(".jp-Dialog button", has_text="Select").click(timeout=15_000)
-            except Exception:
-                pass
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
-            try:
-                page.wait_for_selector("text=✓ best imbalance", timeout=300_000)   # the last cell ran
-            except Exception:
-                page.screenshot(path=str(shots / "failure.png"), full_page=True)
-                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-                pytest.fail(f"the notebook did not finish in the browser; screenshot {shots / 'failure.png'}; "
-                            f"stderr outputs: {errors.all_inner_texts()[:3]}")
-            dropdown = page.wait_for_selector(".jupyter-widgets.widget-dropdown select", timeout=60_000)
-            plot = page.wait_for_selector(".jupyter-widgets.widget-output img", timeout=60_000)
-            assert page.locator(".jupyter-widgets.widget-slider").count() >= 2
-            assert dropdown.input_value() == "ce"
-            box = plot.bounding_box()
-            assert box is not None and box["width"] > 200 and box["height"] > 100
-            assert page.locator(".jp-OutputArea-output img").count() >= 2     # the playground and the ablation
-            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
-                                ":text('Traceback')").count() == 0
-            page.locator(".jupyter-widgets.widget-dropdown").first.scroll_into_view_if_needed()
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(shots / "06_ablation_playground.png"))
-        finally:
-            browser.close()
-    print(f"screenshot: {shots / '06_ablation_playground.png'}; blocked non-loopback requests: {outside}")
+            page.wait_for_selector("text=✓ best imbalance", timeout=300_000)   # the last cell ran
+        except Exception:
+            page.screenshot(path=str(shots / "failure.png"), full_page=True)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            pytest.fail(f"the notebook did not finish in the browser; screenshot {shots / 'failure.png'}; "
+                        f"stderr outputs: {errors.all_inner_texts()[:3]}")
+        dropdown = page.wait_for_selector(".jupyter-widgets.widget-dropdown select", timeout=60_000)
+        plot = page.wait_for_selector(".jupyter-widgets.widget-output img", timeout=60_000)
+        assert page.locator(".jupyter-widgets.widget-slider").count() >= 2
+        assert dropdown.input_value() == "ce"
+        box = plot.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100
+        assert page.locator(".jp-OutputArea-output img").count() >= 2     # the playground and the ablation
+        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
+                            ":text('Traceback')").count() == 0
+        page.locator(".jupyter-widgets.widget-dropdown").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "06_ablation_playground.png"))
+    print(f"screenshot: {shots / '06_ablation_playground.png'}; blocked non-loopback requests: {seen.outside}")
