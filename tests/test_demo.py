@@ -1,11 +1,14 @@
 """make demo: the tour runs headless, publishes results, and a failing cell fails loudly."""
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from metakit.teaching import demo, report
 from metakit.teaching.demo import NotebookFailed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def notebook(path, *sources):
@@ -29,26 +32,69 @@ def test_tour_is_numbered_notebooks_only(tmp_path):
 
 def test_publish_writes_only_inside_a_demo(tmp_path, monkeypatch):
     monkeypatch.delenv(report.ENV, raising=False)
-    assert report.publish("00_x", a=1.0) == {"a": 1.0}
+    assert report.publish("00_x", source="live", a=1.0) == {"a": 1.0}
+    assert not (tmp_path / "results").exists()
     monkeypatch.setenv(report.ENV, str(tmp_path))
-    report.publish("00_x", a=1.0)
-    report.publish("00_x", b=[1, 2])
-    assert json.loads((tmp_path / "results" / "00_x.json").read_text()) == {"a": 1.0, "b": [1, 2]}
+    report.publish("00_x", source="live", a=1.0)
+    report.publish("00_x", source="live", b=[1, 2])
+    assert json.loads((tmp_path / "results" / "00_x.json").read_text()) == {"live": {"a": 1.0, "b": [1, 2]}}
     with pytest.raises(ValueError, match="notebook='../x'"):
-        report.publish("../x", a=1)
+        report.publish("../x", source="live", a=1)
+
+
+def test_publish_keeps_live_and_committed_numbers_apart_and_names_a_bad_source(tmp_path, monkeypatch):
+    monkeypatch.setenv(report.ENV, str(tmp_path))
+    table = "results/digits/noise_laptop.csv"
+    report.publish("04_x", source="live", seed=0)
+    report.publish("04_x", source=table, verdicts={"a vs b": {"mean": 1.0}})
+    report.publish("04_x", source="live", test_acc=90.0)
+    assert json.loads((tmp_path / "results" / "04_x.json").read_text()) == {
+        "live": {"seed": 0, "test_acc": 90.0}, table: {"verdicts": {"a vs b": {"mean": 1.0}}}}
+    for bad in ("results/digits/no_such_table.csv", "runs/x.csv", "cached", ""):
+        with pytest.raises(ValueError, match=r"must be 'live' \(computed in this run\) or a committed table"):
+            report.publish("04_x", source=bad, a=1)
+    with pytest.raises(ValueError, match="got no numbers"):
+        report.publish("04_x", source="live")
+    with pytest.raises(TypeError, match="source"):
+        report.publish("04_x", a=1)                                  # a source is never implied
+
+
+def test_table_source_names_a_committed_table_from_the_repository_root(monkeypatch):
+    monkeypatch.chdir(report.REPO_ROOT / "notebooks")              # where the kernels run
+    assert report.table_source("../results/mnist1d/noise_laptop.csv") == "results/mnist1d/noise_laptop.csv"
+    with pytest.raises(ValueError, match="is not a committed table"):
+        report.table_source("../README.md")
+    with pytest.raises(ValueError, match="does not exist"):
+        report.table_source("../results/mnist1d/no_such_laptop.csv")
+
+
+def test_the_summary_has_a_headline_entry_for_every_notebook_that_ran(tmp_path, monkeypatch):
+    stems = [p.stem for p in demo.tour(ROOT / "notebooks")]
+    monkeypatch.setenv(report.ENV, str(tmp_path))
+    for stem in stems:
+        report.publish(stem, source="live", seconds_here=1.0)
+    timings = {stem: 1.0 for stem in stems}
+    summary = demo.summarise(tmp_path, "laptop", timings, 7.5)
+    assert list(summary["results"]) == stems and summary["unpublished"] == []
+    assert summary["seconds"] == timings and summary["total_seconds"] == 7.5
+    (tmp_path / "results" / f"{stems[3]}.json").unlink()           # one notebook published nothing
+    assert demo.summarise(tmp_path, "laptop", timings, 7.5)["unpublished"] == [stems[3]]
 
 
 @pytest.mark.slow
 def test_demo_runs_parameters_and_reports_the_failing_cell(tmp_path, capsys):
     good = notebook(tmp_path / "00_good.ipynb", 'PROFILE = "laptop"',
                     "import os\nfrom metakit.teaching.report import publish\n"
-                    "publish('00_good', profile=PROFILE, env=os.environ['METAKIT_PROFILE'])")
+                    "publish('00_good', source='live', profile=PROFILE, env=os.environ['METAKIT_PROFILE'])")
     bad = notebook(tmp_path / "01_bad.ipynb", 'PROFILE = "laptop"', "x = 1", "raise ValueError('boom')")
     out = demo.demo("smoke", [good], runs=tmp_path / "runs")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["results"]["00_good"] == {"profile": "smoke", "env": "smoke"}
+    assert summary["results"]["00_good"] == {"live": {"profile": "smoke", "env": "smoke"}}
     assert (out / "html" / "00_good.html").stat().st_size > 1000
     assert (tmp_path / "runs" / "latest").resolve() == out.resolve()
     assert "[1/1] 00_good.ipynb: done in" in capsys.readouterr().out
     with pytest.raises(NotebookFailed, match=r"01_bad.ipynb failed in cell \d+ .*ValueError: boom"):
         demo.demo("smoke", [good, bad], runs=tmp_path / "runs2")
+    quiet = notebook(tmp_path / "02_quiet.ipynb", 'PROFILE = "laptop"', "x = 1")
+    with pytest.raises(NotebookFailed, match="02_quiet ran but published no headline numbers"):
+        demo.demo("smoke", [good, quiet], runs=tmp_path / "runs3")

@@ -3,8 +3,10 @@
 Every ``notebooks/[0-9][0-9]_*.ipynb`` runs in order through papermill with ``PROFILE`` injected as a
 parameter (and ``METAKIT_PROFILE`` set for the kernel). Under ``runs/demo-<timestamp>/`` (linked
 as ``runs/latest``) it writes the executed notebooks, their HTML, the headline figures and
-results each notebook publishes (`metakit.teaching.report`), and ``summary.json``. A failing notebook
-stops the demo with the notebook, the cell and the error, and a non-zero exit.
+results each notebook publishes (`metakit.teaching.report`), and ``summary.json``: per notebook its
+seconds and its headline numbers by source (``live``, or the committed ``results/...csv`` they were
+read from). A failing notebook stops the demo with the notebook, the cell and the error, and a
+non-zero exit; so does a notebook that ran but published no headline numbers.
 """
 from __future__ import annotations
 
@@ -79,8 +81,27 @@ def to_html(notebook: Path, target: Path) -> Path:
 
 
 def collect(out: Path) -> dict[str, dict]:
-    """Results each notebook published (``out/results/<notebook>.json``), by notebook."""
+    """Results each notebook published (``out/results/<notebook>.json``), by notebook, then by source."""
     return {p.stem: json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))}
+
+
+def summarise(out: Path, profile: str, timings: dict[str, float], total_seconds: float) -> dict:
+    """What ``summary.json`` holds: the profile, seconds per notebook and in all, the published results,
+    and ``unpublished``: the notebooks that ran (those in ``timings``) but published no headline number.
+
+    Example:
+        >>> import tempfile
+        >>> from metakit.teaching import report
+        >>> out = Path(tempfile.mkdtemp())
+        >>> os.environ[report.ENV] = str(out); _ = report.publish("00_a", source="live", x=1.0)
+        >>> s = summarise(out, "smoke", {"00_a": 2.0, "01_b": 3.0}, 5.5); del os.environ[report.ENV]
+        >>> s["results"], s["unpublished"]
+        ({'00_a': {'live': {'x': 1.0}}}, ['01_b'])
+    """
+    results = collect(out)
+    unpublished = [name for name in timings if not any(results.get(name, {}).values())]
+    return {"profile": profile, "seconds": timings, "total_seconds": total_seconds, "results": results,
+            "unpublished": unpublished}
 
 
 def _link_latest(out: Path) -> None:
@@ -114,11 +135,12 @@ def demo(profile: str = "laptop", notebooks: list[Path] | None = None, runs: str
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    results = collect(out)
-    summary = {"profile": profile, "seconds": timings, "total_seconds": time.perf_counter() - start,
-               "results": results}
+    summary = summarise(out, profile, timings, time.perf_counter() - start)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     print_summary(out, summary)
+    if summary["unpublished"]:
+        raise NotebookFailed(f"{', '.join(summary['unpublished'])} ran but published no headline numbers; "
+                             f"each notebook calls metakit.teaching.report.publish(<its name>, source=..., ...).")
     return out
 
 
@@ -127,11 +149,19 @@ def print_summary(out: Path, summary: dict) -> None:
     print(f"\nmetakit demo ({summary['profile']}) done in {summary['total_seconds']:.0f} s: {out}/")
     print(f"  executed notebooks  {out}/notebooks/\n  HTML                {out}/html/")
     print(f"  figures             {out}/figures/\n  results             {out}/summary.json")
-    for notebook, numbers in summary["results"].items():
-        print(f"\n{notebook}:")
-        for name, value in numbers.items():
-            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=float)
-            print(f"  {name:<34} {shown}")
+    for notebook, sources in summary["results"].items():
+        seconds = summary["seconds"].get(notebook)
+        print(f"\n{notebook}" + ("" if seconds is None else f" ({seconds:.0f} s)") + ":")
+        for source, numbers in sources.items():
+            print(f"  from {source}:")
+            for name, value in numbers.items():
+                if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+                    print(f"    {name}:")                      # e.g. verdicts: one line each
+                    for key, entry in value.items():
+                        print(f"      {key}: {json.dumps(entry, default=float)}")
+                    continue
+                shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=float)
+                print(f"    {name:<32} {shown}")
 
 
 def main(profile: str = "laptop") -> int:
