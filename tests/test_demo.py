@@ -1,4 +1,5 @@
 """make demo: the tour runs headless, publishes results, and a failing cell fails loudly."""
+import ast
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from metakit.teaching import demo, report
 from metakit.teaching.demo import NotebookFailed
 
 ROOT = Path(__file__).resolve().parents[1]
+TOUR = demo.tour(ROOT / "notebooks")
+COMMITTED = {"02", "03", "04", "05"}   # the notebooks that read committed results/ tables
 
 
 def notebook(path, *sources):
@@ -79,6 +82,37 @@ def test_the_summary_has_a_headline_entry_for_every_notebook_that_ran(tmp_path, 
     assert summary["seconds"] == timings and summary["total_seconds"] == 7.5
     (tmp_path / "results" / f"{stems[3]}.json").unlink()           # one notebook published nothing
     assert demo.summarise(tmp_path, "laptop", timings, 7.5)["unpublished"] == [stems[3]]
+
+
+def publish_calls(path):
+    """(cell, call) for every ``publish(...)`` call in the notebook's code cells."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "publish":
+                    yield cell, node
+
+
+@pytest.mark.parametrize("path", TOUR, ids=lambda p: p.name)
+def test_every_tour_notebook_publishes_its_headlines_with_their_source(path):
+    calls = list(publish_calls(path))
+    assert calls, f"{path.name} never calls publish: its numbers would be missing from summary.json"
+    kinds = set()
+    for cell, call in calls:
+        assert [ast.literal_eval(a) for a in call.args] == [path.stem], f"{path.name}: publish under its own name"
+        assert "nbgrader" not in cell.metadata, f"{path.name}: publish outside the exercises (students keep it)"
+        keywords = {k.arg: k.value for k in call.keywords}
+        assert "source" in keywords and len(keywords) > 1, f"{path.name}: publish(..., source=..., numbers)"
+        source = keywords["source"]
+        if isinstance(source, ast.Constant):
+            assert source.value == "live"
+            kinds.add("live")
+        else:
+            assert isinstance(source, ast.Call) and source.func.id == "table_source", ast.unparse(source)
+            kinds.add("table")
+    assert "live" in kinds, f"{path.name} publishes nothing it computed itself"
+    if path.name[:2] in COMMITTED:
+        assert "table" in kinds, f"{path.name} reads committed tables but publishes none of their verdicts"
 
 
 @pytest.mark.slow
