@@ -77,9 +77,10 @@ def test_the_summary_has_a_headline_entry_for_every_notebook_that_ran(tmp_path, 
     for stem in stems:
         report.publish(stem, source="live", seconds_here=1.0)
     timings = {stem: 1.0 for stem in stems}
-    summary = demo.summarise(tmp_path, "laptop", timings, 7.5)
+    summary = demo.summarise(tmp_path, "laptop", timings, 7.5, {stem: 0.5 for stem in stems})
     assert list(summary["results"]) == stems and summary["unpublished"] == []
     assert summary["seconds"] == timings and summary["total_seconds"] == 7.5
+    assert summary["total_cpu_seconds"] == pytest.approx(0.5 * len(stems))
     (tmp_path / "results" / f"{stems[3]}.json").unlink()           # one notebook published nothing
     assert demo.summarise(tmp_path, "laptop", timings, 7.5)["unpublished"] == [stems[3]]
 
@@ -124,6 +125,7 @@ def test_demo_runs_parameters_and_reports_the_failing_cell(tmp_path, capsys):
     out = demo.demo("smoke", [good], runs=tmp_path / "runs")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["results"]["00_good"] == {"live": {"profile": "smoke", "env": "smoke"}}
+    assert 0 < summary["cpu_seconds"]["00_good"] <= summary["total_cpu_seconds"]     # the kernel's, counted
     assert (out / "html" / "00_good.html").stat().st_size > 1000
     assert (tmp_path / "runs" / "latest").resolve() == out.resolve()
     assert "[1/1] 00_good.ipynb: done in" in capsys.readouterr().out
@@ -132,3 +134,25 @@ def test_demo_runs_parameters_and_reports_the_failing_cell(tmp_path, capsys):
     quiet = notebook(tmp_path / "02_quiet.ipynb", 'PROFILE = "laptop"', "x = 1")
     with pytest.raises(NotebookFailed, match="02_quiet ran but published no headline numbers"):
         demo.demo("smoke", [good, quiet], runs=tmp_path / "runs3")
+
+
+def test_jobs_must_be_a_whole_number(tmp_path):
+    with pytest.raises(ValueError, match="jobs=0 must be a whole number ≥ 1"):
+        demo.demo("smoke", [tmp_path / "00_a.ipynb"], runs=tmp_path / "runs", jobs=0)
+
+
+@pytest.mark.slow
+def test_two_notebooks_at_a_time_keep_their_results_cpu_and_the_tour_order(tmp_path, capsys):
+    sources = ["from metakit.teaching.report import publish\n"
+               f"publish('{stem}', source='live', work=sum(range(3 * 10**6)))" for stem in ("00_a", "01_b")]
+    first, second = (notebook(tmp_path / f"{stem}.ipynb", 'PROFILE = "laptop"', source)
+                     for stem, source in zip(("00_a", "01_b"), sources))
+    out = demo.demo("smoke", [first, second], runs=tmp_path / "runs", jobs=2)
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["seconds"]) == ["00_a", "01_b"] == list(summary["cpu_seconds"]) and summary["jobs"] == 2
+    assert all(summary["cpu_seconds"][stem] > 0.1 for stem in ("00_a", "01_b"))   # each kernel counted by its worker
+    assert summary["results"]["00_a"] == summary["results"]["01_b"] == {"live": {"work": sum(range(3 * 10**6))}}
+    assert "2 at a time" in capsys.readouterr().out
+    bad = notebook(tmp_path / "02_bad.ipynb", 'PROFILE = "laptop"', "raise ValueError('boom')")
+    with pytest.raises(NotebookFailed, match=r"02_bad.ipynb failed in cell \d+ .*ValueError: boom"):
+        demo.demo("smoke", [first, bad], runs=tmp_path / "runs2", jobs=2)
