@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     show = commands.add_parser("demo", help="run the notebook tour headless and collect its results")
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
+    show.add_argument("--jobs", type=int, default=None,
+                      help="notebooks run at a time (default: 2, or 1 on a 1-core machine; each kernel is one thread)")
     add_table_parser(commands)
     table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
     table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop) | transfer "
@@ -297,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from metakit.teaching.demo import main as demo_main
 
-            return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop")
+            from metakit.teaching.demo import DEFAULT_JOBS
+
+            return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
+                             DEFAULT_JOBS if args.jobs is None else args.jobs)
         if args.command == "table":
             return table_main(args)
         if args.command == "schedule-table":

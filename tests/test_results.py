@@ -79,3 +79,27 @@ def test_the_schedule_transfer_command_is_a_schedule_table_one_and_parses():
     args = build_parser().parse_args(command.split()[3:])
     assert (args.command, args.task, args.source, args.seeds) == ("schedule-table", "transfer", "digits",
                                                                   [0, 1, 2, 3, 4])
+
+
+def test_rerun_row_reuses_a_live_run_of_the_same_config_and_trains_otherwise(monkeypatch):
+    import types
+
+    import metakit.experiments
+    from metakit.experiments import Config
+    from metakit.teaching.results import rerun_row
+
+    trained = []
+    monkeypatch.setattr(metakit.experiments, "run",
+                        lambda c: trained.append(c) or types.SimpleNamespace(metrics={"test_acc": 88.0}))
+    row = {"method": "ce", "dataset": "digits", "setting": "lt_if20", "seed": 0, "test_acc": 88.0,
+           "profile": "laptop", "commit": "abc1234"}
+    config = Config(method="ce", dataset="digits", imbalance=20, profile="laptop")
+    same = types.SimpleNamespace(config=Config(method="ce", dataset="digits", imbalance=20.0, profile="laptop",
+                                               progress=False).resolve(), metrics={"test_acc": 88.0})
+    line = rerun_row(row, config, "laptop", live=same)            # progress and 20 vs 20.0 change no number
+    assert trained == [] and "exactly equal" in line and "reused, not trained again" in line
+    other = types.SimpleNamespace(config=Config(method="ce", dataset="digits", imbalance=20, profile="laptop",
+                                                seed=1).resolve(), metrics={"test_acc": 50.0})
+    line = rerun_row(row, config, "laptop", live=other)           # another seed: the row is trained
+    assert trained == [config] and line.endswith("exactly equal") and "reused" not in line
+    assert "reused" not in rerun_row(row, config, "laptop") and len(trained) == 2

@@ -18,8 +18,9 @@ def failure(check, *args, **kwargs) -> str:
     return str(info.value)
 
 
-# ---- best_epoch (notebook 04)
-HISTORY = pd.DataFrame({"epoch": [1, 2, 3, 4], "test_acc": [10.0, 30.0, 20.0, 25.0], "train_acc": [5.0, 6.0, 7.0, 9.0]})
+# ---- best_epoch (notebook 04): selected on validation; epoch 3 is the best test epoch, 4 the best train epoch
+HISTORY = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_acc": [10.0, 30.0, 20.0, 25.0, 15.0],
+                        "test_acc": [10.0, 20.0, 30.0, 25.0, 15.0], "train_acc": [5.0, 6.0, 7.0, 9.0, 8.0]})
 RUNS = {"fixed": types.SimpleNamespace(history=HISTORY), "cosine": types.SimpleNamespace(history=HISTORY.iloc[::-1])}
 
 
@@ -27,11 +28,21 @@ def test_best_epoch_both_ways(capsys):
     run_checks.check_best_epoch({"fixed": 2, "cosine": 2}, RUNS)
     assert "✓" in capsys.readouterr().out
     for wrong, hint in [({}, "no entry for ['cosine', 'fixed']"), ({"fixed": 1, "cosine": 2}, "row index"),
-                        ({"fixed": 4, "cosine": 2}, "best train accuracy"), ({"fixed": 3, "cosine": 2}, "epoch 3 is not"),
+                        ({"fixed": 3, "cosine": 2}, "best test accuracy; select on the validation split"),
+                        ({"fixed": 4, "cosine": 2}, "best train accuracy"), ({"fixed": 5, "cosine": 2}, "epoch 5 is not"),
                         ({"fixed": 2.0, "cosine": 2}, "int epoch"), ([], "dict name → epoch"),
                         ({"fixed": 2, "cosine": 2, "sgdr": 1}, "not runs here")]:
         message = failure(run_checks.check_best_epoch, wrong, RUNS)
         assert hint in message and "epoch 2" not in message.replace("epoch 2 is", "")
+
+
+def test_best_epoch_accepts_any_tied_validation_epoch_and_needs_a_validation_split():
+    tied = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [30.0, 10.0, 30.0], "test_acc": [1.0, 2.0, 3.0],
+                         "train_acc": [1.0, 2.0, 3.0]})
+    for epoch in (1, 3):
+        run_checks.check_best_epoch({"fixed": epoch}, {"fixed": tied})
+    with pytest.raises(ValueError, match="has no validation accuracy"):
+        run_checks.check_best_epoch({"fixed": 1}, {"fixed": tied.drop(columns="val_acc")})
 
 
 # ---- high_noise (notebook 04): the config of uniform's run, noise_rate 0.6 and nothing else

@@ -63,3 +63,27 @@ def test_a_variant_row_is_named_method_colon_variant_and_several_settings_are_re
 def test_no_common_seed_says_so_instead_of_a_verdict():
     v = compare(_rows([74.0], [70.0], seeds_a=[3], seeds_b=[0]), "mfm", "ce")
     assert v.n == 0 and "no seed ran both" in v.line() and "not measured yet" in v.target(3.0)
+
+
+def test_a_second_metric_is_named_in_the_label_and_headlines_are_json_numbers():
+    import json
+
+    from metakit.teaching.verdicts import headlines
+
+    rows = _rows([74.0, 75, 77], [70.0, 71, 72]).assign(test_acc_at_val=[75.0, 76, 78, 70, 71, 72])
+    at_val = compare(rows, "mfm", "ce", metric="test_acc_at_val")
+    assert at_val.where == "mnist1d lt_if100 (test_acc_at_val)" and at_val.mean == pytest.approx(5.333333)
+    assert compare(rows, "mfm", "ce").where == "mnist1d lt_if100"
+    with pytest.raises(ValueError, match="metric='val_acc' is not a column"):
+        compare(rows, "mfm", "ce", metric="val_acc")
+    one = compare(_rows([74.0], [70.0]), "mfm", "ce")
+    entries = headlines([at_val, one])
+    assert entries["mnist1d lt_if100: mfm vs ce"] == {"seeds": 1, "mean": 4.0, "low": None, "high": None,
+                                                      "says": "too few seeds to tell"}
+    assert entries["mnist1d lt_if100 (test_acc_at_val): mfm vs ce"]["says"] == "ahead"
+    json.loads(json.dumps(entries, allow_nan=False))                   # no NaN reaches summary.json
+
+
+def test_a_run_without_the_metric_pairs_with_no_seed():
+    rows = _rows([74.0, 75, 77], [70.0, 71, 72]).assign(test_acc_at_val=[75.0, None, 78, 70, 71, 72])
+    assert compare(rows, "mfm", "ce", metric="test_acc_at_val").n == 2

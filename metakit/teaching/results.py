@@ -7,7 +7,7 @@ and ``render_markdown``; where the file is not there, `missing_line` names the c
 makes it, so the notebook carries on without numbers it does not have. `find_row` picks one
 run by its labels; its config (`metakit.experiments.tables.config_of_row`,
 `metakit.experiments.noise_tables.config_of_row`) reruns it, and `rerun_line` puts the two
-accuracies side by side.
+accuracies side by side; `rerun_row` does both, reusing a live run of the same config.
 
 Example:
     >>> from metakit.experiments.grid import read_csv
@@ -122,3 +122,34 @@ def rerun_line(row: dict, test_acc: float, profile: str) -> str:
         return line + "exactly equal"
     return line + (f"they differ by {test_acc - csv:+.4f} points (the row was made at commit {row['commit']}; "
                    f"another commit, device or thread count can change the numbers)")
+
+
+def rerun_row(row: dict, config, profile: str, live=None) -> str:
+    """Rerun one committed row and return its `rerun_line`; a run this notebook already made of the same config is reused.
+
+    A notebook's live comparison often trains exactly a row of its committed table (the same
+    config at seed 0): then ``live`` is that run, and nothing trains again. The match is on
+    `Config.canonical` (every field that changes a number), never on labels.
+
+    Args:
+        row: from `find_row`.
+        config: the row's config at ``profile`` (its table's ``config_of_row``).
+        profile: the profile of ``config``.
+        live: a `Result` this notebook trained, or None.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from metakit.experiments import Config
+        >>> c = Config(method="ce", dataset="digits", profile="smoke")
+        >>> row = {"method": "ce", "dataset": "digits", "setting": "lt_if10", "seed": 0, "test_acc": 80.0,
+        ...        "profile": "laptop", "commit": "abc1234"}
+        >>> line = rerun_row(row, c, "smoke", live=SimpleNamespace(config=c.resolve(), metrics={"test_acc": 61.0}))
+        >>> line.split(" (")[-1]
+        'the live run above has this config: reused, not trained again)'
+    """
+    if live is not None and live.config.canonical() == config.canonical():
+        line = rerun_line(row, float(live.metrics["test_acc"]), profile)
+        return line + " (the live run above has this config: reused, not trained again)"
+    from metakit.experiments import run
+
+    return rerun_line(row, float(run(config).metrics["test_acc"]), profile)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import pandas as pd
 
@@ -73,7 +74,9 @@ def compare(rows: pd.DataFrame, a: str, b: str, metric: str = "test_acc", **wher
 
     ``a`` and ``b`` are method names, or ``"method:variant"`` for an ablation row (e.g.
     ``"mfm:meta_off"``). ``where`` filters columns (``dataset="mnist1d", setting="lt_if100"``);
-    what is left must be one dataset and setting, or the call says which to pick.
+    what is left must be one dataset and setting, or the call says which to pick. ``metric`` is the
+    column compared: ``test_acc`` (a run's final epoch), or ``test_acc_at_val`` where a table records
+    the test accuracy at the epoch of best validation accuracy (the verdict's label then names it).
 
     Example:
         >>> rows = pd.DataFrame({"dataset": "d", "setting": "s", "method": ["ce", "ce", "mfm"],
@@ -81,6 +84,9 @@ def compare(rows: pd.DataFrame, a: str, b: str, metric: str = "test_acc", **wher
         >>> compare(rows, "mfm:x", "ce").n
         1
     """
+    if metric not in rows.columns:
+        raise ValueError(f"compare: metric={metric!r} is not a column of the table; use one of "
+                         f"{[c for c in rows.columns if c.endswith('_acc') or c.startswith('test_')]}")
     for column, value in where.items():
         if column not in rows.columns:
             raise ValueError(f"compare: no column {column!r} in the table; filter on one of {list(rows.columns)}")
@@ -93,8 +99,25 @@ def compare(rows: pd.DataFrame, a: str, b: str, metric: str = "test_acc", **wher
     for label in (a, b):
         method, _, variant = label.partition(":")
         part = rows[(rows["method"] == method) & (rows["variant"].fillna("") == variant)]
-        by_seed[label] = part.groupby("seed")[metric].mean()
+        by_seed[label] = part.groupby("seed")[metric].mean().dropna()   # a run without the metric pairs with none
     seeds = sorted(set(by_seed[a].index) & set(by_seed[b].index))
     mean, low, high = paired_delta(by_seed[a][seeds].tolist(), by_seed[b][seeds].tolist())
     dataset, setting = cells.iloc[0]
-    return Verdict(a, b, f"{dataset} {setting}", len(seeds), mean, low, high)
+    label = f"{dataset} {setting}" + ("" if metric == "test_acc" else f" ({metric})")
+    return Verdict(a, b, label, len(seeds), mean, low, high)
+
+
+def headlines(verdicts: Iterable[Verdict], margin: float = 0.0) -> dict[str, dict]:
+    """Verdicts as JSON-ready headline numbers for `metakit.teaching.report.publish` (NaN becomes None).
+
+    Example:
+        >>> rows = pd.DataFrame({"dataset": "d", "setting": "s", "method": ["ce"] * 2 + ["mfm"] * 2,
+        ...                      "variant": "", "seed": [0, 1] * 2, "test_acc": [70, 71, 74, 76.0]})
+        >>> headlines([compare(rows, "mfm", "ce")])
+        {'d s: mfm vs ce': {'seeds': 2, 'mean': 4.5, 'low': -1.8531, 'high': 10.8531, 'says': 'not separated'}}
+    """
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else round(float(x), 4)
+
+    return {f"{v.where}: {v.a} vs {v.b}": {"seeds": v.n, "mean": number(v.mean), "low": number(v.low),
+                                          "high": number(v.high), "says": v.says(margin)} for v in verdicts}
