@@ -46,6 +46,7 @@ class Setup:
     where: str = "stages"                     # where MFM's γ/β act (forward work)
     seed: int = 0                             # model, learner, perturbation and batches
     dtype: torch.dtype = torch.float32        # model and data
+    device: str = "cpu"                       # where the model and batches live
 
 
 class Unavailable(Exception):
@@ -59,13 +60,14 @@ def make_data(setup: Setup) -> dict[str, Batch]:
     xm = torch.randn(setup.meta_batch, *setup.input_shape, generator=g, dtype=setup.dtype)    # (M, C, H, W)
     y = torch.randint(0, setup.classes, (setup.batch,), generator=g)
     ym = torch.randint(0, setup.classes, (setup.meta_batch,), generator=g)
-    return {"train": (x, y), "meta": (xm, ym)}
+    dev = torch.device(setup.device)
+    return {"train": (x.to(dev), y.to(dev)), "meta": (xm.to(dev), ym.to(dev))}
 
 
 def make_net(setup: Setup) -> nn.Module:
     """The classifier at its seeded initialisation, running statistics moved off (0, 1)."""
     torch.manual_seed(setup.seed)
-    net = build_model(setup.model, setup.classes, setup.input_shape).to(setup.dtype)
+    net = build_model(setup.model, setup.classes, setup.input_shape).to(setup.device, setup.dtype)
     with torch.no_grad():
         net(make_data(setup)["meta"][0])
     return net
@@ -78,15 +80,15 @@ def make_pair(work: str, setup: Setup) -> tuple[nn.Module, nn.Module]:
     net = make_net(setup)
     torch.manual_seed(setup.seed + 2)
     if work == "lr":
-        learner = MLRSNet(setup.classes, hidden=50, gamma=2 * setup.inner_lr).to(setup.dtype)
+        learner = MLRSNet(setup.classes, hidden=50, gamma=2 * setup.inner_lr).to(setup.device, setup.dtype)
     elif work == "weight":
-        learner = WeightNet().to(setup.dtype)
+        learner = WeightNet().to(setup.device, setup.dtype)
     else:
         learner = attach(net, setup.where)
     g = torch.Generator().manual_seed(setup.seed + 3)
     with torch.no_grad():
         for p in learner.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device))
     return net, learner
 
 

@@ -114,11 +114,11 @@ class Metakit(Entry):
     """`MetaStep` with metakit's own real step; ``meta_every`` > 1 skips phases 1–3 on most calls."""
 
     def __init__(self, work, setup, data, rule: str = "auto", first_order: bool = False, meta_every: int = 1,
-                 meta: bool = True):
+                 meta: bool = True, amp: bool = False):
         super().__init__(work, setup, data)
         self.meta = meta
         self.metastep = MetaStep(self.net, self.learner, self.opt, self.meta_opt, weight_decay=setup.weight_decay,
-                                 rule=rule, first_order=first_order, meta_every=meta_every)
+                                 rule=rule, first_order=first_order, meta_every=meta_every, amp=amp)
 
     def hypergradient(self):
         return list(self.metastep.hypergradient(self.data["train"], self.data["meta"]).grads)
@@ -128,14 +128,20 @@ class Metakit(Entry):
 
 
 class Plain(Entry):
-    """A plain SGD step: forward, backward, step (the learner is built but unused)."""
+    """A plain SGD step: forward, backward, step (the learner is built but unused); ``amp``: bf16 autocast."""
+
+    def __init__(self, work, setup, data, amp: bool = False):
+        super().__init__(work, setup, data)
+        self.amp = amp
 
     def hypergradient(self):
         raise Unavailable("a plain step has no hypergradient")
 
     def step(self):
         x, y = self.data["train"]
-        loss = F.cross_entropy(self.net(x), y)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.net(x)                                                            # (B, C)
+        loss = F.cross_entropy(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -52,7 +52,7 @@ def _fmt(value, digits: int = 2) -> str:
 
 
 def to_rows(specs, meta: dict) -> list[dict]:
-    rev = commit()
+    rev = meta.get("commit") or commit()
     rows = []
     for spec in specs:
         row = {"work": spec.work, "library": spec.library, "variant": spec.variant, **spec.result,
@@ -114,7 +114,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
            f"Load average (uptime) before: {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f}; after: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}.",
            f"Peak memory: {meta['memory_mode']} (RSS high-water mark above the step's start, see bench/peers/measure.py).",
            "x plain: median over rounds of the round's time over the same round's plain SGD step; hyper rel. err: "
-           "‖g − g_copy‖/‖g_copy‖ from the same start. Reading and discussion: bench/compare.md.", "",
+           f"‖g − g_copy‖/‖g_copy‖ from the same start, in {meta.get('check_dtype', 'float32')}. Reading and discussion: bench/compare.md.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["work"], r["library"], r["variant"], r["status"], _fmt(r["hyper_rel_err"]), _fmt(r["ms"], 0),
