@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -94,9 +95,11 @@ def check(specs: list[Spec], setup: Setup, data: dict, tol: float, log) -> None:
                 grads = entry.hypergradient()
             except Unavailable as err:
                 spec.result.update(status=str(err))
+                log(f"check {spec.key:34s} {spec.result['status']}")
                 continue
             except Exception as err:                                  # a peer that cannot run: say why
                 spec.result.update(status=f"cannot run: {type(err).__name__}: {str(err).splitlines()[0][:160]}")
+                log(f"check {spec.key:34s} {spec.result['status']}")
                 continue
             err = float((flat(grads, like) - flat(ref, like)).norm() / flat(ref, like).norm())
             exact = getattr(entry, "exact", True) and spec.variant != "first_order"
@@ -145,7 +148,7 @@ def measured_meta_every(specs: list[Spec], setup: Setup, data: dict, k: int, rou
         times = round_robin({"plain": run_k(plain.step), "meta": run_k(meta.step)}, 1, rounds)
         spec = Spec(work, "metakit", f"meta_every_{k}_measured", None)
         spec.result.update(status="ok", exact=True, ratio=paired_ratio(times["meta"], times["plain"]),
-                           ms=1e3 * min(times["meta"]) / k, rounds=rounds,
+                           ms=1e3 * statistics.median(times["meta"]) / k, rounds=rounds,
                            note=f"{rounds} rounds of {k} calls (1 meta + {k - 1} real) over {k} plain steps")
         log(f"measured meta_every={k} {work}: {spec.result['ratio']:.3f}")
         rows.append(spec)
