@@ -215,9 +215,10 @@ class MLRSNetMethod(Method):
         net, total, count = trainer.net, 0.0, 0
         modes = {m: m.training for m in net.modules()}
         norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms] if self.batch_stats else []
+        norms = norms if self.batch_stats else []      # the default measures every layer in eval mode
+        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
         net.eval()
-        for m in norms if self.batch_stats else []:
+        for m in norms:
             m.train()
         for batch in trainer.train_eval:
             with trainer.autocast():
