@@ -26,7 +26,6 @@ import argparse
 import copy
 import ctypes
 import statistics
-import time
 
 import higher
 import torch
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from bench.peers.measure import round_robin
 from metakit.meta import MetaLearner, MetaStep
 from metakit.learners import WeightNet
 from metakit.models import build_model
@@ -164,27 +164,6 @@ def variants(base, data):
     }
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_all(steps, device, warmup, repeats):
-    """Round-robin timing: each repeat runs every variant once; seconds per variant and repeat."""
-    for _ in range(warmup):
-        for fn in steps.values():
-            fn()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, fn in steps.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def _rss_kib(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
@@ -213,7 +192,7 @@ def bench(device, warmup, repeats):
     data = {"x": torch.randn(100, 3, 32, 32, device=device), "y": torch.randint(0, 10, (100,), device=device),
             "xm": torch.randn(100, 3, 32, 32, device=device), "ym": torch.randint(0, 10, (100,), device=device)}
     table = variants(base, data)
-    times = time_all({n: fn for n, (fn, _) in table.items()}, device, warmup, repeats)
+    times = round_robin({n: fn for n, (fn, _) in table.items()}, warmup, repeats, device)
     memory = {n: peak_memory_mib(fn, device) for n, (fn, _) in table.items()}
     plain = times["plain SGD step"]
     # ratio to the plain step of the same round (drift-robust), median over rounds; and min/min
