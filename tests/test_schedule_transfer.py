@@ -61,6 +61,13 @@ def test_momentum_blocks_and_bad_arguments():
         entries_for(0.9, ["fixed"])                      # the 0.9 block has no fixed-LR row
     with pytest.raises(ValueError, match="'lm' at momentum=0.9"):
         schedule_transfer("digits", 0.9, ["lm"], [0], "smoke")
+
+
+def test_default_variations_leave_the_lm_out_at_momentum_09(tmp_path):
+    # the 0.9 block's default is every image variation; asking for the LM there is the error above
+    df = schedule_transfer("digits", 0.9, None, [0], "smoke", ["cosine"], tmp_path / "t.csv", {"epochs": 1})
+    image_settings = {f"transfer_{name}" for name in variations("digits", "smoke")}
+    assert set(df.setting) == image_settings | {"transfer_source"} and not df.momentum.ne(0.9).any()
     with pytest.raises(ValueError, match="variations='batch_x3'"):
         transfer_runs("digits", 0.0, ["batch_x3"], [0], "smoke", None, "s.pt")
 

@@ -234,7 +234,7 @@ def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] |
     Args:
         source: the dataset the schedule is meta-trained on (`SOURCES`).
         momentum: 0 (MLR-SNet's setting, against `HAND`) or 0.9 (against `HAND_09`).
-        names: variations (`variations` and ``"lm"``; default all; the LM at momentum 0 only).
+        names: variations (`variations` and ``"lm"``; default all, the LM only at momentum 0, where it runs).
         seeds: target seeds (paired across entries).
         entries: the block's entries (default: mlrsnet and the hand schedules of that momentum).
         csv_path: the resumable CSV; the schedule goes to ``<its folder>/schedules/``.
@@ -248,7 +248,7 @@ def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] |
         [['transfer_source', 'sched_mlrsnet', 'meta_train'], ['transfer_same', 'sched_mlrsnet', ''], ['transfer_same', 'sched_fixed', '']]
     """
     momentum = float(momentum)
-    names = list(names or [*variations(source, profile), "lm"])
+    names = list(names or [*variations(source, profile), *(["lm"] if momentum == 0 else [])])
     if momentum != 0 and "lm" in names:
         raise ValueError(f"names includes 'lm' at momentum={momentum:g}; the language model runs at momentum 0 "
                          f"only: leave 'lm' out of --variations or pass --momentum 0.")
