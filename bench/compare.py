@@ -12,7 +12,8 @@ wd 5e-4). In order:
 2. time: round-robin, ``--rounds`` rounds after ``--warmup``, median of the per-round ratio to a
    plain SGD step; metakit's real-only calls give the amortised cost at meta_every = k, checked by
    a measured ``meta_every=10`` run;
-3. peak memory of one step, each entry in a fresh subprocess (see `bench.peers.measure`);
+3. peak memory of one step, each entry in a fresh subprocess whose allocator returns freed tensors
+   (``--mmap-threshold``; see `child_env` and `bench.peers.measure`);
 4. the data path: metakit's device-resident `Batches` against DataLoaders (`bench/loader.py`).
 
 Writes ``results/bench_cpu.csv`` (one row per entry) and ``results/bench_cpu.md`` atomically.
@@ -175,8 +176,28 @@ def amortised(specs: list[Spec], epoch_steps: int) -> list[Spec]:
     return rows
 
 
-def memory(specs: list[Spec], setup: Setup, data: dict, mode: str, argv: list[str], log) -> None:
-    """Peak extra memory of one step of every timed entry and its ratio to the plain step's."""
+def child_env(mmap_threshold: int) -> dict[str, str]:
+    """A memory child's environment: ``MALLOC_MMAP_THRESHOLD_`` fixed at ``mmap_threshold`` bytes
+    (0: glibc's own dynamic threshold). Fixed, every block that large is its own mapping, returned
+    to the system when freed, so the RSS high-water mark counts live tensors (what
+    ``max_memory_allocated`` counts on a GPU); glibc's dynamic threshold rises after the first
+    large free and then keeps freed activations in its heap, which the high-water mark counts too.
+
+    Example:
+        >>> child_env(65536)["MALLOC_MMAP_THRESHOLD_"], "MALLOC_MMAP_THRESHOLD_" in child_env(0)
+        ('65536', False)
+    """
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["PYTHONPATH"] = str(ROOT)
+    if mmap_threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
+    return env
+
+
+def memory(specs: list[Spec], setup: Setup, data: dict, mode: str, argv: list[str], log,
+           mmap_threshold: int = 65536) -> None:
+    """Peak extra memory of one step of every timed entry and its ratio to the plain step's
+    (``subprocess`` children run under `child_env`; ``inline`` under this process's allocator)."""
     if mode == "none":
         return
     for spec in (s for s in specs if runnable(s)):
@@ -186,7 +207,7 @@ def memory(specs: list[Spec], setup: Setup, data: dict, mode: str, argv: list[st
             spec.result["peak_mib"] = peak_mib(entry.step)
         else:
             cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--memory-of", spec.key]
-            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(mmap_threshold))
             if out.returncode != 0:
                 spec.result["note"] = (spec.result.get("note", "") + f"; memory child failed: {out.stderr[-200:]}")
                 continue
@@ -235,11 +256,17 @@ def parse_args(argv: list[str] | None):
                    help="dtype of the equality check (float64: rounding far below --tol)")
     p.add_argument("--meta-every-rounds", type=int, default=3, help="rounds of the measured meta_every=10 run (0: skip)")
     p.add_argument("--memory", choices=("subprocess", "inline", "none"), default="subprocess")
+    p.add_argument("--mmap-threshold", type=int, default=65536,
+                   help="MALLOC_MMAP_THRESHOLD_ (bytes) of the memory children, so that their RSS counts live "
+                        "tensors; 0: glibc's dynamic default, which also counts its cached heap")
     p.add_argument("--loader-n", type=int, default=10_000, help="images of the data-path comparison (0: skip)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "results" / "bench_cpu"), help="path prefix of the .csv and .md")
     p.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.mmap_threshold < 0:
+        p.error(f"--mmap-threshold={args.mmap_threshold}: a size in bytes is >= 0 (0 keeps glibc's dynamic default)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> list[Spec]:
@@ -258,7 +285,7 @@ def main(argv: list[str] | None = None) -> list[Spec]:
     check(specs, check_setup, make_data(check_setup), args.tol, log)
     time_entries(specs, setup, data, args.warmup, args.rounds, log)
     child_argv = [a for a in argv if not a.startswith("--memory-of")]
-    memory(specs, setup, data, args.memory, child_argv, log)
+    memory(specs, setup, data, args.memory, child_argv, log, args.mmap_threshold)
     rows = specs + amortised(specs, math.ceil(EPOCH_IMAGES / args.batch))
     if args.meta_every_rounds:
         rows += measured_meta_every(specs, setup, data, 10, args.meta_every_rounds, log)
@@ -266,7 +293,8 @@ def main(argv: list[str] | None = None) -> list[Spec]:
         rows += data_path(args.loader_n, 128, 3, log)
     meta = {"command": "PYTHONPATH=. OMP_NUM_THREADS=1 python bench/compare.py " + " ".join(argv),
             "commit": rev, "load_before": load_before, "load_after": os.getloadavg(), "seconds": time.time() - started,
-            "setup": setup, "threads": args.threads, "memory_mode": args.memory, "check_dtype": args.check_dtype}
+            "setup": setup, "threads": args.threads, "memory_mode": args.memory + (f", MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
+                                           if args.memory == "subprocess" and args.mmap_threshold else ""), "check_dtype": args.check_dtype}
     write_results(rows, args.out, meta)
     log(f"wrote {args.out}.csv and {args.out}.md")
     return rows

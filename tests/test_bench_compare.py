@@ -97,3 +97,28 @@ def test_a_tiny_run_writes_one_row_per_entry_with_the_columns(tmp_path):
     text = (tmp_path / "bench.md").read_text()
     assert "python bench/compare.py" in text and "Load average" in text and "## Targets" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.csv", "bench.md"]      # no temporaries left
+
+
+PEAK_OF = """
+import torch
+from bench.peers.measure import peak_mib
+def one_after_another():          # two 64 MiB tensors, the first freed before the second exists
+    a = torch.ones(16 * 2**20); del a
+    b = torch.ones(16 * 2**20); del b
+def both_at_once():
+    a = torch.ones(16 * 2**20); b = torch.ones(16 * 2**20); del a, b
+print(peak_mib(one_after_another), peak_mib(both_at_once))
+"""
+
+
+def test_a_memory_child_counts_live_tensors():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PEAK_OF], env=compare.child_env(65536), capture_output=True,
+                         text=True, check=True)
+    sequential, together = map(float, out.stdout.split())
+    assert 60 < sequential < 72 and 124 < together < 140      # 64 and 128 MiB of live tensors
+    assert "MALLOC_MMAP_THRESHOLD_" not in compare.child_env(0)
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--mmap-threshold", "-1"])

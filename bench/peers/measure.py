@@ -5,10 +5,12 @@
   step and the median of those ratios is reported.
 - Peak memory (CPU): the resident-set high-water mark (``VmHWM``) above the resident set before
   one step, after ``malloc_trim`` and a reset of the mark (``/proc/self/clear_refs``, Linux). It
-  sees every tensor the CPU allocator touched (tracemalloc does not see torch's allocations);
-  it also sees allocator caching, so it is approximate (tens of MiB). ``subprocess`` mode runs
-  each entry in a fresh interpreter so that one entry's freed-but-cached pages cannot hide or
-  inflate another's. On CUDA: ``max_memory_allocated`` above the start.
+  sees every tensor the CPU allocator touched (tracemalloc does not see torch's allocations).
+  Under glibc's dynamic mmap threshold it also sees freed activations the heap keeps (on
+  ResNet-32 a plain step reads 318–370 MiB that way, 235 MiB with the threshold fixed at 64 KiB),
+  so `bench/compare.py` runs each entry in a fresh interpreter with ``MALLOC_MMAP_THRESHOLD_``
+  fixed (`bench.compare.child_env`): then freed tensors leave the RSS and the mark counts live
+  ones. On CUDA: ``max_memory_allocated`` above the start.
 """
 from __future__ import annotations
 
