@@ -281,3 +281,58 @@ def test_fast_rules_tolerate_unused_parameters(entry):
     assert rel_err(flat(a.grads, learner), flat(b.grads, learner)) < 1e-10
     fast(train_batch, meta_batch)
     assert net.unused.grad is None
+
+
+def optimizer_step_objective(net, learner, optimizer, train_batch, meta_batch):
+    """L_meta after torch's own SGD step at LR α(φ), on copies: momentum_lookahead's independent computation."""
+    (x, y), (xm, ym) = train_batch, meta_batch
+    loss = F.cross_entropy(functional_call(net, {**theta(net, learner), **cloned_buffers(net)}, (x,)), y)
+    grads = torch.autograd.grad(loss, list(theta(net, learner).values()))
+    alpha = learner.inner_lr(loss.detach(), optimizer.param_groups[0]["lr"]).item()
+    copy_net = copy.deepcopy(net)
+    copy_opt = type(optimizer)(theta(copy_net).values(), lr=alpha)
+    copy_opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))   # its buffers would be shared
+    copy_opt.param_groups[0]["lr"] = alpha
+    for p, g in zip(theta(copy_net).values(), grads):
+        p.grad = g.clone()
+    copy_opt.step()
+    return F.cross_entropy(functional_call(copy_net, {**theta(copy_net), **cloned_buffers(net)}, (xm,)), ym).item()
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_lookahead_is_the_optimizers_own_step_and_its_hypergradient_is_exact(nesterov):
+    net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make("lr", seed=3)
+    optimizer.param_groups[0]["nesterov"] = nesterov
+    plain = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2)
+    for _ in range(2):                                   # momentum buffers that are not the gradient
+        plain(train_batch, None)
+    step = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, momentum_lookahead=True)
+    hyper = flat(step.hypergradient(train_batch, meta_batch).grads, learner)
+    eps, fd = 1e-6, []
+    for p in learner.parameters():
+        keep = p.data.item()
+        p.data.fill_(keep + eps)
+        plus = optimizer_step_objective(net, learner, optimizer, train_batch, meta_batch)
+        p.data.fill_(keep - eps)
+        minus = optimizer_step_objective(net, learner, optimizer, train_batch, meta_batch)
+        p.data.fill_(keep)
+        fd.append((plus - minus) / (2 * eps))
+    fd = torch.tensor(fd, dtype=torch.float64)
+    assert fd.norm() > 1e-3 and rel_err(hyper, fd) < 1e-4
+    assert rel_err(flat(plain.hypergradient(train_batch, meta_batch).grads, learner), fd) > 1e-2  # plain SGD's differs
+
+
+def test_momentum_lookahead_is_the_plain_step_at_momentum_zero_and_refused_where_it_cannot_hold():
+    net, learner, optimizer, meta_opt, (train_batch, meta_batch) = make("lr", momentum=0.0)
+    a = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, momentum_lookahead=True)
+    b = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2)
+    a(train_batch, None)                                 # a step taken: still no buffer at momentum 0
+    assert torch.equal(flat(a.hypergradient(train_batch, meta_batch).grads, learner),
+                       flat(b.hypergradient(train_batch, meta_batch).grads, learner))
+    with pytest.raises(ValueError, match=r"^momentum_lookahead=True with rule='general': only the lr rule"):
+        MetaStep(net, learner, optimizer, meta_opt, rule="general", momentum_lookahead=True)
+    adam = torch.optim.Adam(theta(net, learner).values())
+    with pytest.raises(ValueError, match=r"^momentum_lookahead=True with optimizer=Adam: .*momentum_lookahead=False\.$"):
+        MetaStep(net, learner, adam, meta_opt, momentum_lookahead=True)
+    with pytest.raises(TypeError, match="momentum_lookahead=.yes. must be True or False"):
+        MetaStep(net, learner, optimizer, meta_opt, momentum_lookahead="yes")

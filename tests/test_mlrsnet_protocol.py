@@ -174,7 +174,8 @@ def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_
     assert max(lrs) < float(m.lr_net.gamma) and min(lrs) > 0
 
 
-@pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot", "official_cell"])
+@pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot", "official_cell",
+                                     "momentum_lookahead"])
 def test_each_ablation_runs_meta_training_and_meta_test(tmp_path, variant):
     options = {"variant": variant}
     r = run(Config(method="mlrsnet", profile="smoke", epochs=2, progress=False, device="cpu", options=options))

@@ -1,4 +1,5 @@
 import pandas as pd
+import torch
 import pytest
 
 from metakit.cli import main
@@ -7,6 +8,7 @@ from metakit.experiments.schedule_tables import frozen_options, table_config
 from metakit.experiments.schedule_transfer import (config_of_row, entries_for, schedule_path, schedule_transfer, target_config,
                                                    transfer_runs, variations)
 from metakit.experiments.schedule_transfer_report import render_verdicts, verdicts
+from metakit.learners.lr_net import load_schedule
 
 
 @pytest.mark.parametrize("source, other, models", [("digits", "mnist1d", {"mlp", "resnet32"}),
@@ -156,3 +158,20 @@ def test_each_frozen_variant_gets_its_own_verdict_against_the_default_hand_rows(
         assert table.loc[v, "vs_best"] == pytest.approx(sum(accs) / 3 - sum(hand) / 3)
     assert not table.loc["", "best_met"] and table.loc["batch_stats_loss", "best_met"]
     assert "| transfer_arch_resnet32 (batch_stats_loss) |" in render_verdicts(table.reset_index())
+
+
+def test_momentum_lookahead_meta_trains_its_own_source_and_its_rows_read_it(tmp_path):
+    out = tmp_path / "t.csv"
+    df = schedule_transfer("digits", 0.9, ["same"], [0], "smoke", ["mlrsnet_momentum_lookahead"], out, {"epochs": 2})
+    assert df[["setting", "method", "variant"]].values.tolist() == [
+        ["transfer_source", "sched_mlrsnet", "meta_train"],
+        ["transfer_source", "sched_mlrsnet", "meta_train_momentum_lookahead"],
+        ["transfer_same", "sched_mlrsnet", "momentum_lookahead"]]
+    default = schedule_path(tmp_path, "digits", 0.9, "smoke")
+    own = schedule_path(tmp_path, "digits", 0.9, "smoke", "momentum_lookahead")
+    first, second = (load_schedule(p)[0].state_dict() for p in (default, own))
+    assert any(not torch.equal(first[k], second[k]) for k in first)   # meta-trained differently
+    row = df.iloc[2].to_dict() | {"profile": "smoke", "epochs": 2}
+    assert config_of_row(row, "digits", tmp_path).options == {"schedule_file": str(own), "variant": "momentum_lookahead"}
+    with pytest.raises(ValueError, match=r"^entries='mlrsnet_momentum_lookahead' at momentum=0: .*--momentum 0\.9\.$"):
+        entries_for(0.0, ["mlrsnet_momentum_lookahead"])

@@ -23,7 +23,9 @@ Rows are ``sched_<entry>`` (`metakit.experiments.schedule_tables.ENTRIES`) with 
 ``transfer_<variation>`` and the momentum column; the ``final_net`` ablation (the last snapshot
 alone, γ = 2 × base LR: metakit's earlier behaviour) is row ``sched_mlrsnet`` variant
 ``final_net`` when asked for (entry ``mlrsnet_final_net``); likewise ``batch_stats_loss`` (γ from
-the full training loss with BatchNorm on batch statistics, entry ``mlrsnet_batch_stats``). Image rows report the final test
+the full training loss with BatchNorm on batch statistics, entry ``mlrsnet_batch_stats``) and, at
+momentum 0.9 only, ``momentum_lookahead`` (entry ``mlrsnet_momentum_lookahead``: a source of its own,
+meta-trained with the inner optimiser's momentum step as the look-ahead). Image rows report the final test
 accuracy and the test accuracy at the epoch of best validation accuracy (``test_acc_at_val``),
 never the best on test. The language model's rows report test perplexity (``test_ppl``) and its
 best validation perplexity; its frozen schedule is ``run_lm(schedule="learned")``: the last
@@ -68,7 +70,10 @@ TASK = "cifar10"  # the balanced schedule task (digits / MNIST-1D at smoke and l
 NARROW = {"mnist1d": {"width": 16}}
 TAGS = ["profile", "epochs"]
 # entry → the sched_mlrsnet variant it runs: ablations asked for by name, never in the default block
-ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss"}
+ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss",
+                    "mlrsnet_momentum_lookahead": "momentum_lookahead"}
+# variants that change meta-training: each gets its own source schedule (row variant ``meta_train_<variant>``)
+META_TRAINING = ("momentum_lookahead",)
 
 
 def other_dataset(source: str) -> str:
@@ -104,14 +109,23 @@ def variations(source: str, profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def schedule_path(folder: str | Path, source: str, momentum: float, profile: str) -> Path:
-    """Where the source schedule of (``source``, ``momentum``) is kept.
+def schedule_path(folder: str | Path, source: str, momentum: float, profile: str, variant: str = "") -> Path:
+    """Where the source schedule of (``source``, ``momentum``) is kept; a `META_TRAINING` variant's beside it.
 
     Example:
         >>> schedule_path("results/digits", "digits", 0.9, "laptop").as_posix()
         'results/digits/schedules/schedule_transfer_laptop_digits_m0.9.pt'
+        >>> schedule_path("results/digits", "digits", 0.9, "laptop", "momentum_lookahead").name
+        'schedule_transfer_laptop_digits_m0.9_momentum_lookahead.pt'
     """
-    return Path(folder) / "schedules" / f"schedule_transfer_{profile}_{source}_m{momentum:g}.pt"
+    return variant_schedule(Path(folder) / "schedules" / f"schedule_transfer_{profile}_{source}_m{momentum:g}.pt",
+                            variant)
+
+
+def variant_schedule(path: str | Path, variant: str) -> Path:
+    """The schedule file a ``variant`` row reads, given the default source's ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_{variant}{path.suffix}") if variant in META_TRAINING else path
 
 
 def narrow(fields: dict[str, Any]) -> dict[str, Any]:
@@ -125,10 +139,11 @@ def narrow(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, **extra}
 
 
-def source_config(source: str, momentum: float, profile: str, **overrides: Any) -> Config:
-    """The meta-training run of the source schedule (faithful ``mlrsnet``, seed `SOURCE_SEED`)."""
+def source_config(source: str, momentum: float, profile: str, variant: str = "", **overrides: Any) -> Config:
+    """The meta-training run of the source schedule (faithful ``mlrsnet``, or ``variant``; seed `SOURCE_SEED`)."""
+    options = {"variant": variant} if variant else {}
     return table_config(TASK, "mlrsnet", profile, SOURCE_SEED, **narrow({"dataset": source, **overrides}),
-                        momentum=momentum)
+                        momentum=momentum, **({"options": options} if options else {}))
 
 
 def source_job(config: Config, path: str) -> dict[str, float]:
@@ -154,6 +169,9 @@ def entries_for(momentum: float, entries: Sequence[str] | None = None) -> list[s
     chosen = list(default if entries is None else entries)
     for entry in chosen:
         require("entries", entry, object, choices=[*default, *ABLATION_ENTRIES])
+        if momentum == 0 and ABLATION_ENTRIES.get(entry) in META_TRAINING:
+            raise ValueError(f"entries={entry!r} at momentum=0: without momentum its look-ahead is the default's "
+                             f"plain SGD step, so its rows would repeat sched_mlrsnet; pass --momentum 0.9.")
     return chosen
 
 
@@ -173,8 +191,9 @@ def target_config(source: str, momentum: float, variation: dict[str, Any], entry
     """
     fields = narrow({"dataset": source, "momentum": momentum, **variation, **overrides})
     if entry.startswith("mlrsnet"):
-        options = {"schedule_file": str(schedule_file)}
-        options |= {"variant": ABLATION_ENTRIES[entry]} if entry in ABLATION_ENTRIES else {}
+        variant = ABLATION_ENTRIES.get(entry, "")
+        options = {"schedule_file": str(variant_schedule(schedule_file, variant))}
+        options |= {"variant": variant} if variant else {}
         return table_config(TASK, "mlrsnet", profile, seed, options=options, **fields)
     return table_config(TASK, entry, profile, seed, **fields)
 
@@ -252,16 +271,19 @@ def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] |
     if momentum != 0 and "lm" in names:
         raise ValueError(f"names includes 'lm' at momentum={momentum:g}; the language model runs at momentum 0 "
                          f"only: leave 'lm' out of --variations or pass --momentum 0.")
-    entries_for(momentum, entries)
+    chosen = entries_for(momentum, entries)
     folder = Path(csv_path).parent if csv_path is not None else Path("runs/tables")
     path = schedule_path(folder, source, momentum, profile)
-    src = source_config(source, momentum, profile, **(overrides or {}))
-    job = functools.partial(source_job, path=str(path))
-    tags = {"profile": profile, "epochs": src.resolve().epochs}
-    parts = [run_grid([GridRun(src, "sched_mlrsnet", "meta_train", tags, setting="transfer_source")], csv_path,
-                      job=job, executor=executor, momentum=True, log=log)]
-    if not path.is_file():  # a row kept but its file gone: relearn it (same seed and split: the same schedule)
-        job(src)
+    parts = []
+    for variant in ["", *(v for v in META_TRAINING if v in {ABLATION_ENTRIES.get(e) for e in chosen})]:
+        src = source_config(source, momentum, profile, variant, **(overrides or {}))
+        job = functools.partial(source_job, path=str(variant_schedule(path, variant)))
+        tags = {"profile": profile, "epochs": src.resolve().epochs}
+        row = GridRun(src, "sched_mlrsnet", "_".join(filter(None, ["meta_train", variant])), tags,
+                      setting="transfer_source")
+        parts.append(run_grid([row], csv_path, job=job, executor=executor, momentum=True, log=log))
+        if not variant_schedule(path, variant).is_file():  # a row kept but its file gone: relearn it (same seed
+            job(src)                                        # and split: the same schedule)
     image = transfer_runs(source, momentum, names, seeds, profile, entries, path, overrides)
     if image:
         parts.append(run_grid(image, csv_path, job=schedule_job, executor=executor, momentum=True, log=log,

@@ -9,7 +9,9 @@ With v = ∇θ' L_meta (one ordinary backward through the meta forward):
   run as primitive ops (`metakit.meta.norms`): PyTorch's fused BatchNorm JVP drops the term
   through the batch statistics under a reverse pass.
 - "lr" rule, φ only in the step size: ∂θ'/∂φ = −g ∂α/∂φ with g = ∇θ L_train + wd·θ, so
-  ∇φ L_meta = −⟨g, v⟩ ∂α/∂φ. No second derivative at all.
+  ∇φ L_meta = −⟨g, v⟩ ∂α/∂φ. No second derivative at all. With `MetaStep`'s
+  ``momentum_lookahead`` g is the optimiser's heavy-ball step instead (`heavy_ball`); the
+  formula holds as it is, since the momentum buffer does not depend on φ.
 - "jvp" rule, φ in coefficients of detached losses, L_train = Σ_i c_i(φ) ℓ_i(θ): with J the
   Jacobian of θ ↦ ℓ(θ) ∈ R^B, ∇θ L_train = Jᵀc, so ∇φ L_meta = −α Σ_i d_i ∂c_i/∂φ with
   d = J v, the per-sample directional derivatives, which ONE forward-mode ``torch.func.jvp``
@@ -130,6 +132,33 @@ def _direction(grads, params: dict[str, torch.Tensor], weight_decay: float) -> l
     return [g + weight_decay * p.detach() for g, p in zip(grads, params.values())]
 
 
+def heavy_ball(optimizer: torch.optim.Optimizer, params: dict[str, torch.Tensor],
+               direction: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The step torch's SGD takes per unit LR from ``direction`` = ∇θ L_train + wd·θ and its momentum buffers.
+
+    buf' = μ·buf + (1 − dampening)·direction (buf' = direction on the first step), and the step is
+    buf' (Nesterov: direction + μ·buf'), μ, dampening and Nesterov read from the parameter's group.
+    A look-ahead θ' = θ − α·(this) is then exactly the optimiser's next step at LR α.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.ones(2)); opt = torch.optim.SGD([w], 0.1, momentum=0.9)
+        >>> heavy_ball(opt, {"w": w}, [torch.ones(2)])[0].tolist()        # no buffer yet: the gradient
+        [1.0, 1.0]
+        >>> w.grad = torch.ones(2); opt.step()
+        >>> heavy_ball(opt, {"w": w}, [torch.ones(2)])[0]                 # 0.9 · 1 + 1
+        tensor([1.9000, 1.9000])
+    """
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    out = []
+    for p, d in zip(params.values(), direction):
+        group = group_of[id(p)]
+        mu, damp = group.get("momentum", 0.0), group.get("dampening", 0.0)
+        buf = optimizer.state.get(p, {}).get("momentum_buffer") if mu else None
+        new = d if not mu or buf is None else mu * buf + (1 - damp) * d
+        out.append(d + mu * new if group.get("nesterov", False) else new)
+    return out
+
+
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((u * w).sum() for u, w in zip(a, b))
 
@@ -144,6 +173,8 @@ def lr_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergra
     train_loss = step.learner.train_loss(per_sample_loss)
     grads = list(torch.autograd.grad(train_loss, list(params.values()), allow_unused=True))
     direction = _direction(grads, params, step.weight_decay)
+    if step.momentum_lookahead:      # the optimiser's own step (momentum buffer), not a plain SGD step
+        direction = heavy_ball(step.optimizer, params, direction)
     lr = step.learner.inner_lr(train_loss.detach(), step.base_lr)
     virtual = _detached_step(params, direction, lr)
     # 2. meta loss and v = ∇θ' L_meta

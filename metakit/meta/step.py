@@ -39,6 +39,10 @@ class MetaStep:
             iterations); the real step runs every call.
         weight_decay: weight decay folded into the virtual step (a plain SGD step, no
             momentum); set it to the optimiser's so the look-ahead predicts the real step.
+        momentum_lookahead: the virtual step is the optimiser's own next step, momentum buffer
+            included (`metakit.meta.rules.heavy_ball`: θ' = θ − α·(μ·buf + ∇θ L_train + wd·θ) for
+            torch's SGD), instead of a plain SGD step. The lr rule only (φ in the step size), with
+            ``torch.optim.SGD``; identical to the plain step at momentum 0.
         meta_clip: clip the meta-gradient's norm to this value (None: no clipping); use it
             when φ's updates spike early in training.
         rule: "auto" (cheapest exact rule for ``learner.enters``), "general" (always the
@@ -74,7 +78,8 @@ class MetaStep:
     def __init__(self, net: nn.Module, learner: MetaLearner, optimizer: torch.optim.Optimizer,
                  meta_optimizer: torch.optim.Optimizer, *, per_sample_loss=cross_entropy_per_sample,
                  meta_every: int = 1, weight_decay: float = 0.0, meta_clip: float | None = None,
-                 rule: str = "auto", first_order: bool = False, amp: bool = False, meta_mode: str = "train"):
+                 rule: str = "auto", first_order: bool = False, amp: bool = False, meta_mode: str = "train",
+                 momentum_lookahead: bool = False):
         _validate(learner, meta_every, weight_decay, meta_clip, rule, first_order)
         if meta_mode not in META_MODES:
             raise ValueError(f"meta_mode={meta_mode!r} is unknown; use 'train' (BatchNorm on the meta batch's "
@@ -85,6 +90,7 @@ class MetaStep:
         self.weight_decay, self.meta_clip = float(weight_decay), meta_clip
         self.first_order, self.amp, self.meta_mode = bool(first_order), bool(amp), meta_mode
         self.rule = pick_rule(learner, rule)
+        self.momentum_lookahead = _check_momentum_lookahead(momentum_lookahead, self.rule, optimizer)
         self.calls = 0
 
     @property
@@ -227,3 +233,14 @@ def _validate(learner: MetaLearner, meta_every, weight_decay, meta_clip, rule, f
     if learner.declares_weights() and type(learner).train_loss is not MetaLearner.train_loss:
         raise ValueError(f"{type(learner).__name__} overrides both weights() and train_loss(); the loss must be "
                          f"Σ weights·per_sample_loss, so drop the train_loss override (or the weights one).")
+
+
+def _check_momentum_lookahead(momentum_lookahead: bool, rule: str, optimizer: torch.optim.Optimizer) -> bool:
+    require("momentum_lookahead", momentum_lookahead, bool)
+    if momentum_lookahead and rule != "lr":
+        raise ValueError(f"momentum_lookahead=True with rule={rule!r}: only the lr rule (φ in the step size, "
+                         f"rule='auto') steps with the optimiser's momentum; pass momentum_lookahead=False.")
+    if momentum_lookahead and not isinstance(optimizer, torch.optim.SGD):
+        raise ValueError(f"momentum_lookahead=True with optimizer={type(optimizer).__name__}: the look-ahead "
+                         f"reproduces torch.optim.SGD's momentum step only; use SGD or momentum_lookahead=False.")
+    return momentum_lookahead
