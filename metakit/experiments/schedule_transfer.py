@@ -141,9 +141,9 @@ def narrow(fields: dict[str, Any]) -> dict[str, Any]:
 
 def source_config(source: str, momentum: float, profile: str, variant: str = "", **overrides: Any) -> Config:
     """The meta-training run of the source schedule (faithful ``mlrsnet``, or ``variant``; seed `SOURCE_SEED`)."""
-    options = {"variant": variant} if variant else {}
+    ablation = {"options": {"variant": variant}} if variant else {}
     return table_config(TASK, "mlrsnet", profile, SOURCE_SEED, **narrow({"dataset": source, **overrides}),
-                        momentum=momentum, **({"options": options} if options else {}))
+                        momentum=momentum, **ablation)
 
 
 def source_job(config: Config, path: str) -> dict[str, float]:
@@ -275,15 +275,17 @@ def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] |
     folder = Path(csv_path).parent if csv_path is not None else Path("runs/tables")
     path = schedule_path(folder, source, momentum, profile)
     parts = []
-    for variant in ["", *(v for v in META_TRAINING if v in {ABLATION_ENTRIES.get(e) for e in chosen})]:
+    asked = {ABLATION_ENTRIES.get(e) for e in chosen}
+    for variant in ["", *(v for v in META_TRAINING if v in asked)]:   # the default source, then each ablation's
         src = source_config(source, momentum, profile, variant, **(overrides or {}))
-        job = functools.partial(source_job, path=str(variant_schedule(path, variant)))
+        file = variant_schedule(path, variant)
+        job = functools.partial(source_job, path=str(file))
         tags = {"profile": profile, "epochs": src.resolve().epochs}
-        row = GridRun(src, "sched_mlrsnet", "_".join(filter(None, ["meta_train", variant])), tags,
+        row = GridRun(src, "sched_mlrsnet", f"meta_train_{variant}" if variant else "meta_train", tags,
                       setting="transfer_source")
         parts.append(run_grid([row], csv_path, job=job, executor=executor, momentum=True, log=log))
-        if not variant_schedule(path, variant).is_file():  # a row kept but its file gone: relearn it (same seed
-            job(src)                                        # and split: the same schedule)
+        if not file.is_file():  # a row kept but its file gone: relearn it (same seed and split: the same schedule)
+            job(src)
     image = transfer_runs(source, momentum, names, seeds, profile, entries, path, overrides)
     if image:
         parts.append(run_grid(image, csv_path, job=schedule_job, executor=executor, momentum=True, log=log,
