@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -58,6 +58,32 @@ def switch_epochs(epochs: int) -> tuple[int, int, int]:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs={epochs!r} must be a positive integer (the meta-test's length).")
     return 0, epochs // 3, epochs // 3 * 2
+
+
+def stage_shares(lrs: Sequence[float], switches: Sequence[Mapping]) -> list[dict]:
+    """Per stage of a staged run: its epochs, γ, the mean of the per-epoch LRs and LR / γ.
+
+    LR = γ · sigmoid(head(h)), so LR / γ is the LSTM's own output, in (0, 1); one that stays put
+    from stage to stage means γ alone shapes the schedule.
+
+    Args:
+        lrs: the run's LR per epoch (``Result.history["lr"]``).
+        switches: `StagedSchedule.switches` (``epoch`` and ``gamma`` of each stage started).
+
+    Example:
+        >>> stages = stage_shares([0.5, 0.5, 0.1, 0.04], [{"epoch": 0, "gamma": 1.0}, {"epoch": 2, "gamma": 0.2},
+        ...                                               {"epoch": 3, "gamma": 0.1}])
+        >>> [(w["first_epoch"], w["last_epoch"], round(w["lr_over_gamma"], 3)) for w in stages]
+        [(0, 1, 0.5), (2, 2, 0.5), (3, 3, 0.4)]
+    """
+    starts = [int(w["epoch"]) for w in switches]
+    out = []
+    for w, start, end in zip(switches, starts, [*starts[1:], len(lrs)]):
+        stage = [float(x) for x in lrs[start:end]]
+        lr = sum(stage) / len(stage)
+        out.append({"first_epoch": start, "last_epoch": end - 1, "gamma": float(w["gamma"]), "lr": lr,
+                    "lr_over_gamma": lr / float(w["gamma"])})
+    return out
 
 
 def stage_epochs(count: int) -> tuple[int, int, int]:
