@@ -159,6 +159,20 @@ def test_final_net_reproduces_the_numbers_of_the_earlier_behaviour(tmp_path):
     assert f.metrics["test_acc"] == MAIN_FROZEN["test_acc"]
 
 
+@pytest.mark.parametrize("variant, scale", [("", 1.0), ("momentum_gamma", 0.1)])
+def test_momentum_gamma_scales_gamma_by_one_minus_momentum_in_meta_training_and_at_every_switch(tmp_path, variant,
+                                                                                                scale):
+    common = dict(method="mlrsnet", profile="smoke", progress=False, device="cpu", momentum=0.9)
+    r = run(Config(**common, epochs=2, options={"variant": variant} if variant else {}))
+    assert float(r.method.lr_net.gamma) == pytest.approx(scale * _gamma_by_hand(r.method.initial_loss, 10), rel=1e-6)
+    path = save_schedule(r.learner, tmp_path / "s.pt")
+    f = run(Config(**common, epochs=3, options={"schedule_file": str(path), **({"variant": variant} if variant else {})}))
+    switches = f.method.trainer.schedule.switches
+    assert len(switches) == 3
+    for w in switches:
+        assert w["gamma"] == pytest.approx(scale * _gamma_by_hand(w["train_loss"], 10), rel=1e-12)
+
+
 def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_snapshot_an_epoch():
     r = run(Config(method="mlrsnet", profile="smoke", epochs=3, progress=False, device="cpu"))
     m = r.method
@@ -175,7 +189,7 @@ def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_
 
 
 @pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot", "official_cell",
-                                     "momentum_lookahead"])
+                                     "momentum_lookahead", "momentum_gamma"])
 def test_each_ablation_runs_meta_training_and_meta_test(tmp_path, variant):
     options = {"variant": variant}
     r = run(Config(method="mlrsnet", profile="smoke", epochs=2, progress=False, device="cpu", options=options))

@@ -25,7 +25,9 @@ alone, γ = 2 × base LR: metakit's earlier behaviour) is row ``sched_mlrsnet`` 
 ``final_net`` when asked for (entry ``mlrsnet_final_net``); likewise ``batch_stats_loss`` (γ from
 the full training loss with BatchNorm on batch statistics, entry ``mlrsnet_batch_stats``) and, at
 momentum 0.9 only, ``momentum_lookahead`` (entry ``mlrsnet_momentum_lookahead``: a source of its own,
-meta-trained with the inner optimiser's momentum step as the look-ahead). Image rows report the final test
+meta-trained with the inner optimiser's momentum step as the look-ahead) and ``momentum_gamma`` (entry
+``mlrsnet_momentum_gamma``: a source of its own, γ scaled by 1 − momentum in meta-training and
+meta-test). Image rows report the final test
 accuracy and the test accuracy at the epoch of best validation accuracy (``test_acc_at_val``),
 never the best on test. The language model's rows report test perplexity (``test_ppl``) and its
 best validation perplexity; its frozen schedule is ``run_lm(schedule="learned")``: the last
@@ -71,9 +73,9 @@ NARROW = {"mnist1d": {"width": 16}}
 TAGS = ["profile", "epochs"]
 # entry → the sched_mlrsnet variant it runs: ablations asked for by name, never in the default block
 ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss",
-                    "mlrsnet_momentum_lookahead": "momentum_lookahead"}
+                    "mlrsnet_momentum_lookahead": "momentum_lookahead", "mlrsnet_momentum_gamma": "momentum_gamma"}
 # variants that change meta-training: each gets its own source schedule (row variant ``meta_train_<variant>``)
-META_TRAINING = ("momentum_lookahead",)
+META_TRAINING = ("momentum_lookahead", "momentum_gamma")
 
 
 def other_dataset(source: str) -> str:
@@ -170,8 +172,8 @@ def entries_for(momentum: float, entries: Sequence[str] | None = None) -> list[s
     for entry in chosen:
         require("entries", entry, object, choices=[*default, *ABLATION_ENTRIES])
         if momentum == 0 and ABLATION_ENTRIES.get(entry) in META_TRAINING:
-            raise ValueError(f"entries={entry!r} at momentum=0: without momentum its look-ahead is the default's "
-                             f"plain SGD step, so its rows would repeat sched_mlrsnet; pass --momentum 0.9.")
+            raise ValueError(f"entries={entry!r} at momentum=0: without momentum this variant is the default itself, "
+                             f"so its rows would repeat sched_mlrsnet; pass --momentum 0.9.")
     return chosen
 
 

@@ -49,6 +49,11 @@ Ablations, ``options={"variant": ...}``, each one named deviation:
   inner momentum μ the real step moves about 1/(1 − μ) times what the plain look-ahead scores;
   this variant lets the meta-gradient see that. The same as the default at momentum 0; the
   frozen meta-test is unchanged.
+- ``momentum_gamma``: γ := (1 − μ) × the official γ, in meta-training and at every meta-test
+  switch, μ the run's SGD momentum. The frozen LR is about 0.5 γ at every stage
+  (``results/schedule_gamma_share.md``), so γ's formula, made for plain SGD, sets the LR scale;
+  with momentum μ a step moves about 1/(1 − μ) times the LR, and this keeps that effective step
+  at the official γ's. The same as the default at momentum 0.
 
 Example:
     >>> from metakit.experiments import Config, run
@@ -77,7 +82,7 @@ if TYPE_CHECKING:
     from metakit.data.batches import Batch
 
 VARIANTS = ("", "final_net", "gamma_floor", "normalised_loss", "last_snapshot", "official_cell", "batch_stats_loss",
-            "momentum_lookahead")
+            "momentum_lookahead", "momentum_gamma")
 FINAL_NET_ONLY = {"meta_every": None, "meta_per_epoch": 3}       # option → default; read by final_net only
 
 
@@ -88,7 +93,7 @@ class MLRSNetOptions:
 
     variant: str = option("", "'' the official protocol; else the named ablation (final_net: metakit's earlier "
                               "one final net and γ = 2·base LR; gamma_floor; normalised_loss; last_snapshot; "
-                              "official_cell; batch_stats_loss; momentum_lookahead)",
+                              "official_cell; batch_stats_loss; momentum_lookahead; momentum_gamma)",
                           choices=VARIANTS)
     hidden: int = option(50, "LSTM hidden size (the paper's 50)", low=1)
     meta_every_epochs: int = option(1, "meta-update once every this many epochs, at the epoch's last step "
@@ -163,6 +168,8 @@ class MLRSNetMethod(Method):
         self.meta_every, self.meta_per_epoch = o.meta_every, o.meta_per_epoch
         self.meta_weight_decay, self.meta_clip = o.meta_weight_decay, o.meta_clip
         self.floor = o.gamma_floor if o.variant == "gamma_floor" else 0.0
+        momentum = float(getattr(config, "momentum", None) or 0.0)
+        self.gamma_scale = 1.0 - momentum if o.variant == "momentum_gamma" else 1.0
         self.batch_stats = o.variant == "batch_stats_loss"
         self.step: MetaStep | None = None
         self.trainer: Trainer | None = None
@@ -205,7 +212,8 @@ class MLRSNetMethod(Method):
         if self.final_net:
             return "learned", {"net": self.lr_net, "num_classes": self.num_classes}
         return "staged", {"snapshots": self.loaded, "num_classes": self.num_classes, "full_loss": self.full_train_loss,
-                          "gamma_floor": self.floor, "last_only": self.variant == "last_snapshot"}
+                          "gamma_floor": self.floor, "last_only": self.variant == "last_snapshot",
+                          "gamma_scale": self.gamma_scale}
 
     @torch.no_grad()
     def full_train_loss(self) -> float:
@@ -249,7 +257,7 @@ class MLRSNetMethod(Method):
             every = self.meta_every or max(1, math.ceil(self.iters / self.meta_per_epoch))
         else:
             self.initial_loss = self.full_train_loss()          # L before any step: γ of meta-training
-            self.lr_net.gamma.fill_(gamma_rule(self.initial_loss, self.num_classes, self.floor))
+            self.lr_net.gamma.fill_(self.gamma_scale * gamma_rule(self.initial_loss, self.num_classes, self.floor))
             every = 1                                  # train_step passes a meta batch only when one is due
         meta_lr = getattr(self.config, "meta_lr", None) or 1e-3
         weight_decay = getattr(self.config, "weight_decay", None) or 0.0

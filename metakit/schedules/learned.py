@@ -174,6 +174,8 @@ class StagedSchedule(LRSchedule):
             net in eval mode over the training batches (no grad), as the official code does.
         gamma_floor: the named guard (`gamma_rule`'s floor); 0 = none, as the official code.
         last_only: every stage uses the last snapshot (the ``last_snapshot`` ablation).
+        gamma_scale: γ := this × `gamma_rule` at each switch; 1 = the official γ (the
+            ``momentum_gamma`` ablation passes 1 − momentum).
 
     Attributes:
         switches: one ``{"epoch", "snapshot", "train_loss", "gamma"}`` per stage started.
@@ -192,7 +194,7 @@ class StagedSchedule(LRSchedule):
 
     def __init__(self, snapshots: LRSnapshots, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *,
                  epochs: int, num_classes: int, full_loss: Callable[[], float] | None = None,
-                 gamma_floor: float = 0.0, last_only: bool = False):
+                 gamma_floor: float = 0.0, last_only: bool = False, gamma_scale: float = 1.0):
         if not isinstance(snapshots, LRSnapshots):
             raise TypeError(f"snapshots={type(snapshots).__name__} must be LRSnapshots (a faithful mlrsnet run's "
                             f"result.learner); a single MLRSNet runs as schedule='learned'.")
@@ -204,6 +206,7 @@ class StagedSchedule(LRSchedule):
         count = len(self.snapshots)
         self.stage_snapshots = (count,) * 3 if last_only else stage_epochs(count)
         self.num_classes, self.full_loss, self.gamma_floor = int(num_classes), full_loss, float(gamma_floor)
+        self.gamma_scale = float(gamma_scale)
         self.net = copy.deepcopy(self.snapshots.at_epoch(self.stage_snapshots[0]))   # the live net; weights swap
         self.net.reset_state()
         self.net.num_classes = self.num_classes
@@ -228,7 +231,7 @@ class StagedSchedule(LRSchedule):
                 if name not in keep:
                     self.net.state_dict()[name].copy_(tensor)
             loss = float(self.full_loss())
-            gamma = gamma_rule(loss, self.num_classes, self.gamma_floor)
+            gamma = self.gamma_scale * gamma_rule(loss, self.num_classes, self.gamma_floor)
             self.net.gamma.fill_(gamma)
         self.stage = stage
         self.switches.append({"epoch": epoch, "snapshot": self.stage_snapshots[stage], "train_loss": loss,
