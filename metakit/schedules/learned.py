@@ -63,8 +63,8 @@ def switch_epochs(epochs: int) -> tuple[int, int, int]:
 def stage_shares(lrs: Sequence[float], switches: Sequence[Mapping]) -> list[dict]:
     """Per stage of a staged run: its epochs, γ, the mean of the per-epoch LRs and LR / γ.
 
-    LR = γ · sigmoid(head(h)), so LR / γ is the LSTM's own output, in (0, 1); one that stays put
-    from stage to stage means γ alone shapes the schedule.
+    LR = γ · sigmoid(head(h)), so LR / γ is the LSTM's own output, in (0, 1) (NaN where γ = 0); one
+    that stays put from stage to stage means γ alone shapes the schedule.
 
     Args:
         lrs: the run's LR per epoch (``Result.history["lr"]``).
@@ -80,9 +80,9 @@ def stage_shares(lrs: Sequence[float], switches: Sequence[Mapping]) -> list[dict
     out = []
     for w, start, end in zip(switches, starts, [*starts[1:], len(lrs)]):
         stage = [float(x) for x in lrs[start:end]]
-        lr = sum(stage) / len(stage)
-        out.append({"first_epoch": start, "last_epoch": end - 1, "gamma": float(w["gamma"]), "lr": lr,
-                    "lr_over_gamma": lr / float(w["gamma"])})
+        lr, gamma = sum(stage) / len(stage), float(w["gamma"])
+        out.append({"first_epoch": start, "last_epoch": end - 1, "gamma": gamma, "lr": lr,
+                    "lr_over_gamma": lr / gamma if gamma else math.nan})   # γ = 0 where L = 1/C
     return out
 
 
