@@ -78,16 +78,18 @@ def meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode="tra
     return F.cross_entropy(functional_call(meta_net, {**virtual, **cloned_buffers(net)}, (xm,)), ym).item()
 
 
-def finite_differences(net, learner, train_batch, meta_batch, lr, wd, eps=1e-6, meta_mode="train"):
+def finite_differences(net, learner, train_batch, meta_batch, lr, wd, eps=1e-6, meta_mode="train", objective=None):
+    """Central differences of ``objective()`` (default: `meta_objective`) in every entry of φ."""
+    objective = objective or (lambda: meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode))
     out = []
     for p in learner.parameters():
         flat, grad = p.data.view(-1), torch.zeros(p.numel(), dtype=torch.float64)
         for i in range(p.numel()):
             keep = flat[i].item()
             flat[i] = keep + eps
-            plus = meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode)
+            plus = objective()
             flat[i] = keep - eps
-            minus = meta_objective(net, learner, train_batch, meta_batch, lr, wd, meta_mode)
+            minus = objective()
             flat[i] = keep
             grad[i] = (plus - minus) / (2 * eps)
         out.append(grad.view_as(p))
@@ -308,16 +310,8 @@ def test_momentum_lookahead_is_the_optimizers_own_step_and_its_hypergradient_is_
         plain(train_batch, None)
     step = MetaStep(net, learner, optimizer, meta_opt, weight_decay=1e-2, momentum_lookahead=True)
     hyper = flat(step.hypergradient(train_batch, meta_batch).grads, learner)
-    eps, fd = 1e-6, []
-    for p in learner.parameters():
-        keep = p.data.item()
-        p.data.fill_(keep + eps)
-        plus = optimizer_step_objective(net, learner, optimizer, train_batch, meta_batch)
-        p.data.fill_(keep - eps)
-        minus = optimizer_step_objective(net, learner, optimizer, train_batch, meta_batch)
-        p.data.fill_(keep)
-        fd.append((plus - minus) / (2 * eps))
-    fd = torch.tensor(fd, dtype=torch.float64)
+    fd = finite_differences(net, learner, train_batch, meta_batch, 0.5, 1e-2, objective=lambda: optimizer_step_objective(
+        net, learner, optimizer, train_batch, meta_batch))
     assert fd.norm() > 1e-3 and rel_err(hyper, fd) < 1e-4
     assert rel_err(flat(plain.hypergradient(train_batch, meta_batch).grads, learner), fd) > 1e-2  # plain SGD's differs
 

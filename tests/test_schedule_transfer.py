@@ -6,7 +6,7 @@ from metakit.cli import main
 from metakit.experiments.grid import read_csv
 from metakit.experiments.schedule_tables import frozen_options, table_config
 from metakit.experiments.schedule_transfer import (config_of_row, entries_for, schedule_path, schedule_transfer, target_config,
-                                                   transfer_runs, variations)
+                                                   transfer_runs, variant_schedule, variations)
 from metakit.experiments.schedule_transfer_report import render_verdicts, verdicts
 from metakit.learners.lr_net import load_schedule
 
@@ -168,7 +168,8 @@ def test_momentum_lookahead_meta_trains_its_own_source_and_its_rows_read_it(tmp_
         ["transfer_source", "sched_mlrsnet", "meta_train_momentum_lookahead"],
         ["transfer_same", "sched_mlrsnet", "momentum_lookahead"]]
     default = schedule_path(tmp_path, "digits", 0.9, "smoke")
-    own = schedule_path(tmp_path, "digits", 0.9, "smoke", "momentum_lookahead")
+    own = variant_schedule(default, "momentum_lookahead")
+    assert own.parent == default.parent and own.name == "schedule_transfer_smoke_digits_m0.9_momentum_lookahead.pt"
     first, second = (load_schedule(p)[0].state_dict() for p in (default, own))
     assert any(not torch.equal(first[k], second[k]) for k in first)   # meta-trained differently
     row = df.iloc[2].to_dict() | {"profile": "smoke", "epochs": 2}

@@ -111,21 +111,26 @@ def variations(source: str, profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def schedule_path(folder: str | Path, source: str, momentum: float, profile: str, variant: str = "") -> Path:
-    """Where the source schedule of (``source``, ``momentum``) is kept; a `META_TRAINING` variant's beside it.
+def schedule_path(folder: str | Path, source: str, momentum: float, profile: str) -> Path:
+    """Where the source schedule of (``source``, ``momentum``) is kept.
 
     Example:
         >>> schedule_path("results/digits", "digits", 0.9, "laptop").as_posix()
         'results/digits/schedules/schedule_transfer_laptop_digits_m0.9.pt'
-        >>> schedule_path("results/digits", "digits", 0.9, "laptop", "momentum_lookahead").name
-        'schedule_transfer_laptop_digits_m0.9_momentum_lookahead.pt'
     """
-    return variant_schedule(Path(folder) / "schedules" / f"schedule_transfer_{profile}_{source}_m{momentum:g}.pt",
-                            variant)
+    return Path(folder) / "schedules" / f"schedule_transfer_{profile}_{source}_m{momentum:g}.pt"
 
 
 def variant_schedule(path: str | Path, variant: str) -> Path:
-    """The schedule file a ``variant`` row reads, given the default source's ``path``."""
+    """The schedule file a ``variant`` row reads, given the default source's ``path``: a `META_TRAINING`
+    variant's own source beside it, otherwise ``path`` itself.
+
+    Example:
+        >>> variant_schedule("s/schedule_transfer_laptop_digits_m0.9.pt", "momentum_lookahead").name
+        'schedule_transfer_laptop_digits_m0.9_momentum_lookahead.pt'
+        >>> variant_schedule("s/a.pt", "batch_stats_loss").name
+        'a.pt'
+    """
     path = Path(path)
     return path.with_name(f"{path.stem}_{variant}{path.suffix}") if variant in META_TRAINING else path
 
