@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metakit.data.registry import register_dataset
 from metakit.data.source import Source, channel_stats
 
 
@@ -209,3 +210,17 @@ def load_cifar(name: str, root: str | Path) -> Source:
                              f"names {len(classes)} classes; re-download with `{download_command(name, root)}`.")
     mean, std = channel_stats(train_x)
     return Source(name, train_x, train_y, test_x, test_y, classes, mean, std, "crop_flip")
+
+
+@register_dataset("cifar100")
+@register_dataset("cifar10")           # decorators apply bottom-up: cifar10 is registered first
+def cifar_loader(name: str, root: Path, size: str, options: dict | None) -> Source:
+    """The registered loader of ``cifar10`` and ``cifar100``: `load_cifar` (one size, no options).
+
+    Example:
+        >>> cifar_loader("cifar10", Path("/no/such/root"), "full", None)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: cifar10 is not in '/no/such/root': '/no/such/root/cifar-10-batches-py/data_batch_1' is missing. Download and verify it (about 170 MB) with `python -m data_prep.cifar --root /no/such/root --dataset cifar10`.
+    """
+    return load_cifar(name, root)

@@ -1,26 +1,15 @@
 """ImageNet (ILSVRC-2012) read from disk in torchvision's layout, streamed (it does not fit in memory).
 
-Supported layout (torchvision's ImageFolder; ``--data-root`` is the folder holding ``imagenet/``)::
+Use it (``dataset="imagenet"``) where the ILSVRC-2012 images are on disk. ``--data-root`` is the
+folder holding ``imagenet/``, laid out as ``torchvision.datasets.ImageNet`` writes it::
 
-    <data_root>/imagenet/train/<wnid>/*.JPEG    1,281,167 images in 1,000 folders (n01440764, ...)
-    <data_root>/imagenet/val/<wnid>/*.JPEG      50,000 images, 50 a class (our test set)
+    <data_root>/imagenet/train/<wnid>/*.JPEG    the training pool, one folder a class
+    <data_root>/imagenet/val/<wnid>/*.JPEG      the test set, sorted into class folders
     <data_root>/imagenet/meta.bin               optional: the class names
 
-That is also exactly the root of ``torchvision.datasets.ImageNet``: run
-``torchvision.datasets.ImageNet("<data_root>/imagenet", split=s)`` once for s = "train" and "val"
-beside the three ILSVRC-2012 archives (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``,
-``ILSVRC2012_devkit_t12.tar.gz``) and it writes this tree, the validation images sorted into
-class folders, and ``meta.bin``, from which the class names are read (``weights_only=True``);
-without it a class is named by its folder. Not supported: the validation images flat in one
-folder, as they come out of the archive (sort them first, as above). Files are those torchvision's
-ImageFolder lists (its `find_classes` / `make_dataset`, image extensions only), labels the sorted
-folder index, so ``ImageFolder(<data_root>/imagenet/train).samples`` is our training pool.
-
-Transforms (the standard ResNet recipe; torchvision's reference scripts): training
-``RandomResizedCrop(224)`` and a horizontal flip, evaluation ``Resize(256)`` and
-``CenterCrop(224)``, both normalised by ImageNet's mean and std. The images are decoded by
-DataLoader workers (`metakit.data.folder_batches`). The sizes and the worker count are options
-(``Config.data_options``, `ImageNetOptions`), so tests run tiny images.
+DataLoader workers decode the images with the standard ResNet transforms; the crop sizes and the
+worker count are `ImageNetOptions` (``Config.data_options``), so tests run tiny images. How to
+build this tree, and where the file list and transforms come from: docs/guide/design_notes.md.
 """
 from __future__ import annotations
 
@@ -31,6 +20,7 @@ import numpy as np
 import torch
 
 from metakit.data.folder_batches import FolderBatches
+from metakit.data.registry import register_dataset
 from metakit.options import option, parse
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)   # of the training images, RGB in [0, 1] (torchvision's constants)
@@ -206,3 +196,15 @@ def load_imagenet(root: str | Path, options: dict | None = None) -> FolderSource
                          f"{len(val_wnids)}, not the same ones (e.g. {only}); {layout_fix(root)}.")
     return FolderSource("imagenet", folder, train_files, train_y, test_files, test_y,
                         class_names(folder, wnids), IMAGENET_MEAN, IMAGENET_STD, parsed)
+
+
+@register_dataset("imagenet", options="image sizes, workers", streamed=True)
+def imagenet_loader(name: str, root: Path, size: str, options: dict | None) -> FolderSource:
+    """The registered loader of ``imagenet``: `load_imagenet`, ``options`` its `ImageNetOptions` changes.
+
+    Example:
+        >>> from metakit.data.registry import get_dataset
+        >>> get_dataset("imagenet").load is imagenet_loader, get_dataset("imagenet").streamed
+        (True, True)
+    """
+    return load_imagenet(root, options)

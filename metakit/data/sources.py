@@ -1,5 +1,6 @@
 """Where the data comes from: the bundled digits set (offline default), MNIST-1D (generated
-offline, `metakit.data.mnist1d`), CIFAR-10/100 and ImageNet (`metakit.data.imagenet`).
+offline, `metakit.data.mnist1d`), CIFAR-10/100 (`metakit.data.cifar`) and ImageNet
+(`metakit.data.imagenet`), each registered by name (`metakit.data.registry.register_dataset`).
 
 Every in-memory source returns a `Source`: inputs (uint8 images (N, C, H, W) or float signals
 (N, C, L)), integer labels, a balanced validation split (digits, MNIST-1D), a balanced test set,
@@ -10,18 +11,18 @@ Nothing is read at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from metakit.data.cifar import load_cifar
-from metakit.data.imagenet import FolderSource, load_imagenet
-from metakit.data.mnist1d import load_mnist1d
+from metakit.data.registry import dataset_names, get_dataset, register_dataset
 from metakit.data.source import Source, channel_stats, default_root
 from metakit.options import require
 
-DATASETS = ("digits", "mnist1d", "cifar10", "cifar100", "imagenet")
-STREAMED = ("imagenet",)    # read from disk batch by batch (a `FolderSource`), at the paper profile only
+if TYPE_CHECKING:
+    from metakit.data.imagenet import FolderSource
+
 DATA_SIZES = ("full", "small")  # small: a CI-sized generated set (MNIST-1D); the others are unchanged
 DIGITS_TEST_PER_CLASS = 50  # balanced digits test set
 DIGITS_VAL_PER_CLASS = 20   # balanced digits validation split; the rest is the training pool
@@ -57,12 +58,31 @@ def load_digits_source() -> Source:
                   [str(c) for c in range(10)], mean, std, "shift", val_x=images_t[part == 1], val_y=labels[part == 1])
 
 
+@register_dataset("digits")
+def digits_loader(name: str, root: Path, size: str, options: dict | None) -> Source:
+    """The registered loader of ``digits``: `load_digits_source` (no root, one size, no options).
+
+    Example:
+        >>> digits_loader("digits", default_root(), "full", None).num_classes
+        10
+    """
+    return load_digits_source()
+
+
+# every other loader registers itself when its file is imported: one import line per dataset file,
+# after digits so that the offline default comes first in DATASETS
+from metakit.data import mnist1d, cifar, imagenet  # noqa: E402,F401,I001
+
+DATASETS = dataset_names()                 # the registry once the built-in loaders are in
+STREAMED = dataset_names(streamed=True)    # read from disk batch by batch (a `FolderSource`), at the paper profile only
+
+
 def load_source(name: str, root: str | Path | None = None, size: str = "full",
                 options: dict | None = None) -> Source | FolderSource:
     """Load a dataset by name.
 
     Args:
-        name: one of ``DATASETS``.
+        name: one of ``DATASETS`` (or a dataset registered later, `register_dataset`).
         root: folder holding CIFAR and ImageNet in torchvision's layouts, and the MNIST-1D cache;
             defaults to `default_root()`. Unused for digits.
         size: "full", or "small" for MNIST-1D's CI-sized set (`metakit.data.mnist1d.SMALL`).
@@ -74,16 +94,9 @@ def load_source(name: str, root: str | Path | None = None, size: str = "full",
         10
     """
     require("size", size, object, choices=DATA_SIZES)
-    if options and name not in ("mnist1d", "imagenet"):
+    takes = dataset_names(options=True)
+    if options and name not in takes:
+        which = " or ".join(f"{n!r} ({get_dataset(n).options})" for n in takes)
         raise ValueError(f"data_options={options!r} but dataset={name!r} is not generated and has no "
-                         f"loader options; use data_options only "
-                         f"with dataset='mnist1d' (generator arguments) or 'imagenet' (image sizes, workers).")
-    if name == "digits":
-        return load_digits_source()
-    if name == "mnist1d":
-        return load_mnist1d(default_root() if root is None else Path(root), changes=options, small=size == "small")
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(name, default_root() if root is None else Path(root))
-    if name == "imagenet":
-        return load_imagenet(default_root() if root is None else Path(root), options)
-    raise ValueError(f"dataset={name!r} is unknown; use one of {DATASETS}.")
+                         f"loader options; use data_options only with dataset={which}.")
+    return get_dataset(name).load(name, default_root() if root is None else Path(root), size, options)

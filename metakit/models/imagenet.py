@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
+from torchvision.models import resnet50 as torchvision_resnet50
 
 from metakit.models.nets import NamedStages
+from metakit.models.registry import register_model
 
 RESNET50_BLOCKS = (3, 4, 6, 3)   # bottleneck blocks of layer1..layer4
 
@@ -28,7 +29,7 @@ class ResNet50(NamedStages):
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3):
         super().__init__()
-        tv = resnet50(weights=None, num_classes=num_classes)
+        tv = torchvision_resnet50(weights=None, num_classes=num_classes)
         if in_channels != 3:
             tv.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
             nn.init.kaiming_normal_(tv.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -41,3 +42,15 @@ class ResNet50(NamedStages):
         out = self.maxpool(self.relu(self.bn1(self.conv1(x))))                   # (B, 64, H/4, W/4)
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))            # (B, 2048, H/32, W/32)
         return self.fc(self.avgpool(out).flatten(1))                             # (B, classes)
+
+
+@register_model("resnet50")
+def resnet50(num_classes: int, input_shape: tuple[int, ...]) -> ResNet50:
+    """torchvision's ResNet-50 for (C, H, W) images (any size; 224x224 on ImageNet).
+
+    Example:
+        >>> from metakit.models.registry import get_model
+        >>> get_model("resnet50").build is resnet50
+        True
+    """
+    return ResNet50(num_classes, input_shape[0])

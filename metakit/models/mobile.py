@@ -1,22 +1,12 @@
 """MobileNetV2 and ShuffleNetV2 (1.0x) for 32x32 CIFAR inputs: MLR-SNet's meta-test architectures.
 
-Both are torchvision's building blocks (`torchvision.models.mobilenetv2.InvertedResidual`,
-`torchvision.models.shufflenetv2.InvertedResidual`) with the strides changed for 32x32 inputs,
-as the CIFAR models of the MLR-SNet repository (``meta-test/model/``) change them: a stride-1
-stem and an overall down-sampling of 8, so the last feature map is 4x4 (torchvision's ImageNet
-models down-sample by 32 and would leave 1x1). The weights have exactly the shapes of
-torchvision's ``mobilenet_v2()`` / ``shufflenet_v2_x1_0()``, so the parameter counts are theirs
-(2,236,682 and 1,263,854 for 10 classes).
-
-Where ours differs from torchvision (each change only a stride or a layer without weights):
-
-- MobileNetV2: 3x3 stem at stride 1 (torchvision: 2); the 160-channel stage at stride 1
-  (torchvision: 2; the MLR-SNet model also keeps it at 1); no dropout before the classifier (the
-  MLR-SNet model has none; torchvision: 0.2).
-- ShuffleNetV2: 3x3 stem at stride 1 and no max-pool (torchvision: stride 2 and a 3x3/2 max-pool).
-
-The MLR-SNet repository's own files differ in details we do not copy (MobileNetV2's 1x1 stem with
-padding 1, convolution biases; ShuffleNetV2's stem without ReLU).
+Both are built from torchvision's blocks (`torchvision.models.mobilenetv2.InvertedResidual`,
+`torchvision.models.shufflenetv2.InvertedResidual`) with the strides changed for 32x32 inputs: a
+stride-1 stem and an overall down-sampling of 8, so the last feature map is 4x4. The weights have
+exactly the shapes of torchvision's ``mobilenet_v2()`` / ``shufflenet_v2_x1_0()``. Use them
+(``model="mobilenetv2"`` / ``"shufflenetv2"``) to test a learned LR schedule on architectures it
+was not meta-trained on; each difference from torchvision and from the MLR-SNet repository's
+models is listed in docs/guide/design_notes.md.
 
 References: Sandler et al. 2018 (MobileNetV2); Ma et al. 2018 (ShuffleNet V2); Shu et al.,
 MLR-SNet (TPAMI 2022), Sec. 5 (transfer to other architectures).
@@ -30,6 +20,7 @@ from torchvision.models.mobilenetv2 import InvertedResidual as MobileBlock
 from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleBlock
 
 from metakit.models.nets import NamedStages
+from metakit.models.registry import register_model
 
 # (expansion t, output channels c, blocks n, first block's stride s): torchvision's table with the
 # 160-channel stage at stride 1 (CIFAR: down-sample by 8, not 32)
@@ -87,6 +78,17 @@ class MobileNetV2Cifar(NamedStages):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))                 # (B, classes)
 
 
+@register_model("mobilenetv2")
+def mobilenetv2(num_classes: int, input_shape: tuple[int, ...]) -> MobileNetV2Cifar:
+    """MobileNetV2, the CIFAR variant, for (C, H, W) images.
+
+    Example:
+        >>> mobilenetv2(10, (1, 32, 32)).stem[0].in_channels
+        1
+    """
+    return MobileNetV2Cifar(num_classes, input_shape[0])
+
+
 class ShuffleNetV2Cifar(NamedStages):
     """ShuffleNetV2 1.0x for 32x32 inputs: stride-1 stem, no max-pool, 4x4 last feature map.
 
@@ -114,3 +116,14 @@ class ShuffleNetV2Cifar(NamedStages):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stage4(self.stage3(self.stage2(self.stem(x))))                # (B, 464, H/8, W/8)
         return self.fc(F.adaptive_avg_pool2d(self.conv5(out), 1).flatten(1))    # (B, classes)
+
+
+@register_model("shufflenetv2")
+def shufflenetv2(num_classes: int, input_shape: tuple[int, ...]) -> ShuffleNetV2Cifar:
+    """ShuffleNetV2 1.0x, the CIFAR variant, for (C, H, W) images.
+
+    Example:
+        >>> shufflenetv2(10, (3, 32, 32)).stage_names
+        ['stage2', 'stage3', 'stage4']
+    """
+    return ShuffleNetV2Cifar(num_classes, input_shape[0])

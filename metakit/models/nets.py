@@ -1,5 +1,6 @@
 """Image classifiers: ResNet-32 (CIFAR), ResNet-18 (CIFAR variant), WRN-28-10, small nets for digits
-(the 1D nets for MNIST-1D are in `metakit.models.nets1d`; `metakit.models.registry` builds any by name).
+(the 1D nets for MNIST-1D are in `metakit.models.nets1d`). Each class's builder below it registers
+its name (`metakit.models.registry.register_model`), so `build_model` builds any by name.
 
 Every model names the places where a feature modulator may attach:
 ``block_names`` (after every residual/conv block) and ``stage_names`` (after each stage), as
@@ -10,9 +11,13 @@ Zagoruyko & Komodakis 2016 (Wide ResNet).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from metakit.models.registry import register_model
 
 
 class NamedStages(nn.Module):
@@ -76,6 +81,17 @@ class CifarResNet(NamedStages):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))                # (B, classes)
 
 
+@register_model("resnet32")
+def resnet32(num_classes: int, input_shape: tuple[int, ...]) -> CifarResNet:
+    """ResNet-32 (option-A shortcuts) for (C, H, W) images.
+
+    Example:
+        >>> resnet32(10, (1, 8, 8)).stage_names
+        ['layer1', 'layer2', 'layer3']
+    """
+    return CifarResNet(32, num_classes, input_shape[0])
+
+
 class ResNet18(NamedStages):
     """ResNet-18, CIFAR variant (3x3 stem, no max-pool), ~11.2 M parameters."""
 
@@ -96,6 +112,18 @@ class ResNet18(NamedStages):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))          # (B, 512, H/8, W/8)
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int, input_shape: tuple[int, ...]) -> ResNet18:
+    """ResNet-18 (CIFAR variant) for (C, H, W) images.
+
+    Example:
+        >>> from metakit.models.registry import get_model
+        >>> get_model("resnet18").build is resnet18
+        True
+    """
+    return ResNet18(num_classes, input_shape[0])
 
 
 class WideBlock(nn.Module):
@@ -141,6 +169,18 @@ class WideResNet(NamedStages):
         return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+@register_model("wrn28_10")
+def wrn28_10(num_classes: int, input_shape: tuple[int, ...]) -> WideResNet:
+    """WRN-28-10 for (C, H, W) images.
+
+    Example:
+        >>> from metakit.models.registry import get_model
+        >>> get_model("wrn28_10").build is wrn28_10
+        True
+    """
+    return WideResNet(28, 10, num_classes, input_shape[0])
+
+
 class DigitsCNN(NamedStages):
     """A small CNN for 8x8 digits: two conv-BN-ReLU blocks, global pooling, a 64-d feature."""
 
@@ -158,6 +198,17 @@ class DigitsCNN(NamedStages):
         return self.fc(F.adaptive_avg_pool2d(self.block2(self.block1(x)), 1).flatten(1))
 
 
+@register_model("digits_cnn")
+def digits_cnn(num_classes: int, input_shape: tuple[int, ...]) -> DigitsCNN:
+    """The small CNN for 8x8 digits, (C, H, W) images.
+
+    Example:
+        >>> digits_cnn(10, (1, 8, 8))(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+    return DigitsCNN(num_classes, input_shape[0])
+
+
 class MLP(NamedStages):
     """A two-hidden-layer perceptron on flattened inputs (images or signals; an architecture for transfer)."""
 
@@ -170,3 +221,14 @@ class MLP(NamedStages):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.block2(self.block1(x)))
+
+
+@register_model("mlp", inputs="any", width="hidden")
+def mlp(num_classes: int, input_shape: tuple[int, ...], hidden: int = 128) -> MLP:
+    """The MLP on any input shape (flattened); ``build_model(..., width=w)`` sets its ``hidden`` units.
+
+    Example:
+        >>> mlp(10, (1, 40), hidden=16).fc.in_features
+        16
+    """
+    return MLP(num_classes, math.prod(input_shape), hidden)

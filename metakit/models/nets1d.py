@@ -6,6 +6,9 @@ model of `metakit.models.nets` it names its modulation points (``block_names``, 
 The CNN is the MNIST-1D paper's baseline shape (three strided convolutions), a second
 architecture for transfer; the MLP of `nets` is the third.
 
+A model file in full: each class, then its builder, which `register_model` makes
+``build_model(name)``; a new model is a copy of this file plus its import in `metakit.models`.
+
 References: He et al. 2016 (ResNet); Greydanus 2020 (MNIST-1D, its ConvBase baseline).
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metakit.models.nets import NamedStages
+from metakit.models.registry import register_model
 
 
 class Block1D(nn.Module):
@@ -75,6 +79,17 @@ class ResNet1D(NamedStages):
         return self.fc(out.mean(-1))                                            # (B, classes)
 
 
+@register_model("resnet1d", inputs="signals", width="width")
+def resnet1d(num_classes: int, input_shape: tuple[int, ...], width: int = 32) -> ResNet1D:
+    """The 1D ResNet for (C, L) signals; ``width``: the first stage's channels.
+
+    Example:
+        >>> resnet1d(10, (1, 40), width=16).fc.in_features
+        64
+    """
+    return ResNet1D(num_classes, input_shape[0], width)
+
+
 class CNN1D(NamedStages):
     """Three strided conv-BN-ReLU blocks (5 taps), global pooling, a linear head.
 
@@ -95,3 +110,14 @@ class CNN1D(NamedStages):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.block3(self.block2(self.block1(x))).mean(-1))
+
+
+@register_model("cnn1d", inputs="signals", width="width")
+def cnn1d(num_classes: int, input_shape: tuple[int, ...], width: int = 32) -> CNN1D:
+    """The 1D CNN for (C, L) signals; ``width``: every block's channels.
+
+    Example:
+        >>> cnn1d(10, (1, 40), width=8).fc.in_features
+        8
+    """
+    return CNN1D(num_classes, input_shape[0], width)
