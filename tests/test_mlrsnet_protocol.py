@@ -209,6 +209,59 @@ def test_each_ablation_runs_meta_training_and_meta_test(tmp_path, variant):
         assert w["gamma"] == max(floor, _gamma_by_hand(w["train_loss"], 10))
 
 
+def test_variants_are_one_table_and_each_declares_its_meta_test(tmp_path):
+    from metakit.methods.mlrsnet import VARIANTS, MLRSNetOptions
+
+    assert get_method("mlrsnet").Options is MLRSNetOptions
+    assert MLRSNetOptions.__dataclass_fields__["variant"].metadata["choices"] == tuple(VARIANTS)
+    path = save_schedule(_snapshots(3), tmp_path / "s.pt")
+    for variant, knobs in VARIANTS.items():
+        m = get_method("mlrsnet")(10, [5] * 10, variant=variant, schedule_file=str(path))
+        name, options = m.lr_schedule()
+        assert type(m).__name__ == "MLRSNetMetaTest" and m.frozen and not m.uses_meta_set
+        assert name == ("learned" if knobs.final_net else "staged")
+        if name == "staged":
+            assert options["last_only"] == (variant == "last_snapshot")
+            assert options["batch_stats"] == (variant == "batch_stats_loss")
+            assert options["gamma_floor"] == (0.01 if variant == "gamma_floor" else 0.0)
+        trained = get_method("mlrsnet")(10, [5] * 10, **({"variant": variant} if variant else {}))
+        assert type(trained).__name__ == "MLRSNetMethod" and trained.lr_schedule() == ("fixed", {})
+        assert (trained.lr_net.normalise, trained.lr_net.cell_kind) == (knobs.normalise, knobs.cell)
+
+
+def test_the_old_spelling_is_plain_training_under_the_staged_schedule(tmp_path, monkeypatch):
+    """options={"schedule_file"} and Config(schedule="staged", schedule_options=...) take the same steps.
+
+    The old spelling loads the file (building LR nets draws random numbers) before the classifier is
+    built, the schedule after it: the Config run starts from the old run's initial weights and RNG state.
+    """
+    import sys
+
+    module = sys.modules["metakit.experiments.run"]
+    build, start = module.build, {}
+    common = dict(profile="smoke", epochs=2, progress=False, device="cpu", momentum=0.9)
+    source = run(Config(method="mlrsnet", profile="smoke", epochs=2, progress=False, device="cpu"))
+    path = str(save_schedule(source.learner, tmp_path / "s.pt"))
+
+    def aligned(config):
+        parts = build(config)
+        if config.method == "mlrsnet":
+            start.update(net={k: v.clone() for k, v in parts.trainer.net.state_dict().items()},
+                         rng=torch.get_rng_state())
+        else:
+            parts.trainer.net.load_state_dict(start["net"])
+            torch.set_rng_state(start["rng"])
+        return parts
+
+    monkeypatch.setattr(module, "build", aligned)
+    old = run(Config(method="mlrsnet", options={"schedule_file": path, "variant": "momentum_gamma"}, **common))
+    new = run(Config(schedule="staged", schedule_options={"schedule_file": path, "gamma_scale": 1 - 0.9}, **common))
+    assert type(old.method).__name__ == "MLRSNetMetaTest" and type(new.method).__name__ == "Method"
+    columns = ["train_loss", "lr", "test_acc", "val_acc"]
+    assert old.history[columns].equals(new.history[columns])
+    assert old.metrics["test_acc"] == new.metrics["test_acc"] and old.metrics["test_loss"] == new.metrics["test_loss"]
+
+
 @pytest.mark.parametrize("options,line", [
     ({"variant": "magic"}, r"^method='mlrsnet': variant='magic' is unknown; use one of \('', 'final_net'"),
     ({"meta_every": 1}, r"^method='mlrsnet': meta_every=1 is read only by variant='final_net' .*pass variant='final_net'\.$"),

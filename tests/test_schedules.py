@@ -112,6 +112,48 @@ def test_unknown_names_and_misplaced_options_are_named():
         build_schedule("learned", opt, iters_per_epoch=1)
 
 
+def test_a_registered_builder_is_built_by_name_and_a_taken_name_is_refused():
+    from metakit.schedules.hand import Schedule
+    from metakit.schedules.registry import BUILDERS, ScheduleArgs, register_schedule, schedule_names
+
+    assert LR_SCHEDULES == schedule_names() == ("fixed", "multistep", "exp", "cosine", "sgdr", "hd", "learned",
+                                                "staged")
+
+    @register_schedule("step_down")
+    def step_down(optimizer, args: ScheduleArgs, *, factor=0.5):
+        return Schedule(optimizer, lambda e: 0.2 * factor ** int(e), args.iters_per_epoch)
+
+    try:
+        s = build_schedule("step_down", torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                           iters_per_epoch=2, factor=0.1)
+        assert [round(s.update(), 6) for _ in range(4)] == [0.2, 0.2, 0.02, 0.02]
+        assert schedule_names()[-1] == "step_down"
+        with pytest.raises(ValueError, match="schedule='step_down' is registered already"):
+            register_schedule("step_down")(step_down)
+    finally:
+        BUILDERS.pop("step_down")
+    assert "step_down" not in schedule_names()
+
+
+def test_config_schedule_options_reach_the_schedule_and_keep_old_keys():
+    from metakit.experiments import Config
+    from metakit.experiments.run import build, config_key
+
+    plain = Config(profile="smoke")
+    assert "schedule_options" not in plain.canonical()                # keys of runs from before the field
+    assert config_key(plain.resolve()) != config_key(Config(profile="smoke", schedule="hd",
+                                                            schedule_options={"beta": 0.5}).resolve())
+    parts = build(Config(profile="smoke", schedule="hd", schedule_options={"beta": 0.5, "min_lr": 0.01}).resolve())
+    schedule = parts.trainer.schedule
+    assert (schedule.name, schedule.beta, schedule.min_lr) == ("hd", 0.5, 0.01)
+    with pytest.raises(ValueError, match=r"schedule='cosine' takes no options \['beta'\]"):
+        build(Config(profile="smoke", schedule="cosine", schedule_options={"beta": 0.5}).resolve())
+    with pytest.raises(ValueError, match="schedule='staged' needs exactly one of snapshots"):
+        build(Config(profile="smoke", schedule="staged").resolve())
+    with pytest.raises(ValueError, match="schedule='magic' is unknown"):
+        Config(profile="smoke", schedule="magic").resolve()
+
+
 def test_methods_declare_their_schedule_and_typed_options():
     assert Method(3, [3, 2, 1]).lr_schedule() is None
     assert get_method("hd")(3, [3, 2, 1], hd_beta=0.5).lr_schedule() == ("hd", {"beta": 0.5, "min_lr": 0.0})

@@ -26,7 +26,7 @@ from metakit.models import MODELS, SIGNAL_MODELS, WIDTH_MODELS
 from metakit.options import option
 from metakit.options import parse as parse_options
 from metakit.options import validate as check_options
-from metakit.schedules import SCHEDULES
+from metakit.schedules import LR_SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
 MNIST1D_EPOCHS = 20  # laptop: fits the long-tail table in 2.5 h on 2 cores (results/mnist1d_calibration.md)
@@ -38,7 +38,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "laptop": dict(dataset="digits", data_size="full", epochs=60, batch_size=64, lr=0.1, momentum=0.9, nesterov=False,
                    weight_decay=5e-4, schedule="cosine", milestones=(0.5, 0.75), gamma=0.1, warmup_epochs=0,
                    meta_lr=1e-3, meta_every=1, meta_per_class=5, amp=False),
-    # LDAM-DRW long-tail recipe (DESIGN.md): ResNet-32, 200 epochs, batch 128, SGD 0.1 m 0.9,
+    # LDAM-DRW long-tail recipe (Cao et al. 2019): ResNet-32, 200 epochs, batch 128, SGD 0.1 m 0.9,
     # wd 2e-4, 5-epoch warm-up, LR x0.01 at 160 and again at 180.
     "paper": dict(dataset="cifar10", data_size="full", epochs=200, batch_size=128, lr=0.1, momentum=0.9, nesterov=False,
                   weight_decay=2e-4, schedule="multistep", milestones=(160, 180), gamma=0.01, warmup_epochs=5,
@@ -111,8 +111,11 @@ class Config:
     nesterov: bool | None = option(None, "Nesterov momentum; None: the profile's", kind=bool, nullable=True)
     weight_decay: float | None = option(None, "L2 weight decay (also folded into the virtual step); None: the "
                                               "profile's", low=0, nullable=True, example="5e-4")
-    schedule: str | None = option(None, "LR schedule (hd: hypergradient descent); None: the profile's / method's",
-                                  choices=(None, *SCHEDULES, "hd"))
+    schedule: str | None = option(None, "LR schedule (hd: hypergradient descent; staged / learned: a frozen "
+                                        "MLR-SNet, its file in schedule_options); None: the profile's / method's",
+                                  choices=(None, *LR_SCHEDULES))
+    schedule_options: dict = option({}, "the schedule's own options, e.g. {'schedule_file': 'runs/snapshots.pt'} "
+                                         "for staged (metakit.schedules.build_schedule)", kind=dict)
     milestones: tuple[float, ...] | None = option(None, "multistep boundaries, increasing (values < 1 are fractions "
                                                         "of the epochs); None: the profile's", nullable=True)
     gamma: float | None = option(None, "multistep factor per milestone / total exp decay; None: the profile's",
@@ -183,6 +186,8 @@ class Config:
                 value = float(value)
             values[f.name] = value
         values.pop("progress")
+        if not values["schedule_options"]:    # runs from before the field keep their keys
+            values.pop("schedule_options")
         method = get_method(resolved.method)
         values["options"] = dataclasses.asdict(parse_options(method.Options, resolved.options,
                                                              owner=f"method={resolved.method!r}"))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from metakit.distributed import (average_gradients_before_step, init_from_env, i
 from metakit.methods import get_method
 from metakit.methods.base import Method
 from metakit.models import build_model
-from metakit.schedules import build_schedule
+from metakit.schedules import build_schedule, full_train_loss
 from metakit.experiments.config import MAX_LR_FACTOR, Config
 from metakit.experiments.feeds import make_feeds
 from metakit.experiments.loop import Trainer, evaluate, fit
@@ -128,11 +129,14 @@ def build(config: Config) -> Parts:
                       f"step uses the whole training set (one step an epoch); use a batch_size <= "
                       f"{len(split.train_labels)} for minibatch training.", stacklevel=2)
     optimizer = build_optimizer(config, method.classifier_parameters(net))
-    # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule
+    trainer = Trainer(net, optimizer, None, dev, amp=bool(config.amp), train_eval=feeds.train_eval)
+    # a method that declares its schedule (hd, mlrsnet) overrides Config.schedule and its schedule_options
     name, options = method.lr_schedule() or (config.schedule, dict(
-        base_lr=config.lr, milestones=config.milestones, gamma=config.gamma, warmup_epochs=config.warmup_epochs))
-    schedule = build_schedule(name, optimizer, iters_per_epoch=len(train), epochs=config.epochs, **options)
-    trainer = Trainer(net, optimizer, schedule, dev, amp=bool(config.amp), train_eval=feeds.train_eval)
+        base_lr=config.lr, milestones=config.milestones, gamma=config.gamma, warmup_epochs=config.warmup_epochs)
+        | config.schedule_options)
+    trainer.schedule = build_schedule(name, optimizer, iters_per_epoch=len(train), epochs=config.epochs,
+                                      num_classes=source.num_classes, full_loss=partial(full_train_loss, trainer),
+                                      **options)
     method.setup(trainer)
     if distributed:  # identical updates on every rank: average every optimiser's gradients first
         step = method.current_meta_step()

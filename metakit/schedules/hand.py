@@ -2,16 +2,19 @@
 
 A `Schedule` is an `metakit.schedules.base.LRSchedule` that reads only the progress (epochs as
 a float): ``schedule.update()`` before every optimiser step writes the LR for that iteration
-into every parameter group, so it drops into an ordinary ``torch.optim`` loop.
+into every parameter group, so it drops into an ordinary ``torch.optim`` loop. Each name of
+`SCHEDULES` is registered (`build_hand`) for `metakit.schedules.build_schedule`.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
 import torch
 
 from metakit.schedules.base import LRSchedule
+from metakit.schedules.registry import ScheduleArgs, register_schedule
 
 SCHEDULES = ("fixed", "multistep", "exp", "cosine", "sgdr")
 
@@ -111,3 +114,24 @@ def sgdr_position(epoch: float, t0: float, t_mult: float) -> tuple[float, float]
     while epoch >= start + length:
         start, length = start + length, length * t_mult
     return epoch - start, length
+
+
+def build_hand(name: str, optimizer: torch.optim.Optimizer, args: ScheduleArgs, **options) -> Schedule:
+    """The hand-designed schedule ``name`` (`lr_function`) from the run's arguments; it takes no options.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> s = build_hand("multistep", opt, ScheduleArgs(iters_per_epoch=1, epochs=4))
+        >>> [round(s.update(), 4) for _ in range(4)]
+        [0.1, 0.1, 0.01, 0.001]
+    """
+    if options:
+        raise ValueError(f"schedule={name!r} takes no options {sorted(options)}; they belong to 'hd' or 'learned'.")
+    lr = optimizer.param_groups[0]["lr"] if args.base_lr is None else args.base_lr
+    fn = lr_function(name, lr, args.epochs, milestones=args.milestones, gamma=args.gamma,
+                     warmup_epochs=args.warmup_epochs)
+    return Schedule(optimizer, fn, args.iters_per_epoch)
+
+
+for _name in SCHEDULES:
+    register_schedule(_name)(functools.partial(build_hand, _name))

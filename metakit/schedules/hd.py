@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from metakit.schedules.base import LRSchedule
+from metakit.schedules.registry import ScheduleArgs, register_schedule
 
 
 class HypergradientLR(LRSchedule):
@@ -79,3 +80,15 @@ class HypergradientLR(LRSchedule):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.lr, self.previous = float(state["lr"]), state["previous"]
+
+
+@register_schedule("hd")
+def build_hd(optimizer: torch.optim.Optimizer, args: ScheduleArgs, **options) -> HypergradientLR:
+    """"hd": `HypergradientLR` from the optimiser's LR; options ``beta``, ``min_lr``.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> build_hd(opt, ScheduleArgs(iters_per_epoch=3), beta=0.01).beta
+        0.01
+    """
+    return HypergradientLR(optimizer, args.iters_per_epoch, **options)

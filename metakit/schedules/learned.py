@@ -11,19 +11,23 @@ Two schedules, both behind the one protocol (`LRSchedule.update(loss)`):
 - `LearnedSchedule` (name "learned"): one net, its γ as learned (or 2 × a given base LR): the
   ``final_net`` ablation, metakit's earlier behaviour.
 
+Both are registered by name (`build_staged`, `build_learned`); `full_train_loss` is the L of γ.
 See `metakit.learners.lr_net` for the net itself (one LSTM cell, LR = γ · sigmoid(head(h))).
 """
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 
-from metakit.learners.lr_net import LRSnapshots, MLRSNet
+from metakit.learners.lr_net import LRSnapshots, MLRSNet, load_schedule
 from metakit.meta import freeze
 from metakit.schedules.base import LRSchedule
+from metakit.schedules.registry import ScheduleArgs, register_schedule
 
 
 def gamma_rule(train_loss: float, num_classes: int, floor: float = 0.0) -> float:
@@ -46,6 +50,51 @@ def gamma_rule(train_loss: float, num_classes: int, floor: float = 0.0) -> float
         raise ValueError(f"train_loss={train_loss!r} must be a finite mean loss > 0 (ln(L·C) needs L > 0).")
     gamma = abs(math.sqrt(train_loss) * math.log(train_loss * num_classes) / num_classes ** 0.25 / 4)
     return max(gamma, float(floor))
+
+
+@torch.no_grad()
+def full_train_loss(trainer: Any, *, batch_stats: bool = False) -> float:
+    """L: the mean cross-entropy over the whole training set, the classifier in eval mode, no grad.
+
+    Args:
+        trainer: the run's `metakit.methods.base.Trainer`: its ``net``, ``train_eval`` (the
+            training batches in a fixed order, unaugmented) and ``autocast()``.
+        batch_stats: BatchNorm layers normalise by each batch's statistics instead (their running
+            statistics are restored afterwards; every other layer stays in eval mode): the
+            ``batch_stats_loss`` ablation.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> import contextlib
+        >>> net = torch.nn.Linear(2, 3)
+        >>> _ = torch.nn.init.zeros_(net.weight), torch.nn.init.zeros_(net.bias)     # uniform logits: L = ln 3
+        >>> batch = SimpleNamespace(x=torch.randn(4, 2), y=torch.tensor([0, 1, 2, 0]))
+        >>> t = SimpleNamespace(net=net, train_eval=[batch], autocast=contextlib.nullcontext)
+        >>> round(full_train_loss(t), 4), round(math.log(3), 4)
+        (1.0986, 1.0986)
+    """
+    if trainer is None or trainer.train_eval is None:
+        raise ValueError("full_train_loss: the official γ needs the full training loss, but the trainer has no "
+                         "train_eval batches (run builds them); method='mlrsnet' with variant='final_net' sets "
+                         "γ = 2·base LR instead.")
+    net, total, count = trainer.net, 0.0, 0
+    modes = {m: m.training for m in net.modules()}
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = norms if batch_stats else []           # the default measures every layer in eval mode
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    net.eval()
+    for m in norms:
+        m.train()
+    for batch in trainer.train_eval:
+        with trainer.autocast():
+            logits = net(batch.x)                                                      # (B, C)
+        total = total + F.cross_entropy(logits.float(), batch.y, reduction="sum")
+        count += len(batch.y)
+    for m, state in zip(norms, saved):
+        m.load_state_dict(state)
+    for m, mode in modes.items():
+        m.training = mode
+    return float(total) / max(count, 1)
 
 
 def switch_epochs(epochs: int) -> tuple[int, int, int]:
@@ -170,8 +219,8 @@ class StagedSchedule(LRSchedule):
         epochs: the run's length N (switches at N//3 and 2·(N//3), `switch_epochs`).
         num_classes: C of the NEW task (γ's formula; log C for a normalising net).
         full_loss: ``() -> L``, the mean loss over the whole training set now; called at the
-            first step and at each switch. The ``mlrsnet`` method passes one that evaluates the
-            net in eval mode over the training batches (no grad), as the official code does.
+            first step and at each switch. A run passes `full_train_loss` of its trainer (the net
+            in eval mode over the training batches, no grad), as the official code does.
         gamma_floor: the named guard (`gamma_rule`'s floor); 0 = none, as the official code.
         last_only: every stage uses the last snapshot (the ``last_snapshot`` ablation).
         gamma_scale: γ := this × `gamma_rule` at each switch; 1 = the official γ (the
@@ -223,7 +272,7 @@ class StagedSchedule(LRSchedule):
         """Load the stage's weights (the state h, c is kept) and re-derive γ from the full loss."""
         if self.full_loss is None:
             raise ValueError("full_loss=None: the staged schedule re-derives γ from the full training loss at "
-                             "each switch; pass full_loss=<() -> mean training loss> (method mlrsnet passes one).")
+                             "each switch; pass full_loss=<() -> mean training loss> (run passes one).")
         source = self.snapshots.at_epoch(self.stage_snapshots[stage])
         keep = {"h", "c", "steps", "loss_scale", "gamma"}
         with torch.no_grad():
@@ -258,3 +307,55 @@ class StagedSchedule(LRSchedule):
         self.stage = int(state["stage"])
         self.net.load_state_dict(state["net"])
         self.switches = [dict(w) for w in state["switches"]]
+
+
+def _given_or_loaded(name: str, options: dict, key: str, what: str) -> Any:
+    """The LR net(s) a learned schedule runs: ``options[key]``, or the file ``options["schedule_file"]``."""
+    given, path = options.pop(key, None), options.pop("schedule_file", None)
+    if (given is None) == (path is None):
+        raise ValueError(f"schedule={name!r} needs exactly one of {key}=<{what}> or schedule_file=<a file saved by "
+                         f"metakit.learners.lr_net.save_schedule>.")
+    return given if given is not None else load_schedule(path)[0]
+
+
+@register_schedule("learned")
+def build_learned(optimizer: torch.optim.Optimizer, args: ScheduleArgs, **options: Any) -> LearnedSchedule:
+    """"learned": one frozen net (``net``, or ``schedule_file``: a snapshots file runs its last net).
+
+    γ as learned, or 2 × ``args.base_lr`` when given; ``args.num_classes`` re-sets log C.
+
+    Example:
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> s = build_learned(opt, ScheduleArgs(iters_per_epoch=1), net=MLRSNet(10, hidden=4, gamma=0.2))
+        >>> round(s.update(2.3), 4)
+        0.1
+    """
+    net = _given_or_loaded("learned", options, "net", "an MLRSNet")
+    net = net.last if isinstance(net, LRSnapshots) else net
+    return LearnedSchedule(net, optimizer, args.iters_per_epoch, num_classes=args.num_classes, base_lr=args.base_lr,
+                           **options)
+
+
+@register_schedule("staged")
+def build_staged(optimizer: torch.optim.Optimizer, args: ScheduleArgs, *, batch_stats: bool = False,
+                 **options: Any) -> StagedSchedule:
+    """"staged": the official meta-test over ``snapshots`` (or ``schedule_file``), γ from ``args.full_loss``.
+
+    Options: ``gamma_floor``, ``last_only``, ``gamma_scale`` (`StagedSchedule`) and ``batch_stats``
+    (measure the full loss on batch statistics: ``args.full_loss(batch_stats=True)``).
+    ``args.num_classes`` defaults to the snapshots' own.
+
+    Example:
+        >>> snaps = LRSnapshots.of([MLRSNet(10, hidden=4, gamma=1.0) for _ in range(3)])
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> s = build_staged(opt, ScheduleArgs(iters_per_epoch=1, epochs=3, full_loss=lambda: 2.3), snapshots=snaps)
+        >>> round(s.update(2.0), 4), s.num_classes
+        (0.3343, 10)
+    """
+    snapshots = _given_or_loaded("staged", options, "snapshots", "LRSnapshots")
+    full_loss = args.full_loss
+    if batch_stats and full_loss is not None:
+        full_loss = functools.partial(full_loss, batch_stats=True)
+    num_classes = args.num_classes if args.num_classes is not None else snapshots.nets[0].num_classes
+    return StagedSchedule(snapshots, optimizer, args.iters_per_epoch, epochs=args.epochs, num_classes=num_classes,
+                          full_loss=full_loss, **options)

@@ -1,54 +1,104 @@
-"""Every LR schedule by name, built in one place: ``build_schedule(name, optimizer, ...)``.
+"""Every LR schedule by name: ``@register_schedule(name)`` on a builder, ``build_schedule(name, optimizer, ...)``.
 
-`metakit.experiments.run.build` builds ``Config.schedule`` here, or the schedule a method
-declares (`metakit.methods.base.Method.lr_schedule`: ``hd`` declares "hd", a frozen
-``mlrsnet`` declares "learned"); `metakit.experiments.text.run_lm` builds the LM's here too.
+Each schedule file registers its builders (`hand`, `hd`, `learned`); importing `metakit.schedules`
+imports them all. `metakit.experiments.run.build` builds ``Config.schedule`` here (with
+``Config.schedule_options``), or the schedule a method declares (`metakit.methods.base.Method.lr_schedule`:
+``hd`` declares "hd", a frozen ``mlrsnet`` "staged"); `metakit.experiments.text.run_lm` builds the LM's here too.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 
 from metakit.schedules.base import LRSchedule
-from metakit.schedules.hand import SCHEDULES, Schedule, lr_function
-from metakit.schedules.hd import HypergradientLR
-from metakit.schedules.learned import LearnedSchedule, StagedSchedule
 
-LR_SCHEDULES = (*SCHEDULES, "hd", "learned", "staged")
+# name → builder(optimizer, args: ScheduleArgs, **options) -> LRSchedule, in registration order
+BUILDERS: dict[str, Callable[..., LRSchedule]] = {}
 
 
-def _given_or_loaded(name: str, options: dict, key: str, what: str):
-    """The LR net(s) a learned schedule runs: ``options[key]``, or the file ``options["schedule_file"]``."""
-    given, path = options.pop(key, None), options.pop("schedule_file", None)
-    if (given is None) == (path is None):
-        raise ValueError(f"schedule={name!r} needs exactly one of {key}=<{what}> or schedule_file=<a file saved by "
-                         f"metakit.learners.lr_net.save_schedule>.")
-    if given is not None:
-        return given
-    from metakit.learners.lr_net import load_schedule
-    return load_schedule(path)[0]
+@dataclass(frozen=True)
+class ScheduleArgs:
+    """What `build_schedule` hands every builder besides the schedule's own options; each reads what it needs.
+
+    Attributes:
+        iters_per_epoch: iterations an epoch.
+        epochs: length of the run.
+        base_lr: peak LR of a hand schedule (None: the optimiser's); "learned": γ := 2 × this.
+        milestones, gamma, warmup_epochs: the hand schedules' knobs.
+        num_classes: C of the run's task (a frozen MLR-SNet's γ and loss scale).
+        full_loss: ``(batch_stats=False) -> L``, the mean loss over the whole training set now
+            (`metakit.schedules.learned.full_train_loss` of the run's trainer); read by "staged".
+    """
+
+    iters_per_epoch: int
+    epochs: int = 1
+    base_lr: float | None = None
+    milestones: Sequence[float] = (0.5, 0.75)
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    num_classes: int | None = None
+    full_loss: Callable[..., float] | None = None
+
+
+def register_schedule(name: str) -> Callable[[Callable[..., LRSchedule]], Callable[..., LRSchedule]]:
+    """Decorator: ``builder(optimizer, args, **options)`` becomes ``build_schedule(name, ...)``.
+
+    ``Config(schedule=name)`` takes every name registered when `metakit.experiments` is imported.
+
+    Example:
+        >>> @register_schedule("halving")
+        ... def halving(optimizer, args, **options):
+        ...     from metakit.schedules.hand import Schedule
+        ...     return Schedule(optimizer, lambda e: 0.1 * 0.5 ** int(e), args.iters_per_epoch)
+        >>> s = build_schedule("halving", torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+        ...                    iters_per_epoch=1)
+        >>> [s.update() for _ in range(3)], BUILDERS.pop("halving") is halving
+        ([0.1, 0.05, 0.025], True)
+    """
+    def decorate(builder: Callable[..., LRSchedule]) -> Callable[..., LRSchedule]:
+        if name in BUILDERS:
+            raise ValueError(f"schedule={name!r} is registered already; pick another name.")
+        BUILDERS[name] = builder
+        return builder
+    return decorate
+
+
+def schedule_names() -> tuple[str, ...]:
+    """Every registered schedule, in registration order (``LR_SCHEDULES``).
+
+    Example:
+        >>> schedule_names()[:2], schedule_names()[-1]
+        (('fixed', 'multistep'), 'staged')
+    """
+    return tuple(BUILDERS)
+
+
+def __getattr__(name: str) -> Any:
+    """``LR_SCHEDULES``: every registered name, read when asked (after every schedule file has registered)."""
+    if name == "LR_SCHEDULES":
+        return schedule_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epoch: int, epochs: int = 1,
                    base_lr: float | None = None, milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1,
-                   warmup_epochs: float = 0.0, **options: Any) -> LRSchedule:
+                   warmup_epochs: float = 0.0, num_classes: int | None = None,
+                   full_loss: Callable[..., float] | None = None, **options: Any) -> LRSchedule:
     """The LR schedule ``name`` bound to ``optimizer``.
 
     Args:
-        name: a hand-designed schedule (fixed, multistep, exp, cosine, sgdr; see
+        name: a registered schedule: hand-designed (fixed, multistep, exp, cosine, sgdr; see
             `metakit.schedules.hand.lr_function`), "hd" (hypergradient descent; options ``beta``,
-            ``min_lr``) or "learned" (a frozen MLR-SNet; options ``net`` (an `MLRSNet`) or
-            ``schedule_file``, and ``num_classes``, ``base_lr``; a snapshots file runs its last net) or
-            "staged" (the official meta-test over `LRSnapshots`; options ``snapshots`` or
-            ``schedule_file``, ``num_classes``, ``full_loss``, ``gamma_floor``, ``last_only``).
+            ``min_lr``), "learned" (a frozen MLR-SNet; options ``net`` (an `MLRSNet`) or
+            ``schedule_file``; a snapshots file runs its last net) or "staged" (the official
+            meta-test over `LRSnapshots`; options ``snapshots`` or ``schedule_file``, ``gamma_floor``,
+            ``last_only``, ``gamma_scale``, ``batch_stats``).
         optimizer: the optimiser whose LR it sets.
-        iters_per_epoch: iterations a epoch.
-        epochs: length of the run (hand schedules).
-        base_lr: peak LR of a hand schedule (default: the optimiser's LR); for "learned", the
-            ceiling's rescale (None keeps the learned γ).
-        milestones, gamma, warmup_epochs: hand schedules' knobs.
-        **options: the options of "hd" and "learned" above.
+        iters_per_epoch, epochs, base_lr, milestones, gamma, warmup_epochs, num_classes, full_loss:
+            the run's arguments (`ScheduleArgs`), given to every builder.
+        **options: the schedule's own options above.
 
     Returns:
         An `LRSchedule`.
@@ -59,22 +109,7 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, iters_per_epo
         >>> [round(s.update(), 4) for _ in range(4)]
         [0.1, 0.0854, 0.05, 0.0146]
     """
-    if name in SCHEDULES:
-        if options:
-            raise ValueError(f"schedule={name!r} takes no options {sorted(options)}; they belong to 'hd' or 'learned'.")
-        lr = optimizer.param_groups[0]["lr"] if base_lr is None else base_lr
-        fn = lr_function(name, lr, epochs, milestones=milestones, gamma=gamma, warmup_epochs=warmup_epochs)
-        return Schedule(optimizer, fn, iters_per_epoch)
-    if name == "hd":
-        return HypergradientLR(optimizer, iters_per_epoch, **options)
-    if name == "learned":
-        from metakit.learners.lr_net import LRSnapshots
-
-        net = _given_or_loaded(name, options, "net", "an MLRSNet")
-        net = net.last if isinstance(net, LRSnapshots) else net
-        return LearnedSchedule(net, optimizer, iters_per_epoch, base_lr=base_lr, **options)
-    if name == "staged":
-        snapshots = _given_or_loaded(name, options, "snapshots", "LRSnapshots")
-        options.setdefault("num_classes", snapshots.nets[0].num_classes)
-        return StagedSchedule(snapshots, optimizer, iters_per_epoch, epochs=epochs, **options)
-    raise ValueError(f"schedule={name!r} is unknown; use one of {LR_SCHEDULES}.")
+    if name not in BUILDERS:
+        raise ValueError(f"schedule={name!r} is unknown; use one of {schedule_names()}.")
+    args = ScheduleArgs(iters_per_epoch, epochs, base_lr, milestones, gamma, warmup_epochs, num_classes, full_loss)
+    return BUILDERS[name](optimizer, args, **options)
