@@ -1,20 +1,13 @@
 """One run on several processes/GPUs under ``torchrun``, without DistributedDataParallel.
 
-DDP's reducer cannot follow the meta-step's ``torch.autograd.grad`` calls, so metakit uses
-plain collectives instead:
-
-- every rank holds the same model, meta-learner and batch order (same seeds); each takes its
-  own slice ``rank::world`` of every global batch (`shard_batches`);
-- before any optimiser step (the real step's and the meta-learner's), gradients are averaged
-  across ranks by an optimiser pre-step hook (`average_gradients_before_step`), so θ and φ
-  receive identical updates and stay identical everywhere;
-- BatchNorm normalises with each rank's local batch statistics (as DDP does by default); the
-  running statistics are averaged across ranks after every epoch (`sync_buffers`), so
-  evaluation and checkpoints see one model;
-- only rank 0 writes files (`is_main`).
-
-The virtual step of each rank uses its own shard's gradient, so the meta-gradient is the mean
-of per-shard look-ahead hypergradients (the same estimator a larger meta batch would average).
+DDP's reducer cannot follow the meta-step's ``torch.autograd.grad`` calls, so metakit uses plain
+collectives. Every rank holds the same model, meta-learner and batch order (same seeds) and
+trains on its own slice ``rank::world`` of every global batch (`shard_batches`); an optimiser
+pre-step hook averages the gradients across ranks before every step, the real step's and the
+meta-learner's (`average_gradients_before_step`), so θ and φ stay identical everywhere.
+BatchNorm normalises with each rank's local batch, and the running statistics are averaged after
+every epoch (`sync_buffers`); only rank 0 writes files (`is_main`). Each rank's virtual step uses
+its own shard's gradient: the meta-gradient is the mean of per-shard look-ahead hypergradients.
 
 Launch: ``torchrun --nproc_per_node 2 -m metakit run --method mwnet ...`` (gloo on CPU,
 nccl on GPUs; ``LOCAL_RANK`` picks the GPU).
@@ -133,13 +126,6 @@ def average_gradients_before_step(optimizer: torch.optim.Optimizer) -> None:
 def sync_buffers(net: nn.Module) -> None:
     """Average floating-point buffers (BatchNorm running statistics) across ranks."""
     _average([b for b in net.buffers() if b.is_floating_point()])
-
-
-@torch.no_grad()
-def broadcast_parameters(module: nn.Module) -> None:
-    """Make every rank start from rank 0's parameters and buffers."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        dist.broadcast(t.data, 0)
 
 
 class ShardedBatches:

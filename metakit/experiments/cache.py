@@ -1,20 +1,13 @@
 """Results cache: re-running a cell with the same config and the same code loads the stored result.
 
-An entry is one JSON file ``<cache_dir>/<key>.json`` holding the resolved config, the metrics,
-the per-epoch history and the run's wall time. The key is the SHA-256 of
-
-- the resolved config (every field except ``progress``; ``device`` replaced by the device
-  type it resolves to, since CPU and CUDA numbers differ),
-- ``metakit.__version__``,
-- a hash of every ``metakit/**/*.py`` source file (any code change invalidates every entry),
-- the content of ``split_file`` when one is given,
-- for a method registered from outside the package (a notebook's), a hash of its class's code
-  (`metakit.methods.registry.source_hash`).
-
-Only history and metrics are stored, not weights: a cached `Result` has ``net=None``,
-``method=None`` and ``split=None``. Entries are written atomically (`metakit.io`), so two
-processes writing the same entry leave one valid file, and they are read as plain JSON —
-never unpickled.
+Use `cached_run` instead of `metakit.experiments.run` where a cell may run again (notebooks,
+sweeps). An entry is one JSON file ``<cache_dir>/<key>.json`` (the resolved config, the metrics,
+the per-epoch history and the wall time), keyed by a SHA-256 of the resolved config, the device
+type, ``metakit.__version__``, every source file of the package, the content of ``split_file``
+and, for a method registered outside the package, its class's code: any code change invalidates
+every entry. Only history and metrics are stored: a cached `Result` has ``net=None``,
+``method=None`` and ``split=None``. Entries are written atomically and read as plain JSON, never
+unpickled; why the key holds what it holds: docs/guide/design_notes.md.
 
 Example:
     >>> import tempfile

@@ -1,10 +1,11 @@
 """Text as well as images: a word-level LSTM language model through the same loop and schedules.
 
 The corpus, word ids and BPTT chunks are `metakit.data.text`'s, the model is
-`metakit.models.lm.LSTMLanguageModel`; this module runs them through
-`metakit.experiments.loop.fit` with an LR schedule built by `metakit.schedules.build_schedule`
-(or MLR-SNet meta-trained by the ``mlrsnet`` method, its meta set the validation text). The
-loop's score is perplexity, exp(mean cross-entropy per word), on the validation text.
+`metakit.models.lm.LSTMLanguageModel` and the methods are `metakit.methods.lm`'s; this module
+runs them through `metakit.experiments.loop.fit` with an LR schedule built by
+`metakit.schedules.build_schedule` (or MLR-SNet meta-trained by the ``mlrsnet`` method, its meta
+set the validation text). The loop's score is perplexity, exp(mean cross-entropy per word), on
+the validation text.
 
 Example:
     >>> r = run_lm(profile="smoke", schedule="cosine", epochs=1)
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import torch
@@ -26,8 +26,8 @@ from metakit.data.text import TextBatches, chunks, cycle_batches, load_corpus, t
 from metakit.device import device as pick_device
 from metakit.experiments.loop import DivergenceError, fit
 from metakit.learners.lr_net import MLRSNet
-from metakit.methods.base import Method, Trainer
-from metakit.methods.mlrsnet import MLRSNetMethod
+from metakit.methods.base import Trainer
+from metakit.methods.lm import NextWord, NextWordMLRSNet
 from metakit.models.lm import LSTMLanguageModel
 from metakit.schedules import SCHEDULES, build_schedule
 from metakit.options import require
@@ -74,35 +74,6 @@ def perplexity(net: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -
 def valid_perplexity(net: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
     """The loop's score for a language model: ``{"valid_ppl": perplexity(net, pairs)}``."""
     return {"valid_ppl": perplexity(net, pairs)}
-
-
-class NextWord(Method):
-    """Next-word cross-entropy, the batch mean as ``F.cross_entropy`` reduces it (its summation
-    order: the numbers of the LM's earlier loop)."""
-
-    name = "next_word"
-
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets)                                        # logits (T·B, V)
-
-    def train_step(self, trainer: Trainer, batch: Any, meta_batch: Any) -> dict[str, torch.Tensor]:
-        """The plain step; the LR reported in float64 (not float32), as the LM has always logged it."""
-        out = super().train_step(trainer, batch, meta_batch)
-        out["lr"] = torch.tensor(trainer.optimizer.param_groups[0]["lr"], dtype=torch.float64)
-        return out
-
-
-class NextWordMLRSNet(MLRSNetMethod):
-    """MLR-SNet meta-trained on the language model: cuDNN's LSTM has no double backward, and the
-    accuracy probe forward is skipped (it would draw dropout masks)."""
-
-    @torch.no_grad()
-    def _correct(self, net: nn.Module, batch: Any) -> torch.Tensor:
-        return torch.zeros((), dtype=torch.long, device=batch.y.device)
-
-    def train_step(self, trainer: Trainer, batch: Any, meta_batch: Any) -> dict[str, torch.Tensor]:
-        with torch.backends.cudnn.flags(enabled=False):
-            return super().train_step(trainer, batch, meta_batch)
 
 
 def _optimizer(schedule: str, net: nn.Module, lr: float) -> torch.optim.Optimizer:

@@ -1,30 +1,12 @@
 """MLR-SNet: an LSTM that maps the training loss to the learning rate, and its per-epoch snapshots.
 
-The LR net reads the training loss of the current batch: raw (``normalise=False``, as the
-official code) or divided by log C (``normalise=True``, C classes or the vocabulary size, so a
-random classifier reads 1 on every task). One `nn.LSTMCell` carries a state (h, c) from step to
-step; a linear head and a sigmoid give the LR (Eq. 4 of MLR-SNet):
-
-    h_t, c_t = LSTMCell(loss_t / s, (h_{t-1}, c_{t-1}))      # s = log C or 1
-    lr_t     = γ · sigmoid(w · h_t + b)
-
-γ is a buffer the caller sets. The faithful protocol (`metakit.methods.mlrsnet`) sets it from the
-full training loss, γ = |sqrt(L)·ln(L·C) / C^0.25 / 4| (`metakit.schedules.learned.gamma_rule`);
-the ``final_net`` ablation (metakit's earlier behaviour) sets γ = 2 · base_lr, taken from the
-optimiser's LR at the first call. The head starts at zero, so a fresh net gives γ/2.
-
-Deviations from the official code (xjtushujun/MLR-SNet), each named:
-- cell: one `nn.LSTMCell` (forget bias 0) for meta-training and frozen use; the official
-  training cell maps input and state through small ReLU MLPs and biases the forget gate by −1
-  (`OfficialCell`, ``cell="official"``: the ``official_cell`` ablation), and its test-time cell
-  differs again (hidden/2 maps, no −1 bias, other gate order; not reproduced: its weights cannot
-  come from the training cell's);
-- head init: zero (a fresh net gives exactly γ/2); the official head has PyTorch's default init;
-- state: advanced once per real step (`after_step`); the official meta-update's look-ahead
-  forward advances it a second time on meta-iterations.
-
-The state is detached between steps, so the graph never grows beyond one step. `LRSnapshots`
-holds the net after every epoch of meta-training (the official code saves one file an epoch).
+`MLRSNet` reads the current batch's training loss (raw, or divided by log C with
+``normalise=True``), carries an LSTM state (h, c) from step to step, detached between steps, and
+gives lr_t = γ · sigmoid(w · h_t + b) (Eq. 4 of MLR-SNet). γ is a buffer the caller sets: from the
+full training loss (`metakit.schedules.learned.gamma_rule`, the faithful protocol) or, left None,
+2 × the first base LR (the ``final_net`` ablation). Meta-train it in a `metakit.meta.MetaStep`;
+use it frozen through `metakit.schedules.LearnedSchedule`. `LRSnapshots` holds the net after
+every epoch of meta-training. Deviations from the official code: docs/guide/design_notes.md.
 
 References: Shu et al., "MLR-SNet: Transferable LR Schedules for Heterogeneous Tasks"
 (arXiv 2007.14546, TPAMI 2022).

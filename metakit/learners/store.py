@@ -11,10 +11,9 @@ A learner file is a plain dict written atomically with ``torch.save`` and read b
      "state_dict": {...}}                   # the weights and buffers
 
 Each learner module declares its kind with `register_kind` (the class, how to read its
-constructor arguments off a live instance, and a few words saying what it is). Any file that
-is not a learner of the expected kind — a text file, a pickle, a model checkpoint, another
-kind, a newer version — is refused with one `ValueError` that names the file and what was
-expected; a missing file gives one `FileNotFoundError`.
+constructor arguments off a live instance, a few words on what it is). Any other file (text, a
+pickle, a checkpoint, another kind, a newer version) is refused with one `ValueError` naming the
+file and what was expected; a missing file gives one `FileNotFoundError`.
 """
 from __future__ import annotations
 

@@ -1,20 +1,12 @@
 """Normalisation written out in primitive ops, so that a reverse pass through a JVP is exact.
 
-Why (the cause of the reverse-over-forward disagreement, bench/meta_step.md): PyTorch's
-forward-mode formula for a normalisation in training mode builds the output tangent from the
-op's *saved* statistics — ``batch_norm_jvp`` (likewise ``layer_norm_jvp``; instance norm runs
-through batch norm) reads the batch mean and inverse std that ``native_batch_norm`` returns as
-outputs 1 and 2 — while the op's reverse-mode formula passes on only the gradient of output 0
-(group norm measured exact in torch 2.14; it is written out too, for uniformity). Differentiating a JVP in
-reverse mode (the "rof" rule, ∇φ ⟨∇θ L_train(θ; φ), v⟩) therefore holds the batch statistics
-fixed inside the tangent: wherever φ changes the input of a train-mode normalisation (MFM
-modulation after a block, with more BatchNorms downstream), the term through the statistics is
-dropped. A net whose only BatchNorm lies upstream of φ shows no error, ResNet-32 with modulation
-after every block does (tests/test_rof.py pins both). Plain ops (mean, var, rsqrt) have exact
-forward and reverse formulas, so under `primitive_norms` every term is kept.
-
-Reference: derivatives.yaml of PyTorch 2.x (``native_batch_norm``: ``result0: batch_norm_jvp(...,
-result1, result2, ...)``; ``input, weight, bias: ...backward(grad, ...)`` uses ``grads[0]`` only).
+PyTorch's forward-mode formula for a train-mode normalisation builds the output tangent from the
+op's saved batch statistics, through which its reverse-mode formula passes no gradient. Reverse
+mode through a JVP (the "rof" rule of `metakit.meta.rules`) therefore drops the term through the
+batch statistics wherever φ changes the input of a train-mode normalisation (MFM's modulation
+after a block, with more BatchNorms downstream). Under `primitive_norms` batch, layer, group and
+instance norm run as mean, var and rsqrt, exact both ways; tests/test_rof.py pins the error and
+the fix. The derivation and its PyTorch source: docs/guide/design_notes.md.
 """
 from __future__ import annotations
 

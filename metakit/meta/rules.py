@@ -2,44 +2,53 @@
 
 With v = ∇θ' L_meta (one ordinary backward through the meta forward):
 
-- general rule (any entry): autograd through the graph of ∇θ L_train (double backward).
-- "rof" rule (any entry; reverse over forward): ∇φ L_meta = ∂φ L_meta(θ'; φ) − ∇φ α(φ)·(u(φ) +
-  wd⟨v, θ⟩) with u(φ) = ⟨∇θ L_train(θ; φ), v⟩, which ONE forward-mode ``torch.func.jvp`` of
-  θ ↦ L_train(θ; φ) along v gives, differentiated in φ by reverse mode. Its normalisation layers
-  run as primitive ops (`metakit.meta.norms`): PyTorch's fused BatchNorm JVP drops the term
-  through the batch statistics under a reverse pass.
-- "lr" rule, φ only in the step size: ∂θ'/∂φ = −g ∂α/∂φ with g = ∇θ L_train + wd·θ, so
-  ∇φ L_meta = −⟨g, v⟩ ∂α/∂φ. No second derivative at all. With `MetaStep`'s
-  ``momentum_lookahead`` g is the optimiser's heavy-ball step instead (`heavy_ball`); the
-  formula holds as it is, since the momentum buffer does not depend on φ.
-- "jvp" rule, φ in coefficients of detached losses, L_train = Σ_i c_i(φ) ℓ_i(θ): with J the
-  Jacobian of θ ↦ ℓ(θ) ∈ R^B, ∇θ L_train = Jᵀc, so ∇φ L_meta = −α Σ_i d_i ∂c_i/∂φ with
-  d = J v, the per-sample directional derivatives, which ONE forward-mode ``torch.func.jvp``
-  of θ ↦ ℓ(θ) along v gives (Eq. 5 of Meta-Weight-Net, without its double backward).
+- "general" (any entry): autograd through the graph of ∇θ L_train (double backward).
+- "rof" (any entry; reverse over forward): reverse mode through u(φ) = ⟨∇θ L_train(θ; φ), v⟩,
+  which one forward-mode ``torch.func.jvp`` gives; exact through BatchNorm by `metakit.meta.norms`.
+- "lr" (φ only in the step size): ∇φ L_meta = −⟨∇θ L_train + wd·θ, v⟩ ∂α/∂φ, no second derivative.
+- "jvp" (φ in coefficients of detached losses, L_train = Σ_i c_i(φ) ℓ_i(θ)): ∇φ L_meta =
+  −α Σ_i (J v)_i ∂c_i/∂φ, J v by one JVP (Eq. 5 of Meta-Weight-Net without its double backward).
 
-Both fast rules differentiate a scalar surrogate S(φ) = −α(φ)·(Σ_i d_i c_i(φ) + wd⟨v, θ⟩)
-whose gradient equals ∇φ L_meta exactly (d, v, θ held fixed); for the "lr" rule
-Σ_i d_i c_i = ⟨v, ∇θ L_train⟩. BatchNorm runs in train mode everywhere on cloned buffers;
-the training forward's updated clones are kept so the real step can commit them.
+The fast rules differentiate a scalar surrogate whose gradient is ∇φ L_meta exactly
+(`_surrogate_grads`); "lr" and "jvp" hand their training forward to the real step
+(`TrainForward`). A rule reads its `metakit.meta.MetaStep` through the `StepState` protocol.
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, jvp
 
-from metakit.meta.core import cloned_buffers, lookahead, theta
+from metakit.meta.core import MetaLearner, cloned_buffers, lookahead, theta
 from metakit.meta.norms import primitive_norms
 
-if TYPE_CHECKING:
-    from metakit.meta.step import MetaStep
-
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class StepState(Protocol):
+    """What a rule reads of the meta-step that calls it (`metakit.meta.MetaStep` is one), so that
+    the rules need not import the step that picks them."""
+
+    net: nn.Module
+    learner: MetaLearner
+    optimizer: torch.optim.Optimizer
+    per_sample_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    weight_decay: float
+    first_order: bool
+    momentum_lookahead: bool
+    meta_mode: str
+
+    @property
+    def base_lr(self) -> float: ...
+
+    @property
+    def meta_params(self) -> list[nn.Parameter]: ...
 
 
 @dataclass
@@ -73,7 +82,7 @@ class Hypergradient:
     forward: TrainForward | None = None
 
 
-def meta_loss_at(step: "MetaStep", virtual: dict[str, torch.Tensor], meta_batch: Batch) -> torch.Tensor:
+def meta_loss_at(step: StepState, virtual: dict[str, torch.Tensor], meta_batch: Batch) -> torch.Tensor:
     """L_meta(θ') on the meta batch, the net in ``step.meta_mode``: "train" normalises BatchNorm
     with the meta batch's own statistics (on fresh cloned buffers), "eval" with the running
     statistics, as at test time."""
@@ -87,7 +96,7 @@ def meta_loss_at(step: "MetaStep", virtual: dict[str, torch.Tensor], meta_batch:
     return F.cross_entropy(logits, y_meta)
 
 
-def general_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+def general_rule(step: StepState, train_batch: Batch, meta_batch: Batch) -> Hypergradient:
     """Autograd through the virtual step; ``step.first_order`` detaches ∇θ L_train."""
     x, y = train_batch
     params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
@@ -111,8 +120,12 @@ def _detached_step(params: dict[str, torch.Tensor], direction: list[torch.Tensor
         return {n: (p - alpha * d).requires_grad_() for (n, p), d in zip(params.items(), direction)}
 
 
-def _surrogate_grads(step: "MetaStep", lr: float | torch.Tensor, inner: torch.Tensor) -> list[torch.Tensor | None]:
-    """∇φ of S(φ) = −α(φ)·inner(φ): the exact hypergradient of both fast rules."""
+def _surrogate_grads(step: StepState, lr: float | torch.Tensor, inner: torch.Tensor) -> list[torch.Tensor | None]:
+    """∇φ of S(φ) = −α(φ)·inner(φ), d, v and θ held fixed: the exact hypergradient of the fast rules.
+
+    inner: ⟨v, g⟩ for "lr" (g its step direction, φ-free), Σ_i d_i c_i(φ) + wd⟨v, θ⟩ for "jvp",
+    u(φ) + wd⟨v, θ⟩ for "rof".
+    """
     surrogate = -lr * inner
     if not torch.is_tensor(surrogate) or not surrogate.requires_grad:
         return [None] * len(step.meta_params)                  # φ does not reach the meta loss
@@ -163,8 +176,12 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((u * w).sum() for u, w in zip(a, b))
 
 
-def lr_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
-    """φ only in α: ∇φ L_meta = −⟨∇θ L_train + wd·θ, ∇θ' L_meta⟩ · ∂α/∂φ."""
+def lr_rule(step: StepState, train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+    """φ only in α: ∇φ L_meta = −⟨∇θ L_train + wd·θ, ∇θ' L_meta⟩ · ∂α/∂φ.
+
+    With ``step.momentum_lookahead`` the direction is the optimiser's heavy-ball step instead
+    (`heavy_ball`); the formula holds as it is, since the momentum buffer does not depend on φ.
+    """
     x, y = train_batch
     params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
     # 1. virtual step with a plain gradient, kept for the real step
@@ -186,7 +203,7 @@ def lr_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergra
     return Hypergradient(meta_loss.detach(), hyper, forward)
 
 
-def directional_derivatives(step: "MetaStep", params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+def directional_derivatives(step: StepState, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                             tangents: dict[str, torch.Tensor]) -> torch.Tensor:
     """d = J v (B,): d_i = ⟨∇θ ℓ_i(θ), v⟩ by one forward-mode JVP, train-mode BatchNorm.
 
@@ -205,7 +222,7 @@ def directional_derivatives(step: "MetaStep", params: dict[str, torch.Tensor], x
     return d                                                                                # (B,)
 
 
-def jvp_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergradient:
+def jvp_rule(step: StepState, train_batch: Batch, meta_batch: Batch) -> Hypergradient:
     """φ in coefficients of detached losses: ∇φ L_meta = −α Σ_i (J v)_i ∂c_i/∂φ."""
     x, y = train_batch
     params, buffers = theta(step.net, step.learner), cloned_buffers(step.net)
@@ -229,7 +246,7 @@ def jvp_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch) -> Hypergr
     return Hypergradient(meta_loss.detach(), hyper, forward)
 
 
-def train_loss_jvp(step: "MetaStep", params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+def train_loss_jvp(step: StepState, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                    tangents: dict[str, torch.Tensor], exact_norms: bool = True) -> torch.Tensor:
     """u(φ) = ⟨∇θ L_train(θ; φ), v⟩ by one forward-mode JVP in θ, differentiable in φ (0-d).
 
@@ -251,7 +268,7 @@ def train_loss_jvp(step: "MetaStep", params: dict[str, torch.Tensor], x: torch.T
     return u
 
 
-def rof_rule(step: "MetaStep", train_batch: Batch, meta_batch: Batch, exact_norms: bool = True) -> Hypergradient:
+def rof_rule(step: StepState, train_batch: Batch, meta_batch: Batch, exact_norms: bool = True) -> Hypergradient:
     """Reverse over forward, exact for any entry:
     ∇φ L_meta = ∂φ L_meta(θ'; φ) − ∇φ [α(φ)·(⟨∇θ L_train(θ; φ), v⟩ + wd⟨v, θ⟩)], v = ∇θ' L_meta.
 

@@ -4,8 +4,7 @@ The rule comes from where φ enters (``learner.enters``), see `metakit.meta.rule
 "lr" → the lr rule (no second order), "loss" with `MetaLearner.weights` → the JVP rule,
 anything else (MFM's "forward") → the general double backward. ``rule="general"`` forces the
 latter; ``rule="rof"`` runs reverse mode through one JVP instead: the same exact hypergradient,
-but measured slower on CPU (ResNet-32, batch 100: 1.05x a full step, 1.14x the hypergradient,
-+17% peak memory; bench/meta_step_rof.md), so it is not the default.
+not the default because it measured slower on CPU (docs/guide/design_notes.md).
 The fast rules hand their training forward to the real step, which then needs no second
 forward: it commits the forward's BatchNorm statistics and reuses (lr rule) or reweights
 (JVP rule) its gradient with the updated φ, so the optimiser sees exactly the gradient a

@@ -8,19 +8,11 @@
 | `ldam_drw`    | cosine head, margin loss, DRW   | max_m (0.5), s (30), drw_epoch (80% of epochs), beta |
 | `logit_adj`   | loss on z + τ·log π, test on z  | tau (1.0)                                          |
 
-Defaults and why:
-    beta: 0.9999 on CIFAR (Cui et al.; LDAM-DRW's DRW). On digits the classes hold at most ~120
-        images, and with β = 0.9999 the effective number E_n = (1 − β^n)/(1 − β) is within 0.6%
-        of n: the "class-balanced" weights collapse to inverse frequency. β = 0.996 puts the
-        largest digits class where β = 0.9999 puts CIFAR-10's (E_{n_max}/n_max ≈ 0.79; solving
-        for n_max = 119 gives β = 0.9958), so the formula keeps its interpolation on digits.
-    focal_gamma: 1.0, the value LDAM-DRW's comparisons use on CIFAR-LT (Lin et al.'s 2.0 was
-        tuned for dense detection, where easy negatives dominate far more).
-    base="focal": the softmax focal loss (as LDAM-DRW's code), not Cui et al.'s sigmoid variant.
-    Averaging: `cb_loss` averages w_y·loss over the batch (Cui et al.'s code); `ldam_drw`
-        divides by Σ w_y instead, as its code does with ``F.cross_entropy(weight=...)``.
-
-See `metakit.methods.losses` for the formulas and the papers.
+Defaults are the papers' (β 0.9999 on CIFAR, focal γ 1.0 as in LDAM-DRW's comparisons, the
+softmax focal loss of LDAM-DRW's code) except β = 0.996 on digits: why, in
+docs/guide/design_notes.md. `cb_loss` averages w_y·loss over the batch (Cui et al.'s code);
+`ldam_drw` divides by Σ w_y (its code's ``F.cross_entropy(weight=...)``). The formulas and
+papers: `metakit.methods.losses`.
 """
 from __future__ import annotations
 
@@ -85,7 +77,7 @@ DRW_START = 0.8  # deferred re-weighting starts at 80% of the epochs (Cao et al.
 
 
 def default_beta(config: Any) -> float:
-    """The class-balanced β for a config's dataset (0.9999 when unknown; see the module docstring).
+    """The class-balanced β for a config's dataset (0.9999 when unknown; digits: docs/guide/design_notes.md).
 
     Example:
         >>> default_beta(None), DEFAULT_BETA["digits"]

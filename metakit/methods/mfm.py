@@ -5,43 +5,11 @@ attach modulation in `prepare`, keep φ out of the classifier's optimiser, and r
 `metakit.meta.MetaStep` whose learner (``enters="forward"``) is the attached `Modulation`.
 ``mfm_net`` can start from a saved modulator (``options={"modulator": path}``) and keep it
 frozen (plain steps through the modulated net; the meta set is not used) or fine-tune it.
+Options: `MFMOptions`, `MFMNetOptions`; the meta-LR is ``Config.meta_lr`` (Adam, 1e-3 in the recipe).
 
-Options (``Config.options``): ``where`` (see `metakit.learners.modulation.attach`), ``logit_adj``
-(bool, train on logits + log π), ``meta_start`` (the fraction of the epochs trained by plain
-steps, φ at its start value, before meta-learning begins), ``meta_steps`` (meta-updates of φ per
-iteration), ``meta_mode`` (the net's mode in the meta forward, see `metakit.meta.MetaStep`),
-``params`` (γ and β, or one of them), ``meta_gradient`` (exact, first_order, off), ``drw``
-(class-balanced re-weighting of the real step from 80% of the epochs), and
-for ``mfm_net`` also ``hidden``, ``shared``, ``modulator``, ``freeze``. The meta learning rate is
-``Config.meta_lr`` (Adam; the recipe sets 1e-3 for both).
-
-Reading choices. The paper (Wang et al., arXiv 2008.03428) is known here only by its abstract
-(see the design notes); every choice below is ours, and each is a row of the MFM ablation table
-(`metakit.experiments.mfm_tables`, ``python -m metakit table mfm-ablation``):
-
-- where γ/β act: the pooled feature before the head (``where="fc"``, default) — rows
-  ``where_blocks``, ``where_blocks+fc``;
-- both a scale and a shift — rows ``gamma_only``, ``beta_only`` (option ``params``);
-- per channel, one γ/β for all samples — the per-sample alternative is ``mfm_net``;
-- "guided by the meta set" as the one-step look-ahead hypergradient of MW-Net (option
-  ``meta_gradient="exact"``) — rows ``first_order`` (only φ's direct use in the meta forward)
-  and ``meta_off`` (φ follows the training loss: the same steps without a meta set);
-- meta-learning deferred to the last 10% of the epochs (``meta_start=0.9``) — rows
-  ``meta_start_0``, ``meta_start_0.5``;
-- the meta forward with running BatchNorm statistics (``meta_mode="eval"``) — row ``meta_mode_train``;
-- meta-Adam at 1e-3 — rows ``meta_lr_3e-3``, ``meta_lr_1e-2``, ``meta_lr_1e-1``; 10 meta images a class (the
-  protocol's) — rows ``meta_per_class_5``, ``meta_per_class_20``;
-- plain cross-entropy for the real step: ``logit_adj`` and ``drw`` make combinations, reported
-  as their own rows (``plus_logit_adj``, ``plus_drw``), never as MFM.
-
-Defaults. The schedule (meta-learning deferred to the last 10% of the epochs, the meta forward in
-eval mode, γ/β at the pooled feature) comes from the digits-LT ablation (laptop profile, imbalance
-20, 5 seeds, scripts/mfm_tuning.md): meta-learned from the first step, MFM never beat
-cross-entropy (the real step re-absorbs γ/β into the head as fast as they move). The meta-LR was
-then chosen once, on the validation split, over digits-LT IF 10 and MNIST-1D-LT IF 10 and 100
-together (`metakit.experiments.mfm_tables.choose_defaults`; the grid is
-results/mfm/mfm_defaults_grid_laptop.csv): mean paired val Δ vs CE 1e-3 +2.67, 3e-3 +2.16,
-1e-2 +0.80 points. 1e-2, the earlier default, fitted digits-LT IF 20 and lost to CE on MNIST-1D-LT IF 10.
+Every reading choice and default beyond the paper's abstract is ours, and each is a row of the MFM
+ablation table (`metakit.studies.mfm_ablation`, ``python -m metakit table mfm-ablation``); the
+choices, their rows and where the defaults come from: docs/guide/design_notes.md.
 """
 from __future__ import annotations
 
@@ -70,8 +38,6 @@ PARAMS = ("gamma+beta", "gamma", "beta")
 META_GRADIENTS = ("exact", "first_order", "off")
 
 
-# digits-LT ablation (scripts/mfm_tuning.md, 5 seeds): the defaults give 87.0; blocks+fc 86.9; 5 meta-updates
-# per step 87.2 (within noise, 5x the meta cost); the meta forward in train mode 85.9 (with 5 updates).
 @dataclass(frozen=True)
 class MFMOptions:
     """Options of ``method="mfm"`` (meta-learned per-channel γ/β); the meta-LR is ``Config.meta_lr``."""
@@ -125,7 +91,7 @@ class MFM(Method):
 
     @classmethod
     def recipe(cls, profile: str) -> dict[str, Any]:
-        """Meta-Adam at 1e-3, chosen on validation over three settings (see the module docstring).
+        """Meta-Adam at 1e-3, chosen on validation over three settings (docs/guide/design_notes.md).
 
         Example:
             >>> MFM.recipe("laptop")

@@ -1,41 +1,18 @@
 """MFM, the Meta Feature Modulator (Wang et al. 2020, arXiv 2008.03428), as this kit reads it.
 
-The paper's full text is not at hand; this is the reading implemented here:
+Learnable per-channel scale γ (init 1) and shift β (init 0) act on chosen intermediate features,
+``h ← γ ⊙ h + β`` broadcast over H×W: after every block (``where="blocks"``), every stage
+(``"stages"``), on the pooled feature before the head (``"fc"``), or a mix (``"blocks+fc"``, a
+list); at γ = 1, β = 0 the net computes exactly what it did without them. ``method="mfm"``
+meta-learns γ, β as φ by the one-step look-ahead on a balanced meta set (φ enters the forward of
+the virtual step and the meta loss), from ``meta_start`` on: θ trains alone before. With
+``method="mfm_net"`` a small modulator network per layer maps the layer's per-sample channel
+means and stds to per-sample (γ, β), starting at the identity; ``shared=True`` makes its weights
+fit any width, and a saved modulator transfers to a fresh classifier, frozen or fine-tuned. Why φ
+learns late, and the other reading choices: docs/guide/design_notes.md.
 
-- **Modulation.** Learnable per-channel scale γ (init 1) and shift β (init 0) act on chosen
-  intermediate features of the classifier: ``h ← γ ⊙ h + β``, broadcast over H×W. They sit
-  after every residual/conv block (``where="blocks"``), after every stage (``"stages"``), on the
-  pooled feature that enters the linear head (``"fc"``), or any mix (``"blocks+fc"``, a list).
-  At γ = 1, β = 0 the network computes exactly what it computed without them.
-- **Mode 1, ``method="mfm"``.** γ, β are meta-parameters φ. The classifier θ trains on the
-  long-tailed set; φ is updated by the one-step look-ahead on a small clean, *balanced* meta
-  set: θ'(φ) = θ − α ∇θ L_train(θ; φ), then φ ← Adam step on ∇φ L_meta(θ'(φ); φ). φ enters
-  the forward pass of both the virtual step and the meta loss (`metakit.meta.MetaStep` with
-  a learner whose ``enters = "forward"``). The classifier's optimiser never touches φ.
-- **When φ learns** (this kit's choice, from the digits-LT ablation in scripts/mfm_tuning.md).
-  Meta-learned from the first step, γ/β never beat cross-entropy: while θ still moves fast,
-  the real step re-fits the head around whatever φ does. So θ first trains alone through the
-  identity modulation (plain steps); meta-learning starts at ``meta_start`` (default: the
-  last 10% of the epochs, when the LR schedule has nearly settled θ), with the meta forward
-  in eval mode (running BatchNorm statistics, as at test time); ``meta_steps`` meta-updates
-  per iteration (default 1) are optional. ``meta_start=0, meta_mode="train"`` is the plain
-  from-the-start reading.
-- **Mode 2, ``method="mfm_net"``.** A small modulator network per modulated layer maps the
-  layer's per-sample channel statistics (means and stds over H×W, (B, 2C)) to per-sample
-  (γ, β); its weights are φ, meta-learned as in mode 1. Its last layer starts at zero, so it
-  starts at the identity. With ``shared=True`` one small MLP serves every channel (each reads
-  its own mean and std and the layer's averages), so the weights fit any width. Once learned it
-  is saved (weights + metadata) and **transferred**: a fresh classifier of the same model (a
-  shared modulator: of any width) trains on another long-tailed set with the modulator frozen
-  (plain steps, no meta set needed) or fine-tuned (meta-steps continue). A loaded modulator acts
-  from ``meta_start`` on, where a fresh one would start learning (identity before).
-- **With logit adjustment** (``options={"logit_adj": True}``): the training loss becomes
-  cross-entropy of ``logits + log π`` (π the training class prior, Menon et al. 2021), while
-  the meta loss stays plain cross-entropy on the balanced meta set.
-
-Modules: `layers` (the two layer kinds), `attach` (hooks, `attach` / `detach`), `store`
-(save/load with metadata). Ablations go through `metakit.experiments.sweep.ablate`. The training
-methods are in `metakit.methods.mfm`.
+Modules: `layers` (the two layer kinds), `attach` (hooks), `store` (save/load with metadata);
+ablations go through `metakit.studies.sweep.ablate`, the training methods are `metakit.methods.mfm`.
 
 Example:
     >>> from metakit.models import build_model
