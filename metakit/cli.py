@@ -14,17 +14,9 @@ from pathlib import Path
 from metakit.distributed import is_main
 from metakit.experiments import Config, run
 from metakit.experiments.executors import make_executor
-from metakit.experiments.grid_summary import command_line
-from metakit.experiments.schedule_tables import write_table as write_schedule_table
-from metakit.experiments.noise_tables import noise_grid
-from metakit.experiments.noise_tables import write_table as write_noise_table
-from metakit.experiments.grid import read_csv
-from metakit.experiments.tables import long_tail_grid, read_rows, write_table
-from metakit.experiments.mfm_tables import mfm_ablation
-from metakit.experiments.mfm_tables import write_table as write_mfm_table
-from metakit.experiments.mfm_transfer import METHODS as TRANSFER_METHODS, TARGETS, mfm_transfer
-from metakit.experiments.schedule_transfer import MOMENTA, SOURCES, schedule_transfer
-from metakit.experiments.schedule_transfer_report import write_table as write_transfer_table
+from metakit.studies import STUDIES, Plan, get_study, run_study, write_study
+from metakit.studies.grid import read_csv
+from metakit.studies.report import command_line
 from metakit.io import check_writable_file
 from metakit.learners.store import save_learner
 from metakit.methods import METHODS
@@ -52,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--data-option", action="append", default=[], metavar="KEY=JSON",
                      help="MNIST-1D generator argument changed from the calibrated ones, e.g. --data-option "
                           "iid_noise_scale=0.1 (repeatable; see metakit.data.mnist1d)")
+    one.add_argument("--schedule-option", action="append", default=[], metavar="KEY=JSON",
+                     help="option of --schedule, e.g. --schedule staged --schedule-option schedule_file=runs/lr.pt "
+                          "(repeatable)")
     one.add_argument("--no-progress", action="store_true", help="hide progress bars")
     one.add_argument("--checkpoint-dir", default=None, help="write a checkpoint there after every epoch")
     one.add_argument("--resume", action="store_true", help="continue the run checkpointed in --checkpoint-dir")
@@ -64,25 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--profile", default=None, help="smoke | laptop (default: $METAKIT_PROFILE or laptop)")
     show.add_argument("--jobs", type=int, default=None,
                       help="notebooks run at a time (default: 2, or 1 on a 1-core machine; each kernel is one thread)")
-    add_table_parser(commands)
-    table = commands.add_parser("schedule-table", help="compare LR schedules on one task, write a CSV")
-    table.add_argument("task", help="cifar10 | cifar100 | noisy-cifar10 (digits at smoke/laptop) | transfer "
-                                    "(a frozen MLR-SNet carried to other runs: digits, MNIST-1D)")
-    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
-    table.add_argument("--seeds", type=int, nargs="+", default=[0])
-    table.add_argument("--entries", nargs="+", default=None, help="subset of metakit.experiments.schedule_tables.ENTRIES")
-    table.add_argument("--out", required=True, help="CSV of every run; the summary goes beside it")
-    table.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
-    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
-    table.add_argument("--source", default=None, choices=SOURCES, help="transfer: the dataset the schedule learns on")
-    table.add_argument("--momentum", type=float, default=None, help=f"transfer: one of {list(MOMENTA)} (default 0)")
-    table.add_argument("--variations", nargs="+", default=None,
-                       help="transfer: subset of metakit.experiments.schedule_transfer.variations and lm")
-    add_engine_flags(table)
+    add_study_parsers(commands)
     return parser
 
 
-CLI_SKIPS = ("options", "data_options", "progress")  # given as --option / --data-option KEY=JSON, --no-progress
+CLI_SKIPS = ("options", "data_options", "schedule_options", "progress")  # --option/--data-option/--schedule-option, --no-progress
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -126,91 +107,101 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--slurm", default=None, metavar="FOLDER", help="run each job on Slurm via submitit")
 
 
-def add_table_parser(commands) -> None:
-    """``table long-tail`` / ``table noise``: run a table's grid (resumable), write CSV + Markdown."""
-    table = commands.add_parser("table", help="run a paper table's grid, write a CSV and a Markdown table")
-    table.add_argument("kind", choices=["long-tail", "noise", "mfm-ablation", "mfm-transfer"], help="which table")
-    table.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
-    table.add_argument("--datasets", nargs="+", default=None,
-                       help="default: digits (smoke, laptop), cifar10 cifar100 (paper); noise: mnist1d")
-    table.add_argument("--imbalances", nargs="+", type=float, default=None,
-                       help="long-tail; default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)")
-    table.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    table.add_argument("--methods", nargs="+", default=None,
-                       help="long-tail default: every method that is not an LR schedule; noise default: "
-                            "ce mwnet sched_fixed sched_multistep sched_cosine sched_sgdr sched_mlrsnet")
-    table.add_argument("--variants", nargs="+", default=None,
-                       help="mfm-ablation: rows of metakit.experiments.mfm_tables.VARIANTS (default: all)")
-    table.add_argument("--targets", nargs="+", default=None,
-                       help=f"mfm-transfer: where the IF 100 modulator goes, of {list(TARGETS)} (default: all)")
-    table.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
-    table.add_argument("--out", default="runs/tables", help="folder for <kind>_<profile>.csv and .md")
-    add_engine_flags(table)
+# a study choice's flag: (type, nargs); any other choice is a list of words
+CHOICE_FLAGS = {"imbalances": (float, "+"), "momentum": (float, None), "source": (str, None), "task": (str, None)}
+TABLE_KINDS = ("long-tail", "noise", "mfm-ablation", "mfm-transfer")   # `table <kind>`: the study of that name
+SCHEDULE_TASKS = ("cifar10", "cifar100", "noisy-cifar10", "transfer")  # `schedule-table <task>`
 
 
-def table_main(args) -> int:
-    """Run the table's grid (resuming its CSV), then write and print the markdown."""
+def add_study_flags(parser: argparse.ArgumentParser, out_help: str, positional: str = "") -> None:
+    """The flags every study takes, then one flag per choice any study declares (its help from there)."""
+    parser.add_argument("--profile", default=None, help="smoke | laptop | paper (default: $METAKIT_PROFILE or laptop)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="one run per seed (default: 0 1 2)")
+    parser.add_argument("--out", default=None, help=out_help)
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick looks)")
+    parser.add_argument("--data-root", default=None, help="where CIFAR lives (paper profile)")
+    helps: dict[str, list[str]] = {}
+    for study in STUDIES.values():
+        for name, text in study.choices.items():
+            helps.setdefault(name, []).append(f"{study.name}: {text}")
+    for name, texts in helps.items():
+        if name == positional:
+            continue
+        kind, nargs = CHOICE_FLAGS.get(name, (str, "+"))
+        parser.add_argument("--" + name, type=kind, nargs=nargs, default=None, help="; ".join(texts))
+    add_engine_flags(parser)
+
+
+def add_study_parsers(commands) -> None:
+    """``study <name>``, and the older spellings ``table <kind>`` and ``schedule-table <task>``."""
+    study = commands.add_parser("study", help="run a study's grid (resumable), write its table and findings")
+    study.add_argument("name", choices=sorted(STUDIES), help="which study")
+    add_study_flags(study, "the CSV of every run (default: runs/tables/<name>_<profile>.csv); the markdown, "
+                           "summary and findings go beside it")
+    table = commands.add_parser("table", help="the same as `study` for a paper table (older spelling)")
+    table.add_argument("kind", choices=TABLE_KINDS, help="which table")
+    add_study_flags(table, "folder for <kind>_<profile>.csv and .md (default: runs/tables)")
+    schedules = commands.add_parser("schedule-table", help="the same as `study schedules` / `study "
+                                                           "schedule_transfer` (older spelling)")
+    schedules.add_argument("task", choices=SCHEDULE_TASKS, help="cifar10 | cifar100 | noisy-cifar10 (digits at "
+                           "smoke/laptop) | transfer (a frozen MLR-SNet carried to other runs)")
+    add_study_flags(schedules, "the CSV of every run; the summary and markdown go beside it", positional="task")
+    schedules.set_defaults(seeds=[0])   # the older spelling's default
+    findings = commands.add_parser("findings", help="recompute every committed table's findings page and the "
+                                                    "README's results lines from results/")
+    findings.add_argument("--check", action="store_true", help="only check they are up to date (exit 1 if not)")
+
+
+def study_of(args: argparse.Namespace) -> tuple[str, dict]:
+    """(the study name, the choices the spelling fixes) of a ``study``/``table``/``schedule-table`` command."""
+    if args.command == "table":
+        return args.kind.replace("-", "_"), {}
+    if args.command == "schedule-table":
+        return ("schedule_transfer", {}) if args.task == "transfer" else ("schedules", {"task": args.task})
+    return args.name, {}
+
+
+def study_main(args: argparse.Namespace) -> int:
+    """Run one study's grid (resuming its CSV), then write and print its markdown and findings."""
+    name, fixed = study_of(args)
+    study = get_study(name)
+    spelling = f"{args.command} {getattr(args, 'kind', None) or getattr(args, 'task', None) or name}"
+    flags = {n for f in STUDIES.values() for n in f.choices} - ({"task"} if args.command == "schedule-table" else set())
+    for flag in sorted(flags):
+        if getattr(args, flag, None) is not None and flag not in study.choices:
+            raise ValueError(f"--{flag} does not apply to {spelling} (its choices: "
+                             f"{', '.join('--' + c for c in study.choices) or 'none'}); leave it out.")
+    if args.data_root is not None and name not in ("schedules",):
+        raise ValueError(f"--data-root applies to the CIFAR schedule tables only, not {spelling}; leave it out.")
     profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    name = args.kind.replace("-", "_")
-    stem = Path(args.out) / (f"{name}_{profile}" + ("" if args.epochs is None else f"_e{args.epochs}"))
-    engine = dict(csv_path=stem.with_suffix(".csv"), overrides=overrides, log=lambda s: print(s, flush=True),
-                  executor=make_executor(args.workers, args.dask, args.slurm))
-    title = f"{args.kind} table, profile {profile}"
-    if args.variants is not None and args.kind != "mfm-ablation":
-        raise ValueError(f"--variants={args.variants} applies to table mfm-ablation only; leave it out.")
-    if args.targets is not None and args.kind != "mfm-transfer":
-        raise ValueError(f"--targets={args.targets} applies to table mfm-transfer only; leave it out.")
-    if args.kind == "mfm-transfer":
-        if args.imbalances is not None or args.datasets is not None:
-            raise ValueError("--imbalances and --datasets do not apply to table mfm-transfer (MNIST-1D, its "
-                             "settings are --targets); leave them out.")
-        mfm_transfer(args.targets or list(TARGETS), args.seeds, profile, args.methods or TRANSFER_METHODS, args.out,
-                     **engine)
-        text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
-    elif args.kind == "noise":
-        if args.imbalances is not None:
-            raise ValueError(f"--imbalances={args.imbalances} does not apply to the noise table (balanced, noisy "
-                             f"labels); leave it out.")
-        noise_grid(args.methods, args.datasets or ["mnist1d"], seeds=args.seeds, profile=profile, **engine)
-        # the markdown summarises the whole CSV: a table made in chunks (one --seeds value at a time) shows every seed
-        text = write_noise_table(read_csv(engine["csv_path"], momentum=True), stem.with_suffix(".md"), title,
-                                 command_line(vars(args)))
-    elif args.kind == "mfm-ablation":
-        if args.methods is not None:
-            raise ValueError(f"--methods={args.methods} does not apply to table mfm-ablation: choose its rows with "
-                             f"--variants (metakit.experiments.mfm_tables.VARIANTS).")
-        mfm_ablation(args.datasets or ["mnist1d"], args.imbalances or [100], args.seeds, profile, args.variants,
-                     **engine)
-        text = write_mfm_table(read_csv(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
-    else:
-        long_tail_grid(args.methods, args.datasets, args.imbalances, args.seeds, profile, **engine)
-        text = write_table(read_rows(engine["csv_path"]), stem.with_suffix(".md"), title, command_line(vars(args)))
+    choices = {c: getattr(args, c) for c in study.choices if c in flags and getattr(args, c) is not None} | fixed
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("data_root", args.data_root)) if v is not None}
+    plan = Plan(profile, tuple(args.seeds or (0, 1, 2)), choices, overrides)
+    out = csv_path(args, study, profile)
+    run_study(study, plan, out, executor=make_executor(args.workers, args.dask, args.slurm),
+              log=lambda line: print(line, flush=True))
+    detail = {"source": f" from {choices.get('source')}", "task": f" {choices.get('task')}"}
+    title = study.title + "".join(detail[c] for c in ("source", "task") if c in choices) + f", profile {profile}"
+    # the markdown summarises the whole CSV: a table made in chunks (one --seeds value at a time) shows every seed
+    text = write_study(study, read_csv(out, momentum=study.momentum), out.with_suffix(".md"), command_line(vars(args)),
+                       title)
     print()
     print(text)
-    print(f"wrote {stem.with_suffix('.csv')} and {stem.with_suffix('.md')}")
+    print(f"wrote {out}, {out.with_suffix('.md')} and {out.with_name(out.stem + '_findings.md')}")
     return 0
 
 
-def schedule_transfer_main(args: argparse.Namespace) -> int:
-    """``python -m metakit schedule-table transfer --source digits --momentum 0 --seeds 0 1 2 3 4 --out <csv>``."""
-    if args.source is None:
-        raise ValueError(f"schedule-table transfer needs --source, one of {list(SOURCES)}, e.g. --source digits.")
-    if args.data_root is not None:
-        raise ValueError("--data-root does not apply to schedule-table transfer (digits and MNIST-1D); leave it out.")
-    profile = args.profile or os.environ.get("METAKIT_PROFILE") or "laptop"
+def csv_path(args: argparse.Namespace, study, profile: str) -> Path:
+    """The study's CSV: ``--out`` (a folder for ``table``), else its default; ``_e<N>`` with ``--epochs``."""
+    suffix = "" if args.epochs is None else f"_e{args.epochs}"
+    if args.command == "table":
+        return Path(args.out or "runs/tables") / f"{study.name}_{profile}{suffix}.csv"
+    if args.out is None:
+        return Path(study.default_csv.format(name=study.name, profile=profile + suffix))
     out = Path(args.out)
     if out.suffix != ".csv":
-        raise ValueError(f"--out={args.out!r} must be a CSV path, e.g. results/{args.source}/schedule_transfer_{profile}.csv.")
-    overrides = {"epochs": args.epochs} if args.epochs is not None else None
-    schedule_transfer(args.source, 0.0 if args.momentum is None else args.momentum, args.variations, args.seeds,
-                             profile, args.entries, out, overrides, log=lambda line: print(line, flush=True),
-                             executor=make_executor(args.workers, args.dask, args.slurm))
-    title = f"Schedule transfer from {args.source}, profile {profile}"
-    # the markdown summarises the whole CSV: both momentum blocks, every chunk so far
-    print(write_transfer_table(read_csv(out, momentum=True), out.with_suffix(".md"), title, command_line(vars(args))))
-    print(f"wrote {out} and {out.with_suffix('.md')}")
-    return 0
+        raise ValueError(f"--out={args.out!r} must be a CSV path, e.g. {study.default_csv.format(name=study.name, profile=profile)}.")
+    return out
 
 
 def parse_options(pairs: list[str], flag: str = "--option") -> dict:
@@ -264,7 +255,7 @@ def run_main(args: argparse.Namespace) -> int:
     if fields.get("milestones") is not None:
         fields["milestones"] = tuple(fields["milestones"])
     config = Config(**fields, options=parse_options(args.option), data_options=parse_options(args.data_option, "--data-option"),
-                    progress=not args.no_progress)
+                    schedule_options=parse_options(args.schedule_option, "--schedule-option"), progress=not args.no_progress)
     resolved = config.resolve()  # every bad value is refused here, before any data or folder is touched
     check_save_learner(args.save_learner, resolved)
     check_checkpoint_dir(args.checkpoint_dir)
@@ -303,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
 
             return demo_main(args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
                              DEFAULT_JOBS if args.jobs is None else args.jobs)
-        if args.command == "table":
-            return table_main(args)
-        if args.command == "schedule-table":
-            return schedule_table_main(args)
+        if args.command in ("study", "table", "schedule-table"):
+            return study_main(args)
+        if args.command == "findings":
+            from metakit.studies.committed import main as findings_main
+
+            return findings_main(check=args.check)
         return run_main(args)
     except Exception as err:  # noqa: BLE001 — the CLI's one error line; --debug re-raises
         if getattr(args, "debug", False):
@@ -314,22 +307,3 @@ def main(argv: list[str] | None = None) -> int:
         kind = "" if isinstance(err, (ValueError, TypeError, FileNotFoundError)) else f"{type(err).__name__}: "
         print(f"error: {kind}{err}".splitlines()[0], file=sys.stderr)
         return 2
-
-
-def schedule_table_main(args: argparse.Namespace) -> int:
-    """``python -m metakit schedule-table noisy-cifar10 --profile paper --out runs/noisy.csv``."""
-    transfer_only = {"--source": args.source, "--momentum": args.momentum, "--variations": args.variations}
-    if args.task == "transfer":
-        return schedule_transfer_main(args)
-    given = [flag for flag, value in transfer_only.items() if value is not None]
-    if given:
-        raise ValueError(f"{given[0]} applies to schedule-table transfer only, not task={args.task!r}; leave it out.")
-    overrides = {k: v for k, v in (("data_root", args.data_root), ("epochs", args.epochs)) if v is not None}
-    write_schedule_table(args.task, args.out, args.profile or os.environ.get("METAKIT_PROFILE") or "laptop",
-                         args.seeds, args.entries, executor=make_executor(args.workers, args.dask, args.slurm),
-                         command=command_line(vars(args)), **overrides)
-    out = Path(args.out)
-    print(out.with_suffix(".md").read_text())
-    print(f"wrote {out}, {out.with_name(out.stem + '_summary.csv')} and {out.with_suffix('.md')}")
-    return 0
-

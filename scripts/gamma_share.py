@@ -19,9 +19,10 @@ import time
 
 from metakit.experiments import Config, run
 from metakit.experiments.executors import make_executor
-from metakit.experiments.grid import GridRun, read_csv, run_grid
-from metakit.experiments.grid_summary import summarise, write_outputs
-from metakit.experiments.schedule_transfer import MOMENTA, SOURCES, schedule_path, target_config
+from metakit.studies.grid import GridRun, read_csv, run_grid
+from metakit.studies.report import write_outputs
+from metakit.studies.stats import summarise
+from metakit.studies.schedule_transfer import MOMENTA, SOURCES, schedule_path, target_config
 from metakit.schedules.learned import stage_shares
 
 STAGES = (1, 2, 3)

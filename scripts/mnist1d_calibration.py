@@ -19,8 +19,9 @@ from metakit.data.mnist1d import GENERATOR, PACKAGE_DEFAULTS, load_mnist1d
 from metakit.data.source import default_root
 from metakit.experiments import Config
 from metakit.experiments.executors import make_executor
-from metakit.experiments.grid import GridRun, read_csv, run_grid, timed_run
-from metakit.experiments.grid_summary import summarise, write_outputs
+from metakit.studies.grid import GridRun, read_csv, run_grid, timed_run
+from metakit.studies.report import write_outputs
+from metakit.studies.stats import summarise
 
 # generator arguments changed from mnist1d's defaults (PACKAGE_DEFAULTS); the chosen one equals GENERATOR
 _DIALS = ("corr_noise_scale", "iid_noise_scale", "shear_scale")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from metakit.experiments.grid import read_csv
-from metakit.experiments.schedule_transfer import schedule_transfer
+from metakit.studies.grid import read_csv
+from metakit.studies import Plan, get_study, run_study
 
 SPEC = importlib.util.spec_from_file_location("gamma_share", Path(__file__).resolve().parents[1] / "scripts/gamma_share.py")
 gamma_share = importlib.util.module_from_spec(SPEC)
@@ -13,7 +13,8 @@ SPEC.loader.exec_module(gamma_share)
 
 
 def test_each_stage_gives_gamma_the_mean_lr_and_their_ratio_and_the_table_resumes(tmp_path, capsys):
-    schedule_transfer("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet"], tmp_path / "digits" / "t.csv", {"epochs": 3})
+    plan = Plan("smoke", (0,), {"source": "digits", "variations": ["same"], "entries": ["mlrsnet"]}, {"epochs": 3})
+    run_study(get_study("schedule_transfer"), plan, tmp_path / "digits" / "t.csv")
     args = ["--sources", "digits", "--momenta", "0", "--seeds", "0", "--profile", "smoke", "--folder", str(tmp_path),
             "--out", str(tmp_path)]
     assert gamma_share.main(args) == 0

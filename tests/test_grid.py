@@ -1,4 +1,5 @@
 """The grid pipeline: resumable tidy CSV, paired deltas with a t interval, failures and bad input."""
+import json
 import math
 import multiprocessing
 import signal
@@ -13,8 +14,9 @@ import pytest
 from scipy import stats
 
 from metakit.experiments import Config
-from metakit.experiments.grid import GridRun, columns, git_commit, read_csv, run_grid, setting_of
-from metakit.experiments.grid_summary import paired_delta, render_markdown, summarise, write_outputs
+from metakit.studies.grid import GridRun, columns, git_commit, read_csv, run_grid, setting_of, stored_config
+from metakit.studies.report import render_markdown, write_outputs
+from metakit.studies.stats import paired_delta, summarise
 
 
 def grid(seeds=(0, 1), methods=("ce", "focal")):
@@ -36,7 +38,10 @@ class Counting:
 
 def test_rows_are_in_the_results_format():
     df = run_grid(grid(), job=Counting())
-    assert list(df.columns) == columns() + ["error"]
+    assert list(df.columns) == columns() + ["config", "error"]
+    for row in df.to_dict("records"):   # each row keeps the resolved config that made it: rerun it from there
+        assert stored_config(row).canonical() == Config(**json.loads(row["config"])).canonical()
+        assert (stored_config(row).method, stored_config(row).seed) == (row["method"], row["seed"])
     assert df[["dataset", "setting", "method", "variant", "seed"]].values.tolist() == [
         ["digits", "lt_if10", m, "", s] for m in ("ce", "focal") for s in (0, 1)]
     assert df["val_acc"].isna().all() and df["error"].isna().all()
@@ -80,7 +85,7 @@ def test_a_failed_run_is_left_out_of_the_csv_and_retried(tmp_path):
 KILLED_GRID = textwrap.dedent("""
     import os, signal, sys
     from metakit.experiments import Config
-    from metakit.experiments.grid import GridRun, run_grid
+    from metakit.studies.grid import GridRun, run_grid
     calls = []
     def die_on_the_third(config):
         calls.append(config)

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "metakit"
 
 # Rooms from the top down: a module may import its own room and any room below it.
-ROOMS = ["cli", "teaching", "plots", "experiments", "methods", "schedules", "learners", "meta", "models", "data",
+ROOMS = ["cli", "teaching", "plots", "studies", "probes", "experiments", "methods", "schedules", "learners", "meta", "models", "data",
          "distributed", "device", "io", "options"]
 
 

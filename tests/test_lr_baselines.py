@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from metakit.schedules.hd import HypergradientLR
-from metakit.experiments.schedule_tables import available_entries, schedule_table, summarise
+from metakit.studies import Plan, run_study
+from metakit.studies.schedules import STUDY, available_entries, summarise
 from metakit.schedules import lr_function, sgdr_position
 
 
@@ -65,7 +66,7 @@ def test_hypergradient_lr_never_goes_below_its_floor():
 @pytest.mark.slow
 def test_every_table_entry_runs_at_smoke():
     entries = available_entries()
-    runs = schedule_table("noisy-cifar10", "smoke", seeds=[0], entries=entries, epochs=1)
+    runs = run_study(STUDY, Plan("smoke", (0,), {"task": "noisy-cifar10", "entries": entries}, {"epochs": 1}))
     assert list(runs["entry"]) == entries
     assert runs["test_acc"].between(0, 100).all() and (runs["final_lr"] > 0).all()
     assert len(summarise(runs)) == len(entries)

@@ -11,10 +11,9 @@ from torch.func import functional_call
 
 from metakit.cli import main
 from metakit.experiments import Config, run
-from metakit.experiments.grid import LABELS
-from metakit.experiments.mfm_bound import bound_job, fit_modulation
-from metakit.experiments.mfm_tables import (ABLATIONS, VARIANTS, ablation_config, ablation_runs, choose_defaults,
-                                          mfm_ablation)
+from metakit.studies.grid import LABELS
+from metakit.probes.mfm_bound import bound_job, fit_modulation
+from metakit.studies.mfm_ablation import ABLATIONS, VARIANTS, ablation_config, ablation_runs, choose_defaults
 from metakit.learners.modulation import attach
 from metakit.meta import MetaStep
 from metakit.methods.base import Trainer
@@ -171,8 +170,9 @@ def test_ablation_table_resumes_and_renders_deltas_against_ce_and_mfm(tmp_path, 
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["table", "long-tail", "--variants", "ce"], "--variants=['ce'] applies to table mfm-ablation only"),
-    (["table", "mfm-ablation", "--methods", "ce"], "--methods=['ce'] does not apply to table mfm-ablation"),
+    (["table", "long-tail", "--variants", "ce"], "--variants does not apply to table long-tail"),
+    (["table", "mfm-ablation", "--methods", "ce"], "--methods does not apply to table mfm-ablation"),
+    (["study", "noise", "--targets", "if50"], "--targets does not apply to study noise (its choices: --methods"),
     (["table", "mfm-ablation", "--variants", "nope"], "variants='nope'"),
 ])
 def test_bad_table_flags_give_one_line_and_status_2(capsys, argv, words):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from metakit.cli import main
-from metakit.experiments.mfm_transfer import METHODS, TARGETS, modulator_path, target_config, transfer_runs
+from metakit.studies import Plan
+from metakit.studies.mfm_transfer import METHODS, STUDY, TARGETS, modulator_path, target_config, transfer_runs
 from metakit.learners.store import load_learner
 
 
@@ -38,18 +39,10 @@ def test_transfer_table_learns_the_source_once_freezes_it_and_resumes(tmp_path, 
     assert "2 of 2 runs already in" in capsys.readouterr().out
 
 
-def test_the_command_defaults_to_every_target_and_transfer_method(tmp_path, monkeypatch, capsys):
-    import metakit.cli as cli
-    seen = {}
-
-    def fake(targets, seeds, profile, methods, folder, csv_path, **engine):
-        seen.update(targets=list(targets), methods=list(methods))
-        row = dict(dataset="mnist1d", setting="transfer_if50", method="ce", variant="", seed=0, test_acc=50.0,
-                   val_acc=50.0, many_acc=50.0, medium_acc=50.0, few_acc=50.0, seconds=1.0, commit="x")
-        pd.DataFrame([row]).to_csv(csv_path, index=False)
-
-    monkeypatch.setattr(cli, "mfm_transfer", fake)
-    assert main(["table", "mfm-transfer", "--profile", "smoke", "--seeds", "0", "--out", str(tmp_path)]) == 0
-    assert seen == {"targets": list(TARGETS), "methods": list(METHODS)}
+def test_the_study_defaults_to_every_target_and_transfer_method(tmp_path, capsys):
+    rows = STUDY.rows(Plan("smoke", (0,)))
+    assert sorted({r.setting for r in rows}) == sorted(f"transfer_{t}" for t in TARGETS)
+    assert sorted({r.method for r in rows}) == sorted(METHODS) and len(rows) == len(TARGETS) * len(METHODS)
     assert main(["table", "noise", "--targets", "if50", "--out", str(tmp_path)]) != 0
-    assert "--targets=['if50'] applies to table mfm-transfer only" in capsys.readouterr().err
+    assert "--targets does not apply to table noise" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything is written

@@ -1,11 +1,18 @@
 """The noise table: its protocol per dataset, its rows (which rebuild the configs that made them), its summary and command."""
+import dataclasses
+
 import pandas as pd
 import pytest
 
-from metakit.experiments.grid import read_csv, setting_of
 from metakit.cli import main
-from metakit.experiments.noise_tables import (METHODS, config_of_row, noise_config, noise_grid, noise_of,
-                                              render_markdown, summarise, write_table)
+from metakit.studies import Plan, rerun_config, run_study, write_study
+from metakit.studies.grid import read_csv, setting_of
+from metakit.studies.noise import METHODS, STUDY, noise_config, noise_of, render_markdown, summarise
+
+
+def noise_grid(methods, datasets, seeds, profile, csv_path, job, overrides=None):
+    return run_study(dataclasses.replace(STUDY, job=job), Plan(profile, seeds, {"methods": methods, "datasets": datasets},
+                                                               overrides or {}), csv_path)
 
 
 def fake_job(ran):
@@ -18,16 +25,17 @@ def fake_job(ran):
 @pytest.mark.parametrize("overrides", [{}, {"epochs": 2}])
 def test_config_of_row_is_the_config_the_grid_ran(tmp_path, overrides):
     ran, path = [], tmp_path / "noise.csv"
-    noise_grid(["ce", "mwnet", "sched_cosine"], ["mnist1d", "digits"], [("uniform", 0.4), ("flip", 0.4)], [0, 1],
-               "laptop", csv_path=path, overrides=overrides, job=fake_job(ran))
+    noise_grid(["ce", "mwnet", "sched_cosine"], ["mnist1d", "digits"], [0, 1], "laptop", path, fake_job(ran),
+               overrides)
     rows = read_csv(path, momentum=True)
     assert len(rows) == len(ran) == 2 * 2 * 3 * 2
     by_acc = {50.0 + i + 1: config for i, config in enumerate(ran)}
     for row in rows.to_dict("records"):
-        assert config_of_row(row).canonical() == by_acc[row["test_acc"]].canonical()
+        for stored in (row, dict(row, config=None)):   # from the config column, and rebuilt from the labels
+            assert rerun_config(STUDY, stored).canonical() == by_acc[row["test_acc"]].canonical()
     first = rows.iloc[0]
-    assert config_of_row(first, "smoke").resolve().profile == "smoke"
-    assert config_of_row(first, "smoke").resolve().epochs == 3        # the smoke profile's own, not the row's
+    assert rerun_config(STUDY, first, "smoke").resolve().profile == "smoke"
+    assert rerun_config(STUDY, first, "smoke").resolve().epochs == 3        # the smoke profile's own, not the row's
 
 
 def test_noise_of_reads_every_setting_the_grid_writes():
@@ -49,7 +57,7 @@ def test_summary_pairs_deltas_across_momentum_and_renders():
 
 def test_a_row_without_its_tags_is_refused():
     with pytest.raises(ValueError, match=r"row lacks \['profile', 'epochs'\]"):
-        config_of_row({"dataset": "mnist1d", "setting": "noise_uniform_40", "method": "ce", "seed": 0})
+        rerun_config(STUDY, {"dataset": "mnist1d", "setting": "noise_uniform_40", "method": "ce", "seed": 0})
 
 
 def test_mnist1d_rows_follow_the_noise_protocol():
@@ -69,19 +77,21 @@ def test_unknown_row_is_named():
 
 def test_grid_labels_rows_and_pairs_deltas_against_ce(tmp_path):
     fake = lambda config: {"test_acc": 50.0 + 10 * (config.method == "mwnet") + config.seed, "seconds": 0.0}  # noqa: E731
-    df = noise_grid(["ce", "mwnet", "sched_cosine"], ["digits"], [("flip", 0.4)], [0, 1], "smoke",
-                    csv_path=tmp_path / "n.csv", job=fake)
+    df = noise_grid(["ce", "mwnet", "sched_cosine"], ["digits"], [0, 1], "smoke", tmp_path / "n.csv", fake)
     assert df[["setting", "method", "momentum"]].drop_duplicates().values.tolist() == [
+        ["noise_uniform_40", "ce", 0.9], ["noise_uniform_40", "mwnet", 0.9], ["noise_uniform_40", "sched_cosine", 0.0],
         ["noise_flip_40", "ce", 0.9], ["noise_flip_40", "mwnet", 0.9], ["noise_flip_40", "sched_cosine", 0.0]]
-    text = write_table(df, tmp_path / "n.md")
-    assert "| mwnet | +10.00 [+10.00, +10.00] (n=2) |" in text  # paired across momentum, against ce
-    assert pd.read_csv(tmp_path / "n_summary.csv")["paired_seeds"].tolist() == [0, 2, 2]
+    text = write_study(STUDY, df, tmp_path / "n.md")
+    assert "| mwnet | +10.00 [+10.00, +10.00] (n=2) | +10.00 [+10.00, +10.00] (n=2) |" in text  # across momentum
+    assert pd.read_csv(tmp_path / "n_summary.csv")["paired_seeds"].tolist() == [0, 2, 2] * 2
+    findings = (tmp_path / "n_findings.md").read_text()
+    assert "| mwnet beats ce | digits | noise_flip_40 | test_acc | +10.00 [+10.00, +10.00] | 2 | holds |" in findings
 
 
 def test_cli_refuses_imbalances_for_the_noise_table(capsys, tmp_path):
     code = main(["table", "noise", "--profile", "smoke", "--imbalances", "10", "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "--imbalances=[10.0] does not apply to the noise table" in err
+    assert code == 2 and "--imbalances does not apply to table noise" in err
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 

@@ -9,7 +9,7 @@ import pytest
 from metakit.experiments import Config
 from metakit.experiments.cache import cache_key
 from metakit.experiments.executors import make_executor
-from metakit.experiments.sweep import ablate
+from metakit.studies.sweep import ablate
 from metakit.methods import METHODS, register
 from metakit.methods.registry import source_hash, worker_modules
 

@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from metakit.experiments import noise_tables, tables
-from metakit.experiments.grid import columns, read_csv
+from metakit.studies import long_tail as tables, noise as noise_tables
+from metakit.studies.grid import columns, read_csv
 from metakit.teaching.results import csv_path, find_row, make_command, missing_line, rerun_line
 
 

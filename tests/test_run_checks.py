@@ -119,7 +119,7 @@ def test_unscaled_lr_both_ways(schedule_file, capsys):
 @pytest.mark.slow
 def test_every_step_both_ways(capsys):
     from metakit.experiments import run
-    from metakit.experiments.schedule_tables import table_config
+    from metakit.studies.schedules import table_config
 
     history = {name: run(table_config("cifar10", name, "smoke", 0, dataset="digits")).history
                for name in ("mlrsnet", "mlrsnet_final_net", "mlrsnet_every_step")}

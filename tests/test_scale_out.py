@@ -10,7 +10,7 @@ import pytest
 
 from metakit.experiments.executors import make_executor
 from metakit.experiments import Config
-from metakit.experiments.sweep import METRICS, ablate
+from metakit.studies.sweep import METRICS, ablate
 
 BASE = Config(profile="smoke", epochs=2, progress=False, device="cpu")
 GRID = {"imbalance": [1, 5]}
@@ -44,7 +44,7 @@ def test_process_pool_gives_in_process_results(tmp_path):
 KILLED_SWEEP = textwrap.dedent("""
     import concurrent.futures as cf, os, signal, sys
     from metakit.experiments import Config
-    from metakit.experiments.sweep import ablate
+    from metakit.studies.sweep import ablate
 
     class DieAfterTwo(cf.Executor):  # an executor that runs each job here, then dies halfway through the sweep
         finished = 0

@@ -2,12 +2,19 @@ import pandas as pd
 import torch
 import pytest
 
+
+def schedule_transfer(source, momentum, names, seeds, profile, entries=None, csv_path=None, overrides=None):
+    plan = Plan(profile, seeds, {"source": source, "momentum": momentum, "variations": names, "entries": entries},
+                overrides or {})
+    return run_study(STUDY, plan, csv_path)
+
 from metakit.cli import main
-from metakit.experiments.grid import read_csv
-from metakit.experiments.schedule_tables import frozen_options, table_config
-from metakit.experiments.schedule_transfer import (config_of_row, entries_for, schedule_path, schedule_transfer, target_config,
-                                                   transfer_runs, variant_schedule, variations)
-from metakit.experiments.schedule_transfer_report import render_verdicts, verdicts
+from metakit.studies.grid import read_csv
+from metakit.studies.schedules import frozen_options, table_config
+from metakit.studies import Plan, rerun_config, run_study
+from metakit.studies.schedule_transfer import (STUDY, entries_for, schedule_path, target_config, transfer_runs,
+                                               variant_schedule, variations)
+from metakit.studies.transfer_verdicts import render_verdicts, verdicts
 from metakit.learners.lr_net import load_schedule
 
 
@@ -48,7 +55,7 @@ def test_the_frozen_row_runs_the_staged_meta_test_and_final_net_is_a_variant(tmp
     for r in runs:   # an ablation row's CSV fields lead back to its config
         row = {"dataset": "digits", "setting": r.setting, "method": r.method, "variant": r.variant, "seed": 0,
                "momentum": 0.0, "profile": "smoke", "epochs": r.config.resolve().epochs}
-        assert config_of_row(row, "digits", tmp_path) == r.config
+        assert rerun_config(STUDY, row, folder=tmp_path) == r.config
     assert df[["setting", "method", "momentum"]].values.tolist() == [
         ["transfer_source", "sched_mlrsnet", 0.0], ["transfer_same", "sched_mlrsnet", 0.0],
         ["transfer_same", "sched_fixed", 0.0]]
@@ -93,7 +100,11 @@ def test_cli_end_to_end_resumes_and_relearns_a_missing_schedule(tmp_path, capsys
     assert main(["schedule-table", "transfer", "--profile", "smoke", "--out", str(out)]) == 2
     assert "needs --source" in capsys.readouterr().err
     assert main(["schedule-table", "cifar10", "--source", "digits", "--out", str(tmp_path / "x.csv")]) == 2
-    assert "--source applies to schedule-table transfer only" in capsys.readouterr().err
+    assert "--source does not apply to schedule-table cifar10" in capsys.readouterr().err
+    assert main(["study", "schedule_transfer", "--source", "digits", "--profile", "smoke", "--seeds", "0",
+                 "--entries", "mlrsnet", "fixed", "--variations", "same", "--epochs", "1", "--out", str(out)]) == 0
+    findings = out.with_name(out.stem + "_findings.md").read_text()
+    assert "| sched_mlrsnet within 1 of sched_fixed, momentum 0 | digits | transfer_same | test_acc |" in findings
 
 
 def _rows(**acc):
@@ -130,7 +141,7 @@ def test_the_language_model_verdict_is_a_perplexity_ratio_against_the_best_on_va
     assert not bool(verdicts(rows).iloc[0].best_met)            # 6.4 / 6.0 = 1.067 > 1.05
 
 
-def test_config_of_row_rebuilds_every_image_rows_config(tmp_path):
+def test_rerun_config_rebuilds_every_image_rows_config(tmp_path):
     out = tmp_path / "t.csv"
     names = ["same", "epochs_x2", "dataset", "arch_mlp"]
     rows = schedule_transfer("digits", 0.0, names, [0, 1], "smoke", ["mlrsnet", "cosine", "mlrsnet_final_net"], out,
@@ -140,9 +151,10 @@ def test_config_of_row_rebuilds_every_image_rows_config(tmp_path):
     image = rows[rows.setting != "transfer_source"].to_dict("records")
     assert len(image) == len(runs) == 4 * 2 * 3
     for row, want in zip(image, runs):
-        assert config_of_row(row, "digits", tmp_path) == want.config, row
+        assert rerun_config(STUDY, dict(row, config=None), folder=tmp_path) == want.config, row   # from its labels
+        assert rerun_config(STUDY, row).canonical() == want.config.canonical(), row              # from its config
     with pytest.raises(ValueError, match="transfer_source.*not an image target row"):
-        config_of_row(rows.iloc[0].to_dict(), "digits", tmp_path)
+        rerun_config(STUDY, dict(rows.iloc[0].to_dict(), config=None), folder=tmp_path)
 
 
 def test_each_frozen_variant_gets_its_own_verdict_against_the_default_hand_rows():
@@ -172,7 +184,7 @@ def test_momentum_lookahead_meta_trains_its_own_source_and_its_rows_read_it(tmp_
     assert own.parent == default.parent and own.name == "schedule_transfer_smoke_digits_m0.9_momentum_lookahead.pt"
     first, second = (load_schedule(p)[0].state_dict() for p in (default, own))
     assert any(not torch.equal(first[k], second[k]) for k in first)   # meta-trained differently
-    row = df.iloc[2].to_dict() | {"profile": "smoke", "epochs": 2}
-    assert config_of_row(row, "digits", tmp_path).options == {"schedule_file": str(own), "variant": "momentum_lookahead"}
+    row = df.iloc[2].to_dict() | {"profile": "smoke", "epochs": 2, "config": None}
+    assert rerun_config(STUDY, row, folder=tmp_path).options == {"schedule_file": str(own), "variant": "momentum_lookahead"}
     with pytest.raises(ValueError, match=r"^entries='mlrsnet_momentum_lookahead' at momentum=0: .*--momentum 0\.9\.$"):
         entries_for(0.0, ["mlrsnet_momentum_lookahead"])

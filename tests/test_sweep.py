@@ -2,7 +2,7 @@
 import pytest
 
 from metakit.experiments import Config
-from metakit.experiments.sweep import ablate, jobs
+from metakit.studies.sweep import ablate, jobs
 
 BASE = Config(profile="smoke", epochs=1, progress=False, device="cpu")
 

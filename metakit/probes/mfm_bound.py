@@ -63,7 +63,7 @@ def fit_modulation(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, where
 
 
 def bound_job(config: Config, fit: str = "meta", where: Any = "fc", steps: int = STEPS) -> dict[str, float]:
-    """A grid job (`metakit.experiments.grid.run_grid`): train ``config``, fit γ/β on ``fit``, test.
+    """A grid job (`metakit.studies.grid.run_grid`): train ``config``, fit γ/β on ``fit``, test.
 
     Returns:
         test_acc, val_acc (NaN for ``fit="val"``), many/medium/few_acc of the modulated net,

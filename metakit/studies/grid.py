@@ -1,10 +1,10 @@
-"""One grid pipeline for every table: labelled configs → tidy rows in a resumable CSV.
+"""One grid pipeline for every study: labelled configs → tidy rows in a resumable CSV.
 
-A table command labels each `Config` it wants run (`GridRun`: dataset, setting, method, variant,
-seed — the results format of DESIGN.md), and `run_grid` runs the ones its CSV does not hold yet
-through an executor, appending each finished run to the CSV (rewritten atomically, so a grid killed
-halfway leaves a valid file and resumes where it stopped). `metakit.experiments.grid_summary` turns
-the rows into mean ± std and paired deltas and writes the CSV + markdown beside them.
+A study labels each `Config` it wants run (`GridRun`: dataset, setting, method, variant, seed —
+the results format, docs/results_format.md), and `run_grid` runs the ones its CSV does not hold
+yet through an executor, appending each finished run, with its resolved config as JSON, to the
+CSV (rewritten atomically, so a grid killed halfway leaves a valid file and resumes where it
+stopped).
 
 Example:
     >>> runs = [GridRun(Config(profile="smoke", imbalance=10, epochs=1, seed=s)) for s in (0, 1)]
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import subprocess
 import time
@@ -73,6 +74,7 @@ class GridRun:
     tags: dict = dataclasses.field(default_factory=dict)  # extra columns, e.g. {"profile": "smoke"}
     setting: str | None = None        # the row's setting; None: `setting_of` the config (transfer: transfer_if50)
     dataset: str | None = None        # the row's dataset; None: the config's (a language-model row: "text")
+    job: Callable | None = None       # what runs it (picklable); None: the study's job
 
     def labels(self, momentum: bool = False) -> dict[str, Any]:
         """The row's label columns (``momentum`` too when schedules are compared)."""
@@ -82,8 +84,21 @@ class GridRun:
         return out | ({"momentum": float(c.momentum)} if momentum else {})
 
 
+def profile_tags(config: Config, **extra: Any) -> dict[str, Any]:
+    """The tags every study keeps beside the results format: the profile and the epochs a row ran.
+
+    A CSV holds one (profile, epochs): a row of another is refused, never mixed.
+
+    Example:
+        >>> profile_tags(Config(profile="smoke"))
+        {'profile': 'smoke', 'epochs': 3}
+    """
+    c = config.resolve()
+    return {"profile": c.profile, "epochs": c.epochs, **extra}
+
+
 def rerun_profile(row: dict, profile: str | None) -> tuple[str, str]:
-    """(the profile a table row ran at, the profile to rerun it at) — for a table's ``config_of_row``.
+    """(the profile a table row ran at, the profile to rerun it at) — for `metakit.studies.rerun_config`.
 
     A row of a table command's CSV carries its labels and the tags ``profile`` and ``epochs``;
     one without them is refused.
@@ -99,6 +114,29 @@ def rerun_profile(row: dict, profile: str | None) -> tuple[str, str]:
                          f"profile and epochs columns).")
     own = str(row["profile"])
     return own, own if profile is None else profile
+
+
+def config_json(config: Config) -> str:
+    """The resolved config as JSON, stored in each row's ``config`` column (`stored_config` reads it back).
+
+    Example:
+        >>> c = Config(profile="smoke", imbalance=10)
+        >>> stored_config({"config": config_json(c)}).canonical() == c.canonical()
+        True
+    """
+    return json.dumps(dataclasses.asdict(config.resolve()), sort_keys=True)
+
+
+def stored_config(row: dict) -> Config | None:
+    """The `Config` a row stored in its ``config`` column (None for rows written before it existed)."""
+    text = row.get("config")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return Config(**json.loads(text))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"row config={text[:60]!r}… is not a Config's JSON ({err}); rerun the row from its labels "
+                         f"or remove the column.") from None
 
 
 def git_commit(folder: str | Path | None = None) -> str:
@@ -129,6 +167,12 @@ def timed_run(config: Config, run_fn: Callable = run) -> dict[str, float]:
     start = time.perf_counter()
     metrics = run_fn(config).metrics
     return {m: float(metrics[m]) for m in METRICS if m in metrics} | {"seconds": time.perf_counter() - start}
+
+
+def run_job(job_and_config: tuple[Callable, Config]) -> dict:
+    """Run one grid job (what an executor receives): the row's own job, or the grid's, on its config."""
+    job, config = job_and_config
+    return job(config)
 
 
 def _key(row: dict, momentum: bool) -> tuple:
@@ -204,7 +248,8 @@ def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job
         csv_path: keep the rows here: runs already in it (same labels) are skipped, and each
             finished run is appended, the file rewritten atomically. None: keep nothing.
         job: a picklable function of one `Config` returning its metrics and ``seconds`` (a dict);
-            keys beyond the results format (e.g. ``final_lr``) become extra columns.
+            keys beyond the results format (e.g. ``final_lr``) become extra columns. A run's own
+            ``job`` wins.
         executor: any ``concurrent.futures.Executor`` (`metakit.experiments.executors.make_executor`); None: here.
         momentum: label rows by momentum too (schedule comparisons).
         log: called with one line per finished or failed run (e.g. ``print``); None: silent.
@@ -249,6 +294,7 @@ def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job
                 log(f"{name}: FAILED\n{outcome.error}")
             return
         row = labels | {m: float("nan") for m in METRICS} | dict(outcome.value) | {"commit": commit} | run_.tags
+        row["config"] = config_json(run_.config)
         done[key] = row
         if csv_path is not None:
             with csv_lock(csv_path):  # another process may append to the same CSV: re-read it, keep its rows
@@ -257,14 +303,16 @@ def run_grid(runs: Sequence[GridRun], csv_path: str | Path | None = None, *, job
                 if key not in present:
                     new = pd.DataFrame([row])
                     table = pd.concat([table, new], ignore_index=True) if len(table) else new
-                order = columns(momentum) + [c for c in table.columns if c not in columns(momentum)]
-                atomic_write_text(csv_path, table[order].to_csv(index=False))
+                order = columns(momentum) + [c for c in table.columns if c not in columns(momentum) + ["config"]]
+                atomic_write_text(csv_path, table.reindex(columns=order + ["config"]).to_csv(index=False))
         if log:
             log(f"{name}: {row.get('test_acc', float('nan')):.2f}% ({row.get('seconds', float('nan')):.1f} s)")
 
-    map_jobs(job, [r.config for r, _ in pending], executor, progress=progress, desc=desc, on_outcome=record)
+    map_jobs(run_job, [(r.job or job, r.config) for r, _ in pending], executor, progress=progress, desc=desc,
+             on_outcome=record)
     rows = [done[k] | {"error": None} if k in done else failed[k] for k in keys]
     out = pd.DataFrame(rows)
-    order = columns(momentum) + [c for c in out.columns if c not in columns(momentum) and c != "error"] + ["error"]
+    order = columns(momentum) + [c for c in out.columns if c not in columns(momentum) + ["config", "error"]]
+    order += ["config", "error"]
     return out.reindex(columns=order)
 

@@ -1,33 +1,37 @@
-"""The long-tail paper table: every (method, dataset, imbalance, seed) through `run`, then mean ± std.
+"""The long-tail study: every (method, dataset, imbalance, seed) through `run`, paired against cross-entropy.
 
-A thin user of the grid pipeline (`metakit.experiments.grid`, `metakit.experiments.grid_summary`):
-`grid_configs` builds and validates the configs, `long_tail_grid` runs them into a resumable
-tidy CSV in the results format (setting ``lt_if<factor>``), `summarise` gives mean ± std over
-seeds and paired deltas against cross-entropy, and `render_markdown` lays them out as methods ×
-imbalance per dataset, with the published ResNet-32 numbers (`REFERENCE`) as extra rows.
+Rows are ``lt_if<factor>`` settings (``balanced`` at 1); the markdown shows methods × imbalance
+per dataset with the published ResNet-32 numbers (`REFERENCE`) beside them, then the medium- and
+few-shot accuracy and the seconds per run. Its findings: every method against cross-entropy,
+and MFM against the re-weighting (MW-Net) and re-balancing (LDAM-DRW) baselines.
 
-Command line: ``python -m metakit table long-tail --profile smoke``.
+Command line: ``python -m metakit study long_tail --profile smoke``.
+
+Example:
+    >>> [r.labels()["setting"] for r in STUDY.rows(Plan("smoke", (0,), {"methods": ["ce"], "imbalances": [10, 1]}))]
+    ['lt_if10', 'balanced']
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
-from metakit.experiments import PROFILES, Config, run
-from metakit.experiments import grid_summary
-from metakit.experiments.grid import GridRun, columns, read_csv, rerun_profile, run_grid, timed_run
+from metakit.experiments import PROFILES, Config
 from metakit.methods import METHODS, get_method
 from metakit.methods.base import Method
 from metakit.options import require
+from metakit.studies import report, stats
+from metakit.studies.findings import Claim
+from metakit.studies.grid import GridRun, columns, profile_tags
+from metakit.studies.registry import register
+from metakit.studies.study import Plan, Study
 
-# Top-1 % of ResNet-32 on CIFAR-LT (DESIGN.md): cross-entropy and class-balanced loss from Cui et
+# Top-1 % of ResNet-32 on CIFAR-LT, as published: cross-entropy and class-balanced loss from Cui et
 # al. 2019, Meta-Weight-Net from Shu et al. 2019, LDAM-DRW from Cao et al. 2019 (IF 100 and 10 only).
 _IFS = (200, 100, 50, 20, 10, 1)
 REFERENCE: dict[str, dict[str, dict[float, float]]] = {
@@ -46,12 +50,14 @@ REFERENCE: dict[str, dict[str, dict[float, float]]] = {
 }
 # Grid defaults per profile. Digits keeps ~119 images in its largest class (5/class meta set),
 # so imbalance 20 leaves 5 images in the rarest class; CIFAR follows the papers' factors.
+# Grid defaults per profile. Digits keeps ~119 images in its largest class (5/class meta set),
+# so imbalance 20 leaves 5 images in the rarest class; CIFAR follows the papers' factors.
 DEFAULT_DATASETS = {"paper": ("cifar10", "cifar100"), "laptop": ("digits",), "smoke": ("digits",)}
 DEFAULT_IMBALANCES = {"paper": _IFS, "laptop": (20, 10, 5, 1), "smoke": (20, 10, 5, 1)}
 METRICS = ["test_acc", "many_acc", "medium_acc", "few_acc"]
-TAGS = ["profile", "epochs"]  # one CSV per (profile, epochs): a row of another is refused, never mixed
-COLUMNS = columns() + TAGS
+COLUMNS = columns() + ["profile", "epochs"]
 REFERENCE_METHOD = "ce"  # the summary's paired deltas are against cross-entropy
+BASELINES = ("mwnet", "ldam_drw")  # what MFM must beat: re-weighting and re-balancing
 
 
 def default_methods() -> list[str]:
@@ -119,92 +125,28 @@ def grid_configs(methods: Sequence[str] | None = None, datasets: Sequence[str] |
             for d in datasets for i in imbalances for m in methods for s in seeds]
 
 
-def config_of_row(row: Mapping[str, Any], profile: str | None = None) -> Config:
-    """The `Config` that made one row of a long-tail CSV (`long_tail_grid`), to rerun it.
-
-    Use it to check a committed table: at the row's own profile the config is the one the grid
-    ran (its epochs too, when the table was made with ``--epochs``), so on the same machine the
-    rerun gives the row's numbers; at another ``profile`` it is the same cell (method, dataset,
-    imbalance, seed) at that profile's defaults, whose numbers are not the row's.
-
-    Args:
-        row: one row of the CSV (a dict or a pandas row): dataset, setting, method, variant, seed,
-            and the tags profile and epochs.
-        profile: the profile to rerun at; None: the row's.
-
-    Returns:
-        An unresolved `Config` (``progress=False``, as the grid runs it).
-
-    Example:
-        >>> row = {"dataset": "mnist1d", "setting": "lt_if100", "method": "ce", "variant": "", "seed": 0,
-        ...        "profile": "laptop", "epochs": 20}
-        >>> c = config_of_row(row).resolve()
-        >>> c.dataset, c.imbalance, c.epochs, c.train_per_class
-        ('mnist1d', 100.0, 20, 5000)
-        >>> config_of_row(row, "smoke").resolve().epochs
-        3
-    """
+def cell(row: Mapping[str, Any], profile: str, folder: Path | None = None) -> Config:
+    """The `Config` of a row's cell (method, dataset, imbalance, seed) at ``profile`` (for `rerun_config`)."""
     variant = row.get("variant")
     if isinstance(variant, str) and variant:
         raise ValueError(f"row variant={variant!r}: the long-tail grid only runs headline rows (variant ''); "
                          f"this row came from elsewhere and its config cannot be rebuilt from its labels.")
-    own, profile = rerun_profile(row, profile)
-    require("profile", profile, object, choices=sorted(PROFILES))
-    fields = dict(method=str(row["method"]), dataset=str(row["dataset"]), imbalance=imbalance_of(str(row["setting"])),
+    return Config(method=str(row["method"]), dataset=str(row["dataset"]), imbalance=imbalance_of(str(row["setting"])),
                   seed=int(row["seed"]), profile=profile, progress=False)
-    if profile == own and int(row["epochs"]) != Config(**fields).resolve().epochs:
-        fields["epochs"] = int(row["epochs"])                    # the table was made with --epochs
-    return Config(**fields)
 
 
-def read_rows(csv_path: str | Path | None) -> pd.DataFrame:
-    """The runs already in ``csv_path`` (an empty frame with `COLUMNS` if there is none).
-
-    Example:
-        >>> list(read_rows(None).columns) == COLUMNS
-        True
-    """
-    table = read_csv(csv_path)
-    return table.reindex(columns=COLUMNS) if len(table) == 0 else table
-
-
-def long_tail_grid(methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
-                   imbalances: Sequence[float] | None = None, seeds: Sequence[int] = (0, 1, 2),
-                   profile: str = "laptop", csv_path: str | Path | None = None, overrides: dict | None = None,
-                   log: Callable[[str], Any] | None = None, run_fn: Callable = run,
-                   executor: Executor | None = None) -> pd.DataFrame:
-    """Run every (method, dataset, imbalance, seed) once; one tidy row per run.
-
-    Args:
-        methods, datasets, imbalances, seeds, profile, overrides: the grid, see `grid_configs`.
-        csv_path: keep the rows here: runs already in it (same dataset, setting, method, seed)
-            are skipped, and the file is rewritten atomically after each run. A file from
-            another profile or epochs is refused (the CLI names files by both).
-        log: called with one line per run (e.g. ``print``); None: silent.
-        run_fn: runs one `Config` and returns a `Result` (tests may pass a fake).
-        executor: run the grid through it (`metakit.experiments.executors.make_executor`); a failed run is
-            logged with its traceback and left out of the CSV, so the next call retries it.
-
-    Returns:
-        The finished rows of this grid (read back or run), columns `COLUMNS`, in grid order.
-
-    Example:
-        >>> df = long_tail_grid(["ce"], imbalances=[10], seeds=[0], profile="smoke", overrides={"epochs": 1})
-        >>> df[["dataset", "setting", "method", "seed"]].values.tolist()
-        [['digits', 'lt_if10', 'ce', 0]]
-    """
-    configs = grid_configs(methods, datasets, imbalances, seeds, profile, overrides)
-    runs = [GridRun(c, tags={"profile": c.profile, "epochs": c.epochs}) for c in configs]
-    df = run_grid(runs, csv_path, job=functools.partial(timed_run, run_fn=run_fn), executor=executor, log=log,
-                  progress=log is not None, desc="long-tail table")
-    return df.loc[df["error"].isna(), COLUMNS].reset_index(drop=True)
+def rows(plan: Plan) -> list[GridRun]:
+    """The grid of a plan (choices ``methods``, ``datasets``, ``imbalances``), dataset-major."""
+    configs = grid_configs(plan.get("methods", None), plan.get("datasets", None), plan.get("imbalances", None),
+                           plan.seeds, plan.profile, dict(plan.overrides))
+    return [GridRun(c, tags=profile_tags(c)) for c in configs]
 
 
 def summarise(df: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> pd.DataFrame:
     """Mean and (sample) std over seeds per (dataset, setting, method, variant); paired deltas against ce.
 
     Returns:
-        `metakit.experiments.grid_summary.summarise` with reference ``ce`` (where it ran; else no
+        `metakit.studies.stats.summarise` with reference ``ce`` (where it ran; else no
         delta columns).
 
     Example:
@@ -214,7 +156,7 @@ def summarise(df: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> pd.D
         [[85.0, 7.071]]
     """
     reference = REFERENCE_METHOD if REFERENCE_METHOD in set(df["method"]) else None
-    return grid_summary.summarise(df, metrics, reference)
+    return stats.summarise(df, metrics, reference)
 
 
 def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
@@ -237,29 +179,12 @@ def render_markdown(summary: pd.DataFrame, metric: str = "test_acc",
     rows = {dataset: {label: {f"lt_if{i:g}" if i != 1 else "balanced": v for i, v in numbers.items()}
                       for label, numbers in labels.items()} for dataset, labels in reference.items()}
     delta_against = REFERENCE_METHOD if f"{metric}_delta" in summary.columns else None
-    return grid_summary.render_markdown(summary, metric, rows if metric == "test_acc" else None,
+    return report.render_markdown(summary, metric, rows if metric == "test_acc" else None,
                                         lambda s: f"IF {imbalance_of(s):g}", delta_against if unit == "%" else None, unit)
 
 
-def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
-    """Summarise ``df``; write the Markdown (test accuracy, then medium- and few-shot) and ``*_summary.csv`` atomically.
-
-    Args:
-        df: from `long_tail_grid`.
-        md_path: the markdown file; the summary CSV goes beside it.
-        title: the markdown's heading.
-        command: the command line that made the table (named in the markdown with the commit).
-
-    Returns:
-        The markdown text.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> df = pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": "ce", "variant": "", "seed": [0],
-        ...                    "test_acc": [80.0], "many_acc": 90.0, "medium_acc": 80.0, "few_acc": 70.0})
-        >>> "| ce | 80.00 |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "t.md")
-        True
-    """
+def write(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The markdown (test accuracy, then medium- and few-shot, then seconds) and the summary."""
     summary = summarise(df, METRICS + (["seconds"] if "seconds" in df.columns else []))
     text = render_markdown(summary)
     for group in ("medium_acc", "few_acc"):  # CIFAR-10-LT-sized sets have no few-shot class (smallest: 50)
@@ -267,6 +192,24 @@ def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command:
             text += "\n" + render_markdown(summary, group)
     if "seconds_mean" in summary.columns:
         text += "\nSeconds per run (wall clock, one process per run):\n\n" + render_markdown(summary, "seconds",
-                                                                                           unit="s")
-    stem = Path(md_path).with_suffix("")
-    return grid_summary.write_outputs(df, stem, text, command, title, summary)
+                                                                                            unit="s")
+    return text, summary
+
+
+def claims(df: pd.DataFrame) -> list[Claim]:
+    """Every method beats ce in each setting it ran; MFM beats each of `BASELINES` (the headline)."""
+    out = []
+    for (dataset, setting), part in df.groupby(["dataset", "setting"], sort=False):
+        methods = list(dict.fromkeys(part["method"]))
+        out += [Claim(m, REFERENCE_METHOD, dataset, setting, headline=m == "mfm")
+                for m in methods if m != REFERENCE_METHOD and REFERENCE_METHOD in methods]
+        out += [Claim("mfm", b, dataset, setting, headline=True) for b in BASELINES if {"mfm", b} <= set(methods)]
+    return out
+
+
+STUDY = register(Study(
+    name="long_tail", title="Long-tailed recognition", rows=rows, write=write, claims=claims, cell=cell,
+    choices={"methods": "method names (default: every method that is not an LR schedule)",
+             "datasets": "default: digits (smoke, laptop), cifar10 cifar100 (paper)",
+             "imbalances": "imbalance factors; default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)"},
+    default_csv="runs/tables/long_tail_{profile}.csv"))

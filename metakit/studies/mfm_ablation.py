@@ -1,24 +1,13 @@
-"""The MFM ablation table: what each reading choice of MFM is worth at one long-tail setting.
+"""The MFM ablation study: what each reading choice of MFM is worth at one long-tail setting.
 
-Rows (the results format; setting ``lt_if<factor>``), all over the same seeds and splits, so every
-delta is paired:
+Rows, all over the same seeds and splits (so every delta is paired): the headline methods
+(`HEADLINE`, ``ce`` the reference), ``mfm`` with one choice changed (`ABLATIONS`: where γ/β act,
+γ- or β-only, when meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode,
+the meta-gradient), combinations with another method's trick (`COMBINATIONS`, never the MFM row),
+and the frozen-θ bound (`BOUNDS`, `metakit.probes.mfm_bound`). `choose_defaults` ranks MFM's
+variants on validation over IF 10 and 100 together; other imbalances stay held out.
 
-- headline rows (variant ``""``) to compare against: ``ce`` (the reference of the deltas),
-  ``logit_adj``, ``ldam_drw``, ``mwnet``, ``mfm`` at its defaults and ``mfm_net`` (per-sample
-  γ/β from a modulator network: per-channel vs per-sample);
-- ``mfm`` with one choice changed (`ABLATIONS`): where γ/β act (after every block, alone or with
-  the pooled feature; "stages" is left out: with one block a stage, as in both laptop models, it
-  modulates the same features as "blocks"), γ-only / β-only, when meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode, and the
-  meta-gradient (``first_order``: only φ's direct use in the meta forward, no look-ahead term;
-  ``meta_off``: φ follows the training loss by the same optimiser and steps, no meta set);
-- combinations, named as such and never the MFM row: ``plus_logit_adj``, ``plus_drw``;
-- ``mfm_bound`` (`metakit.experiments.mfm_bound`): the frozen-θ bound, γ/β fitted on the meta
-  set (``fit_meta``) or on the validation split (``fit_val``) after cross-entropy training.
-
-The markdown gives mean ± std, the paired delta against ``ce`` and against ``mfm`` at its
-defaults (95% CI, Student t), and the seconds per run of each row.
-
-Command line: ``python -m metakit table mfm-ablation --datasets mnist1d --imbalances 100 --seeds 0 1 2``.
+Command line: ``python -m metakit study mfm_ablation --datasets mnist1d --imbalances 100 --seeds 0 1 2``.
 
 Example:
     >>> [r.variant for r in ablation_runs(["digits"], [10], [0], "smoke", variants=["gamma_only"])]
@@ -28,18 +17,20 @@ from __future__ import annotations
 
 import functools
 import itertools
-from concurrent.futures import Executor
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from metakit.data.longtail import check_imbalance
 from metakit.data.sources import DATASETS
-from metakit.experiments import Config, grid_summary
-from metakit.experiments.grid import GridRun, columns, run_grid, timed_run
-from metakit.experiments.mfm_bound import bound_job
+from metakit.experiments import Config
+from metakit.studies import report, stats
 from metakit.options import require
+from metakit.probes.mfm_bound import bound_job
+from metakit.studies.findings import Claim
+from metakit.studies.grid import GridRun, columns, profile_tags
+from metakit.studies.registry import register
+from metakit.studies.study import Plan, Study
 
 HEADLINE = ("ce", "logit_adj", "ldam_drw", "mwnet", "mfm", "mfm_net")
 # variant → (method, Config fields; "options" are the method's options)
@@ -64,8 +55,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 BOUNDS = {"fit_meta": "meta", "fit_val": "val"}  # variant of method "mfm_bound" → what γ/β are fitted on
 VARIANTS = [f"{m}" for m in HEADLINE] + list(ABLATIONS) + list(BOUNDS)
 SELECT_SETTINGS = ("lt_if10", "lt_if100")  # where defaults are chosen (on val_acc); other settings are held out
-TAGS = ["profile", "epochs"]
-COLUMNS = columns() + TAGS + ["ce_test_acc"]
+COLUMNS = columns() + ["profile", "epochs", "ce_test_acc"]
 
 
 def ablation_config(method: str, fields: dict[str, Any], dataset: str, imbalance: float, seed: int, profile: str,
@@ -111,32 +101,9 @@ def ablation_runs(datasets: Sequence[str], imbalances: Sequence[float], seeds: S
         else:
             method, variant, fields = "ce", name, {}
         config = ablation_config(method, fields, dataset, imbalance, seed, profile, **(overrides or {}))
-        tags = {"profile": profile, "epochs": config.resolve().epochs}
-        runs.append(GridRun(config, "mfm_bound" if name in BOUNDS else None, variant, tags))
+        job = functools.partial(bound_job, fit=BOUNDS[name]) if name in BOUNDS else None
+        runs.append(GridRun(config, "mfm_bound" if name in BOUNDS else None, variant, profile_tags(config), job=job))
     return runs
-
-
-def mfm_ablation(datasets: Sequence[str] = ("mnist1d",), imbalances: Sequence[float] = (100,),
-                 seeds: Sequence[int] = (0, 1, 2),
-                 profile: str = "laptop", variants: Sequence[str] | None = None, csv_path: str | Path | None = None,
-                 overrides: dict | None = None, log: Callable[[str], Any] | None = None,
-                 executor: Executor | None = None) -> pd.DataFrame:
-    """Run the table's rows not yet in ``csv_path`` (resumable); return every finished row.
-
-    Example:
-        >>> df = mfm_ablation(["digits"], [10], [0], "smoke", ["ce", "fit_meta"], overrides={"epochs": 1})
-        >>> df[["method", "variant"]].values.tolist()
-        [['ce', ''], ['mfm_bound', 'fit_meta']]
-    """
-    runs = ablation_runs(datasets, imbalances, seeds, profile, variants, overrides)
-    parts = []
-    for name, job in [(None, timed_run)] + [(v, functools.partial(bound_job, fit=f)) for v, f in BOUNDS.items()]:
-        mine = [r for r in runs if (r.method == "mfm_bound") == (name is not None) and (name is None or r.variant == name)]
-        if mine:
-            parts.append(run_grid(mine, csv_path, job=job, executor=executor, log=log, progress=log is not None,
-                                  desc="mfm ablation"))
-    df = pd.concat(parts, ignore_index=True)  # the trained rows, then each bound's
-    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
 
 
 COMBINATIONS = ("plus_logit_adj", "plus_drw")  # MFM with another method's trick: reported, never a default
@@ -160,7 +127,7 @@ def choose_defaults(df: pd.DataFrame, method: str = "mfm") -> pd.DataFrame:
         >>> choose_defaults(df)[["variant", "val_delta", "settings"]].values.tolist()
         [['x', 2.5, 2], ['', 1.5, 2]]
     """
-    summary = grid_summary.summarise(df, ["val_acc", "test_acc"], "ce")
+    summary = stats.summarise(df, ["val_acc", "test_acc"], "ce")
     mine = summary[(summary["method"] == method) & summary["setting"].isin(SELECT_SETTINGS)
                    & ~summary["variant"].isin(COMBINATIONS)]
     settings = mine[["dataset", "setting"]].drop_duplicates().shape[0]
@@ -183,14 +150,14 @@ def render_markdown(df: pd.DataFrame) -> str:
         True
     """
     metrics = [m for m in ("test_acc", "val_acc", "medium_acc", "few_acc", "seconds") if m in df.columns]
-    text = grid_summary.render_markdown(grid_summary.summarise(df, metrics, "ce"), "test_acc", reference="ce")
+    text = report.render_markdown(stats.summarise(df, metrics, "ce"), "test_acc", reference="ce")
     if "mfm" in set(df["method"]):
-        against_mfm = grid_summary.render_markdown(grid_summary.summarise(df, ["test_acc"], "mfm"), "test_acc",
+        against_mfm = report.render_markdown(stats.summarise(df, ["test_acc"], "mfm"), "test_acc",
                                                    reference="mfm")
         text += "\nPaired difference" + against_mfm.split("Paired difference", 1)[1]  # its delta table only
     for metric, unit in (("val_acc", "%"), ("medium_acc", "%"), ("seconds", "s")):
         if metric in metrics:
-            text += "\n" + grid_summary.render_markdown(grid_summary.summarise(df, [metric]), metric, unit=unit)
+            text += "\n" + report.render_markdown(stats.summarise(df, [metric]), metric, unit=unit)
     selecting = df[df["setting"].isin(SELECT_SETTINGS)][["dataset", "setting"]].drop_duplicates()
     if len(selecting) > 1 and "val_acc" in df.columns and "mfm" in set(df["method"]):
         ranked = choose_defaults(df)
@@ -206,16 +173,33 @@ def render_markdown(df: pd.DataFrame) -> str:
                    "so its val_acc is left empty.\n")
 
 
-def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
-    """Write the markdown (`render_markdown`) and ``*_summary.csv`` beside ``md_path``; returns the markdown.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> df = pd.DataFrame({"dataset": "d", "setting": "lt_if10", "method": ["ce", "mfm"], "variant": "",
-        ...                    "seed": 0, "test_acc": [60.0, 64.0], "seconds": 1.0})
-        >>> "| mfm | +4.00 (n=1) |" in write_table(df, pathlib.Path(tempfile.mkdtemp()) / "a.md")
-        True
-    """
+def write(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The markdown (`render_markdown`) and the summary, paired against ce."""
     metrics = [m for m in ("test_acc", "val_acc", "medium_acc", "few_acc", "seconds") if m in df.columns]
-    summary = grid_summary.summarise(df, metrics, "ce")
-    return grid_summary.write_outputs(df, Path(md_path).with_suffix(""), render_markdown(df), command, title, summary)
+    return render_markdown(df), stats.summarise(df, metrics, "ce")
+
+
+def rows(plan: Plan) -> list[GridRun]:
+    """The rows of a plan (choices ``datasets`` (mnist1d), ``imbalances`` (100), ``variants`` (all))."""
+    return ablation_runs(plan.get("datasets", ["mnist1d"]), plan.get("imbalances", [100]), plan.seeds, plan.profile,
+                         plan.get("variants", None), dict(plan.overrides))
+
+
+def claims(df: pd.DataFrame) -> list[Claim]:
+    """Headline rows beat ce (MFM the headline); each MFM ablation against MFM at its defaults."""
+    out = []
+    for (dataset, setting), part in df.groupby(["dataset", "setting"], sort=False):
+        rows_ = part[["method", "variant"]].drop_duplicates()
+        labels = [f"{m}:{v}" if v else m for m, v in rows_.itertuples(index=False)]
+        if "ce" in labels:
+            out += [Claim(x, "ce", dataset, setting, headline=x == "mfm") for x in labels if x != "ce"]
+        if "mfm" in labels:
+            out += [Claim(x, "mfm", dataset, setting) for x in labels if x.startswith("mfm:")]
+    return out
+
+
+STUDY = register(Study(
+    name="mfm_ablation", title="MFM ablation", rows=rows, write=write, claims=claims,
+    choices={"datasets": "default: mnist1d", "imbalances": "default: 100",
+             "variants": "rows of metakit.studies.mfm_ablation.VARIANTS (default: all)"},
+    default_csv="runs/tables/mfm_ablation_{profile}.csv"))

@@ -1,40 +1,34 @@
-"""The modulator-transfer table: a modulator learned on MNIST-1D-LT IF 100, reused elsewhere.
+"""The modulator-transfer study: a modulator learned on MNIST-1D-LT IF 100, reused elsewhere.
 
-Per seed, a width-free modulator network (``mfm_net`` with ``shared=True``) is meta-learned on
-the source setting (MNIST-1D-LT IF 100) and saved under ``<out>/modulators/``. Each target then
-trains a fresh classifier five ways, all on the target's own seed and split (paired):
+Per seed, a width-free modulator network (``mfm_net``, ``shared=True``) is meta-learned on the
+source setting and saved beside the CSV (row setting ``transfer_source``). Each target (`TARGETS`:
+the source setting with a fresh θ, IF 50, IF 10, a second MNIST-1D generator, twice the width)
+then trains a fresh classifier five ways on its own seed and split (`METHODS`): ``ce``, ``mfm``
+and ``mfm_net`` from scratch, the source modulator frozen (``mfm_frozen``) or as the start of
+meta-learning (``mfm_init``).
 
-- ``ce``: cross-entropy;
-- ``mfm``: MFM (per-channel γ/β) at its defaults, trained from scratch there;
-- ``mfm_net``: the same width-free modulator network, meta-learned from scratch there;
-- ``mfm_frozen``: the source modulator, frozen (no meta set used);
-- ``mfm_init``: the source modulator as the start of meta-learning there.
-
-A loaded modulator acts from ``meta_start`` on, where a fresh one starts learning (see
-`metakit.methods.mfm.MFMNet`). Targets (`TARGETS`): ``if100`` (the source setting itself: a
-fresh θ), ``if50``, ``if10``, ``variant`` (MNIST-1D drawn with other generator arguments,
-`VARIANT`) and ``width`` (a backbone of twice the width). Rows carry setting ``transfer_<target>``.
-
-Command line: ``python -m metakit table mfm-transfer --targets if50 variant --seeds 0 1 2 3 4``.
+Command line: ``python -m metakit study mfm_transfer --targets if50 variant --seeds 0 1 2 3 4``.
 
 Example:
-    >>> [(r.setting, r.method) for r in transfer_runs(["if50"], [0], "smoke", ["ce", "mfm_frozen"], "m")]
+    >>> [(r.setting, r.method) for r in STUDY.rows(Plan("smoke", (0,), {"targets": ["if50"], "methods": ["ce", "mfm_frozen"]}))]
     [('transfer_if50', 'mfm_frozen'), ('transfer_if50', 'ce')]
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import time
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from metakit.experiments import Config, run
-from metakit.experiments.grid import METRICS, GridRun, run_grid, timed_run
 from metakit.options import require
+from metakit.studies import mfm_ablation
+from metakit.studies.findings import Claim
+from metakit.studies.grid import METRICS, GridRun, profile_tags
+from metakit.studies.registry import register
+from metakit.studies.study import Plan, Source, Study
 
 DATASET, SOURCE_IMBALANCE = "mnist1d", 100
 SHARED = {"shared": True}  # the modulator network's options: width-free, so one file serves every target
@@ -48,7 +42,6 @@ TARGETS: dict[str, dict[str, Any]] = {
     "width": {"imbalance": 100, "width": 64},
 }
 METHODS = ("ce", "mfm", "mfm_net", "mfm_frozen", "mfm_init")
-TAGS = ["profile", "epochs"]
 
 
 def modulator_path(folder: str | Path, profile: str, seed: int) -> Path:
@@ -67,11 +60,11 @@ def source_config(seed: int, profile: str, **overrides: Any) -> Config:
                   progress=False, options=dict(SHARED), **overrides)
 
 
-def source_job(config: Config, folder: str) -> dict[str, float]:
-    """A grid job: learn the source modulator, save it (`modulator_path`), return its metrics."""
+def source_job(config: Config, path: str) -> dict[str, float]:
+    """A grid job: learn the source modulator, save it at ``path``, return its metrics."""
     start = time.perf_counter()
     result = run(config)
-    result.method.save(modulator_path(folder, config.resolve().profile, config.seed))
+    result.method.save(path)
     return {m: float(result.metrics[m]) for m in METRICS if m in result.metrics} | {
         "seconds": time.perf_counter() - start}
 
@@ -109,33 +102,39 @@ def transfer_runs(targets: Sequence[str], seeds: Sequence[int], profile: str,
     for seed, target, method in itertools.product(seeds, targets, ordered):
         config = target_config(target, method, seed, profile, modulator_path(folder, profile, seed),
                                **(overrides or {}))
-        tags = {"profile": profile, "epochs": config.resolve().epochs}
-        runs.append(GridRun(config, method, "", tags, setting=f"transfer_{target}"))
+        runs.append(GridRun(config, method, "", profile_tags(config), setting=f"transfer_{target}"))
     return runs
 
 
-def mfm_transfer(targets: Sequence[str] = tuple(TARGETS), seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                 profile: str = "laptop", methods: Sequence[str] = METHODS, folder: str | Path = "runs/tables",
-                 csv_path: str | Path | None = None, overrides: dict | None = None,
-                 log: Callable[[str], Any] | None = None, executor: Executor | None = None) -> pd.DataFrame:
-    """Learn the missing source modulators, then run the target rows not yet in ``csv_path``.
+def sources(plan: Plan) -> list[Source]:
+    """One source modulator a seed (``mfm_net``, width-free, MNIST-1D-LT IF 100)."""
+    out = []
+    for seed in plan.seeds:
+        config = source_config(seed, plan.profile, **plan.overrides)
+        row = GridRun(config, "mfm_net", "shared", profile_tags(config), setting="transfer_source")
+        out.append(Source(row, modulator_path(plan.folder, plan.profile, seed), source_job))
+    return out
 
-    Example:
-        >>> import tempfile
-        >>> out = tempfile.mkdtemp()
-        >>> df = mfm_transfer(["if10"], [0], "smoke", ["ce", "mfm_frozen"], out, overrides={"epochs": 1})
-        >>> df[["setting", "method"]].values.tolist()
-        [['transfer_source', 'mfm_net'], ['transfer_if10', 'mfm_frozen'], ['transfer_if10', 'ce']]
-    """
-    job = functools.partial(source_job, folder=str(folder))
-    sources = [GridRun(config, "mfm_net", "shared", {"profile": profile, "epochs": config.resolve().epochs},
-                       setting="transfer_source")
-               for config in (source_config(seed, profile, **(overrides or {})) for seed in seeds)]
-    parts = [run_grid(sources, csv_path, job=job, executor=executor, log=log)]
-    for source in sources:  # a row kept but its file gone: relearn it (same seed, same split: the same modulator)
-        if not modulator_path(folder, profile, source.config.seed).is_file():
-            job(source.config)
-    parts.append(run_grid(transfer_runs(targets, seeds, profile, methods, folder, overrides), csv_path,
-                          job=timed_run, executor=executor, log=log, progress=log is not None, desc="mfm transfer"))
-    df = pd.concat(parts, ignore_index=True)
-    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+
+def rows(plan: Plan) -> list[GridRun]:
+    """The target rows (choices ``targets``, ``methods``)."""
+    return transfer_runs(plan.get("targets", tuple(TARGETS)), plan.seeds, plan.profile, plan.get("methods", METHODS),
+                         plan.folder, dict(plan.overrides))
+
+
+def claims(df: pd.DataFrame) -> list[Claim]:
+    """Per target: the frozen source modulator beats ce (the headline) and matches MFM trained there
+    (within 1.0); starting meta-learning from it beats starting from scratch."""
+    out = []
+    for (dataset, setting), part in df[df["setting"] != "transfer_source"].groupby(["dataset", "setting"], sort=False):
+        methods = set(part["method"])
+        pairs = [("mfm_frozen", "ce", 0.0, True), ("mfm_frozen", "mfm", -1.0, False), ("mfm_init", "mfm_net", 0.0, False)]
+        out += [Claim(a, b, dataset, setting, margin, headline=top) for a, b, margin, top in pairs if {a, b} <= methods]
+    return out
+
+
+STUDY = register(Study(
+    name="mfm_transfer", title="Modulator transfer", rows=rows, sources=sources, write=mfm_ablation.write,
+    claims=claims, choices={"targets": f"where the IF 100 modulator goes, of {list(TARGETS)} (default: all)",
+                            "methods": f"rows of {list(METHODS)} (default: all)"},
+    default_csv="runs/tables/mfm_transfer_{profile}.csv"))

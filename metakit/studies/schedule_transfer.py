@@ -1,40 +1,16 @@
-"""The schedule-transfer table: MLR-SNet meta-trained once, frozen, then used where it never trained.
+"""The schedule-transfer study: MLR-SNet meta-trained once, frozen, then used where it never trained.
 
-MLR-SNet's claim is that a learned LR schedule, frozen after meta-training, transfers to other
-batch sizes, epochs, datasets and architectures. This table measures it, per source dataset
-(digits or MNIST-1D) and momentum:
+Per source dataset (digits or MNIST-1D) and momentum, the source schedule is meta-trained once
+(seed `SOURCE_SEED`; row setting ``transfer_source``) and saved beside the CSV; each variation
+(`variations`: batch ×0.5/×2, epochs ×0.5/×2, two other architectures, the other dataset, 40%
+uniform noise, and the language model at momentum 0) then trains fresh classifiers on every seed
+under the frozen staged schedule (``sched_mlrsnet``) and the hand schedules of that momentum
+(`HAND` at 0, `HAND_09` at 0.9), paired. Ablation entries (`ABLATION_ENTRIES`) are rows of
+``sched_mlrsnet`` with a variant; `META_TRAINING` ones get a source of their own. Image rows
+report the final test accuracy and the test accuracy at the validation-selected epoch; the
+language model's, perplexity. docs/guide/schedules.md describes the protocol and its deviations.
 
-1. The source: ``mlrsnet`` meta-trained once (seed `SOURCE_SEED`) on the balanced task of
-   `metakit.experiments.schedule_tables` (``table_config("cifar10", ...)``: digits, or MNIST-1D on
-   its 12,000-signal protocol), its per-epoch snapshots saved under ``<csv folder>/schedules/``
-   (row setting ``transfer_source``, variant ``meta_train``).
-2. Each variation (`variations`) trains fresh classifiers on every seed, paired: the frozen
-   schedule (``sched_mlrsnet``, the official staged meta-test over the snapshots, γ re-derived from
-   the full training loss at each switch) against the hand schedules of the same momentum.
-   Variations: ``same`` (the source task itself), ``batch_x0.5``, ``batch_x2``, ``epochs_x0.5``,
-   ``epochs_x2``, ``arch_<model>`` (two other architectures), ``dataset`` (the other dataset,
-   on its own protocol and model), ``noise_uniform_40`` (40% uniform label noise) and ``lm`` (the
-   word-level LSTM language model of `metakit.experiments.text`, momentum 0 only).
-3. Momentum 0 (MLR-SNet's setting): against fixed, multi-step, exponential, cosine and SGDR
-   (`HAND`). Momentum 0.9 (what users run): a source meta-trained at 0.9, against cosine and
-   multi-step (`HAND_09`).
-
-Rows are ``sched_<entry>`` (`metakit.experiments.schedule_tables.ENTRIES`) with setting
-``transfer_<variation>`` and the momentum column; the ``final_net`` ablation (the last snapshot
-alone, γ = 2 × base LR: metakit's earlier behaviour) is row ``sched_mlrsnet`` variant
-``final_net`` when asked for (entry ``mlrsnet_final_net``); likewise ``batch_stats_loss`` (γ from
-the full training loss with BatchNorm on batch statistics, entry ``mlrsnet_batch_stats``) and, at
-momentum 0.9 only, ``momentum_lookahead`` (entry ``mlrsnet_momentum_lookahead``: a source of its own,
-meta-trained with the inner optimiser's momentum step as the look-ahead) and ``momentum_gamma`` (entry
-``mlrsnet_momentum_gamma``: a source of its own, γ scaled by 1 − momentum in meta-training and
-meta-test). Image rows report the final test
-accuracy and the test accuracy at the epoch of best validation accuracy (``test_acc_at_val``),
-never the best on test. The language model's rows report test perplexity (``test_ppl``) and its
-best validation perplexity; its frozen schedule is ``run_lm(schedule="learned")``: the last
-snapshot with γ re-set to 2 × the LM's base LR, because the classifier's γ formula gives an LR
-scale that does not fit an LM (a named deviation).
-
-Command line: ``python -m metakit schedule-table transfer --source digits --momentum 0 --seeds 0 1 2 3 4
+Command line: ``python -m metakit study schedule_transfer --source digits --momentum 0 --seeds 0 1 2 3 4
 --out results/digits/schedule_transfer_laptop.csv``.
 
 Example:
@@ -47,17 +23,17 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-
-import pandas as pd
+from typing import Any, Mapping, Sequence
 
 from metakit.experiments import Config, run
-from metakit.experiments.grid import GridRun, rerun_profile, run_grid
-from metakit.experiments.schedule_tables import schedule_job, table_config
 from metakit.learners.lr_net import save_schedule
 from metakit.options import require
+from metakit.studies.grid import GridRun, profile_tags
+from metakit.studies.registry import register
+from metakit.studies.schedules import schedule_job, table_config
+from metakit.studies.study import Plan, Source, Study
+from metakit.studies.transfer_verdicts import LEARNED, claims, write
 
 SOURCES = ("digits", "mnist1d")
 MOMENTA = (0.0, 0.9)
@@ -70,7 +46,6 @@ TASK = "cifar10"  # the balanced schedule task (digits / MNIST-1D at smoke and l
 # protocol (cosine, seed 0) it trains in ~0.4x the time of width 32 (75 s vs 180 s under the same load) at 78.0%
 # test against 81.7%; the table must fit 3 hours on 2 cores. The other architectures keep their own width.
 NARROW = {"mnist1d": {"width": 16}}
-TAGS = ["profile", "epochs"]
 # entry → the sched_mlrsnet variant it runs: ablations asked for by name, never in the default block
 ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss",
                     "mlrsnet_momentum_lookahead": "momentum_lookahead", "mlrsnet_momentum_gamma": "momentum_gamma"}
@@ -217,8 +192,7 @@ def transfer_runs(source: str, momentum: float, names: Sequence[str], seeds: Seq
         config = target_config(source, momentum, table[name], entry, seed, profile, schedule_file,
                                **(overrides or {}))
         method, variant = _row(entry)
-        runs.append(GridRun(config, method, variant, {"profile": profile, "epochs": config.resolve().epochs},
-                            setting=f"transfer_{name}"))
+        runs.append(GridRun(config, method, variant, profile_tags(config), setting=f"transfer_{name}"))
     return runs
 
 
@@ -240,102 +214,83 @@ def lm_runs(source: str, seeds: Sequence[int], profile: str, entries: Sequence[s
     """The language-model rows (momentum 0): dataset ``text``, setting ``transfer_lm``."""
     from metakit.experiments.text import LM_PROFILES
 
-    runs = []
+    runs, job = [], functools.partial(lm_job, profile=profile)
     for seed, entry in itertools.product(seeds, entries_for(0.0, entries)):
         if entry in ABLATION_ENTRIES:  # the LM's frozen schedule is the last net, γ = 2·base LR: no γ rule
             continue
         config = target_config(source, 0.0, {}, entry, seed, profile, schedule_file)
         runs.append(GridRun(config, *_row(entry), {"profile": profile, "epochs": LM_PROFILES[profile]["epochs"]},
-                            setting="transfer_lm", dataset="text"))
+                            setting="transfer_lm", dataset="text", job=job))
     return runs
 
 
-def schedule_transfer(source: str, momentum: float = 0.0, names: Sequence[str] | None = None,
-                      seeds: Sequence[int] = (0, 1, 2, 3, 4), profile: str = "laptop",
-                      entries: Sequence[str] | None = None, csv_path: str | Path | None = None,
-                      overrides: dict | None = None, log: Callable[[str], Any] | None = None,
-                      executor: Executor | None = None) -> pd.DataFrame:
-    """Meta-train the source schedule if its file is missing, then run the rows not yet in ``csv_path``.
-
-    Args:
-        source: the dataset the schedule is meta-trained on (`SOURCES`).
-        momentum: 0 (MLR-SNet's setting, against `HAND`) or 0.9 (against `HAND_09`).
-        names: variations (`variations` and ``"lm"``; default all, the LM only at momentum 0, where it runs).
-        seeds: target seeds (paired across entries).
-        entries: the block's entries (default: mlrsnet and the hand schedules of that momentum).
-        csv_path: the resumable CSV; the schedule goes to ``<its folder>/schedules/``.
-        overrides: Config fields for every image run (e.g. ``{"epochs": 1}`` in tests).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> out = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-        >>> df = schedule_transfer("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet", "fixed"], out, {"epochs": 1})
-        >>> df[["setting", "method", "variant"]].values.tolist()
-        [['transfer_source', 'sched_mlrsnet', 'meta_train'], ['transfer_same', 'sched_mlrsnet', ''], ['transfer_same', 'sched_fixed', '']]
-    """
-    momentum = float(momentum)
-    names = list(names or [*variations(source, profile), *(["lm"] if momentum == 0 else [])])
+def _plan(plan: Plan) -> tuple[str, float, list[str]]:
+    """(source, momentum, variation names) of a plan, checked."""
+    source = plan.get("source", None)
+    if source is None:
+        raise ValueError(f"schedule_transfer needs --source, one of {list(SOURCES)}, e.g. --source digits.")
+    require("source", source, object, choices=SOURCES)
+    momentum = float(plan.get("momentum", 0.0))
+    names = list(plan.get("variations", [*variations(source, plan.profile), *(["lm"] if momentum == 0 else [])]))
     if momentum != 0 and "lm" in names:
         raise ValueError(f"names includes 'lm' at momentum={momentum:g}; the language model runs at momentum 0 "
                          f"only: leave 'lm' out of --variations or pass --momentum 0.")
-    chosen = entries_for(momentum, entries)
-    folder = Path(csv_path).parent if csv_path is not None else Path("runs/tables")
-    path = schedule_path(folder, source, momentum, profile)
-    parts = []
-    asked = {ABLATION_ENTRIES.get(e) for e in chosen}
-    for variant in ["", *(v for v in META_TRAINING if v in asked)]:   # the default source, then each ablation's
-        src = source_config(source, momentum, profile, variant, **(overrides or {}))
-        file = variant_schedule(path, variant)
-        job = functools.partial(source_job, path=str(file))
-        tags = {"profile": profile, "epochs": src.resolve().epochs}
-        row = GridRun(src, "sched_mlrsnet", f"meta_train_{variant}" if variant else "meta_train", tags,
+    return source, momentum, names
+
+
+def sources(plan: Plan) -> list[Source]:
+    """The default source schedule, then each asked `META_TRAINING` ablation's own (meta-trained once each)."""
+    source, momentum, _ = _plan(plan)
+    path = schedule_path(plan.folder, source, momentum, plan.profile)
+    asked = {ABLATION_ENTRIES.get(e) for e in entries_for(momentum, plan.get("entries", None))}
+    out = []
+    for variant in ["", *(v for v in META_TRAINING if v in asked)]:
+        config = source_config(source, momentum, plan.profile, variant, **plan.overrides)
+        row = GridRun(config, LEARNED, f"meta_train_{variant}" if variant else "meta_train", profile_tags(config),
                       setting="transfer_source")
-        parts.append(run_grid([row], csv_path, job=job, executor=executor, momentum=True, log=log))
-        if not file.is_file():  # a row kept but its file gone: relearn it (same seed and split: the same schedule)
-            job(src)
-    image = transfer_runs(source, momentum, names, seeds, profile, entries, path, overrides)
-    if image:
-        parts.append(run_grid(image, csv_path, job=schedule_job, executor=executor, momentum=True, log=log,
-                              progress=log is not None, desc=f"schedule transfer {source}"))
+        out.append(Source(row, variant_schedule(path, variant), source_job))
+    return out
+
+
+def rows(plan: Plan) -> list[GridRun]:
+    """The image rows (seed-major), then the language model's (momentum 0)."""
+    source, momentum, names = _plan(plan)
+    entries = plan.get("entries", None)
+    path = schedule_path(plan.folder, source, momentum, plan.profile)
+    out = transfer_runs(source, momentum, names, plan.seeds, plan.profile, entries, path, dict(plan.overrides))
     if "lm" in names:
-        parts.append(run_grid(lm_runs(source, seeds, profile, entries, path), csv_path,
-                              job=functools.partial(lm_job, profile=profile), executor=executor, momentum=True,
-                              log=log, desc="schedule transfer lm"))
-    df = pd.concat(parts, ignore_index=True)
-    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+        out += lm_runs(source, plan.seeds, plan.profile, entries, path)
+    return out
 
 
-def config_of_row(row: Mapping[str, Any], source: str, folder: str | Path, profile: str | None = None) -> Config:
-    """The `Config` that made one image row of a transfer CSV (`transfer_runs`), to rerun it.
-
-    At the row's own profile it is exactly the grid's config (``--epochs`` included); at another
-    ``profile`` it is the same cell at that profile, still reading the row's schedule file.
-
-    Args:
-        row: one row of the CSV (dataset, setting, method, variant, seed, momentum, profile, epochs).
-        source: the dataset the table's schedule learned on (its CSV is ``results/<source>/...``).
-        folder: the CSV's folder (the schedule is in its ``schedules/``).
-        profile: the profile to rerun at; None: the row's.
+def cell(row: Mapping[str, Any], profile: str, folder: str | Path) -> Config:
+    """The `Config` of one image row's cell at ``profile``, reading the schedule file kept in ``folder``.
 
     Example:
         >>> row = {"dataset": "digits", "setting": "transfer_arch_mlp", "method": "sched_mlrsnet", "variant": "",
         ...        "seed": 2, "momentum": 0.0, "profile": "laptop", "epochs": 60}
-        >>> c = config_of_row(row, "digits", "results/digits").resolve()
+        >>> c = cell(row, "laptop", "results/digits").resolve()
         >>> c.model, c.seed, c.options["schedule_file"]
         ('mlp', 2, 'results/digits/schedules/schedule_transfer_laptop_digits_m0.pt')
     """
-    own, profile = rerun_profile(row, profile)
     name = str(row["setting"]).removeprefix("transfer_")
     if name in ("source", "lm"):
         raise ValueError(f"setting={row['setting']!r} is not an image target row; rerun the source with "
                          f"source_config and a language-model row with metakit.experiments.text.run_lm.")
+    source = other_dataset(str(row["dataset"])) if name == "dataset" else str(row["dataset"])
     method, variant = str(row["method"]), str(row.get("variant") or "")
     by_variant = {v: e for e, v in ABLATION_ENTRIES.items()}
-    entry = by_variant[variant] if method == "sched_mlrsnet" and variant else method.removeprefix("sched_")
+    entry = by_variant[variant] if method == LEARNED and variant else method.removeprefix("sched_")
     momentum = float(row["momentum"])
-    labels = (source, momentum, variations(source, profile)[name], entry, int(row["seed"]), profile,
-              schedule_path(folder, source, momentum, own))
-    config = target_config(*labels)
-    if profile == own and int(row["epochs"]) != config.resolve().epochs:
-        config = target_config(*labels, epochs=int(row["epochs"]))   # the table was made with --epochs
-    return config
+    return target_config(source, momentum, variations(source, profile)[name], entry, int(row["seed"]), profile,
+                         schedule_path(folder, source, momentum, str(row.get("profile") or profile)))
+
+
+STUDY = register(Study(
+    name="schedule_transfer", title="Schedule transfer", rows=rows, sources=sources, job=schedule_job,
+    momentum=True, write=write, claims=claims, cell=cell,
+    choices={"source": f"the dataset the schedule learns on, one of {list(SOURCES)}",
+             "momentum": f"one of {list(MOMENTA)} (default 0)",
+             "variations": "subset of metakit.studies.schedule_transfer.variations and lm",
+             "entries": "the block's entries (default: mlrsnet and the hand schedules of that momentum)"},
+    default_csv="runs/tables/schedule_transfer_{profile}.csv"))

@@ -2,9 +2,9 @@
 
 Every entry trains the same classifier on the same split with the same optimiser (SGD,
 momentum 0 as in MLR-SNet) except where the entry is the optimiser (Adam); only the LR differs.
-``python -m metakit schedule-table <task> --profile paper`` writes one CSV per table (resumable),
-its summary and a markdown beside it, through the grid pipeline (`metakit.experiments.grid`):
-every entry is the method ``sched_<entry>``, labelled by momentum, compared with ``sched_fixed``.
+``python -m metakit study schedules --task <task> --profile paper --out <csv>`` writes one CSV per
+task (resumable), its summary, markdown and findings beside it: every entry is the method
+``sched_<entry>``, labelled by momentum, compared with ``sched_fixed``.
 
 Tasks (paper profile → digits at smoke/laptop):
 
@@ -13,27 +13,30 @@ Tasks (paper profile → digits at smoke/laptop):
 - ``noisy-cifar10``: ResNet-18 on CIFAR-10 with 40% uniform label noise and a clean meta set.
 
 Example:
-    >>> df = schedule_table("noisy-cifar10", profile="smoke", seeds=[0], entries=["fixed", "hd"], epochs=1)
-    >>> sorted(df["method"]), bool(df["test_acc"].between(0, 100).all())
-    (['sched_fixed', 'sched_hd'], True)
+    >>> plan = Plan("smoke", (0,), {"task": "noisy-cifar10", "entries": ["fixed", "hd"]})
+    >>> [(r.method, r.config.resolve().noise_rate) for r in STUDY.rows(plan)]
+    [('sched_fixed', 0.4), ('sched_hd', 0.4)]
 """
 from __future__ import annotations
 
+import itertools
 import time
-from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from metakit.experiments import Config, run
-from metakit.experiments import grid_summary
-from metakit.experiments.grid import METRICS, GridRun, run_grid
+from metakit.studies import report, stats
+from metakit.studies.findings import Claim
+from metakit.studies.grid import METRICS, GridRun, profile_tags, run_grid
+from metakit.studies.registry import register
+from metakit.studies.study import Plan, Study
 from metakit.learners.store import read_header
 from metakit.methods import METHODS
 from metakit.options import require
 
-REFERENCE_ENTRY = "fixed"  # paired deltas are against the fixed LR
+REFERENCE = "sched_fixed"  # paired deltas are against the fixed LR
 
 # entry name → Config overrides; "mwnet" joins when that method is registered
 ENTRIES: dict[str, dict[str, Any]] = {
@@ -138,40 +141,19 @@ def val_selected(history: pd.DataFrame) -> dict:
     return {"val_epoch": int(history.loc[best, "epoch"]), "test_acc_at_val": float(history.loc[best, "test_acc"])}
 
 
-def schedule_table(task: str, profile: str = "laptop", seeds: Sequence[int] = (0,),
-                   entries: Sequence[str] | None = None, verbose: bool = False, executor: Executor | None = None,
-                   csv_path: str | Path | None = None, job: Callable = schedule_job, **overrides: Any) -> pd.DataFrame:
-    """Train every entry on every seed; one row per run (results format, method ``sched_<entry>``).
-
-    Args:
-        task: a key of `TASKS`.
-        profile: smoke | laptop | paper.
-        seeds: the seeds (split, init and batch order).
-        entries: names from `ENTRIES` (default: every available one).
-        verbose: print one line per run (a failed run with its traceback).
-        executor: run through it (`metakit.experiments.executors.make_executor`); a failed run is left out.
-        csv_path: keep the rows here; runs already in it are skipped (see `metakit.experiments.grid.run_grid`).
-        job: runs one config (default `schedule_job`; tests may pass a fake).
-        **overrides: Config fields for every run (e.g. ``epochs=10``, ``noise_rate=0``).
-
-    Returns:
-        The results columns (with momentum), then entry, profile, epochs, mid_lr, final_lr
-        (per-epoch mean LRs), train_acc.
-    """
-    entries = list(entries or available_entries())
+def rows(plan: Plan) -> list[GridRun]:
+    """Every entry on every seed of one task (choices ``task``, default cifar10, and ``entries``)."""
+    task = plan.get("task", "cifar10")
+    entries = list(plan.get("entries", available_entries()))
     missing = [e for e in entries if e not in available_entries()]
     if missing:
         raise ValueError(f"entries={missing} are unknown or their method is not registered; "
                          f"use some of {available_entries()}.")
     runs = []
-    for entry in entries:
-        for seed in seeds:
-            config = table_config(task, entry, profile, seed, **overrides)
-            epochs = config.resolve().epochs
-            runs.append(GridRun(config, f"sched_{entry}", tags={"entry": entry, "profile": profile, "epochs": epochs}))
-    log = (lambda line: print(f"{task} {line}", flush=True)) if verbose else None
-    df = run_grid(runs, csv_path, job=job, executor=executor, momentum=True, log=log, progress=verbose, desc=task)
-    return df[df["error"].isna()].drop(columns="error").reset_index(drop=True)
+    for entry, seed in itertools.product(entries, plan.seeds):
+        config = table_config(task, entry, plan.profile, seed, **plan.overrides)
+        runs.append(GridRun(config, f"sched_{entry}", tags=profile_tags(config, entry=entry)))
+    return runs
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -183,31 +165,33 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         >>> s[["method", "seeds", "test_acc_mean"]].values.tolist()
         [['sched_a', 2, 91.0]]
     """
-    reference = f"sched_{REFERENCE_ENTRY}"
-    return grid_summary.summarise(runs, ["test_acc", "final_lr"], reference if reference in set(runs["method"]) else None)
+    return stats.summarise(runs, ["test_acc", "final_lr"], REFERENCE if REFERENCE in set(runs["method"]) else None)
 
 
-def write_table(task: str, out: str | Path, profile: str = "paper", seeds: Sequence[int] = (0,),
-                entries: Sequence[str] | None = None, executor: Executor | None = None, command: str = "",
-                **overrides: Any) -> pd.DataFrame:
-    """Run `schedule_table` into ``out`` (resumable), write the summary (``*_summary.csv``) and markdown beside it.
+def write(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The markdown (with the paired deltas against the fixed LR) and the summary."""
+    summary = summarise(df)
+    reference = REFERENCE if "test_acc_delta" in summary.columns else None
+    return report.render_markdown(summary, reference=reference), summary
 
-    Args:
-        task, profile, seeds, entries, executor, overrides: see `schedule_table`.
-        out: the CSV of every run.
-        command: the command line that made the table, named in the markdown with the commit.
 
-    Returns:
-        The summary (`summarise`).
-    """
-    out = Path(out)
-    runs = schedule_table(task, profile, seeds, entries, verbose=True, executor=executor, csv_path=out, **overrides)
-    summary = summarise(runs)
-    reference = f"sched_{REFERENCE_ENTRY}" if "test_acc_delta" in summary.columns else None
-    text = grid_summary.render_markdown(summary, reference=reference)
-    grid_summary.write_outputs(runs, out.with_suffix(""), text, command, f"Schedule table {task}, profile {profile}",
-                               summary)
-    return summary
+def claims(df: pd.DataFrame) -> list[Claim]:
+    """Every schedule beats the fixed LR; the meta-learned one (the headline) beats every other."""
+    out = []
+    for (dataset, setting), part in df.groupby(["dataset", "setting"], sort=False):
+        methods = list(dict.fromkeys(part["method"]))
+        out += [Claim(m, REFERENCE, dataset, setting) for m in methods if m != REFERENCE and REFERENCE in methods]
+        if "sched_mlrsnet" in methods:
+            out += [Claim("sched_mlrsnet", m, dataset, setting, headline=True) for m in methods
+                    if m not in ("sched_mlrsnet", REFERENCE)]
+    return out
+
+
+STUDY = register(Study(
+    name="schedules", title="LR schedules on one task", rows=rows, job=schedule_job, momentum=True, write=write,
+    claims=claims, choices={"task": f"one of {sorted(TASKS)} (digits at smoke/laptop; default cifar10)",
+                            "entries": "subset of metakit.studies.schedules.ENTRIES"},
+    default_csv="runs/tables/schedules_{profile}.csv"))
 
 
 def frozen_options(schedule_file: str | Path) -> dict[str, str]:

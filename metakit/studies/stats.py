@@ -1,11 +1,10 @@
-"""A grid's tidy rows → summary (mean ± std, paired deltas with a 95% CI) → CSV + markdown.
+"""Paired statistics, the one layer behind every table, verdict and findings page.
 
-`summarise` groups the rows of `metakit.experiments.grid.run_grid` by (dataset, setting, method,
-variant[, momentum]) and, given a reference method, pairs every group with the reference's
-headline row (variant ``""``) of the same dataset and setting over the seeds both ran: the
-delta's mean and its Student-t 95% interval. `render_markdown` lays a summary out as rows ×
-settings per dataset; `write_outputs` writes the summary CSV and the markdown, naming the command
-and the commit that made them.
+`summarise` groups a study's rows by (dataset, setting, method, variant[, momentum]) and pairs each
+group with a reference method's headline row over the seeds both ran: the delta's mean and its
+Student-t 95% interval (`paired_delta`). `compare` gives one such pair as a `Verdict`, judged by
+its interval against a margin, never by its mean: ``holds`` (the interval clears the margin),
+``fails`` (it lies wholly on the wrong side) or ``not separated``.
 
 Example:
     >>> df = pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": ["ce", "ce", "mwnet", "mwnet"],
@@ -17,15 +16,12 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from metakit.experiments.grid import git_commit
-from metakit.io import atomic_write_text
 
 
 def paired_delta(values: Sequence[float], reference: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -57,7 +53,7 @@ def summarise(df: pd.DataFrame, metrics: Sequence[str] = ("test_acc",), referenc
     """Seeds, mean and (sample) std per group; paired deltas against ``reference`` when given.
 
     Args:
-        df: one row per run (`metakit.experiments.grid.run_grid`); rows with an ``error`` are left out.
+        df: one row per run (`metakit.studies.grid.run_grid`); rows with an ``error`` are left out.
         metrics: the columns to summarise.
         reference: a method name: each group's ``<metric>_delta`` (``_low``, ``_high``: 95% CI) is
             its mean difference from that method's headline row over the seeds both ran
@@ -102,110 +98,94 @@ def summarise(df: pd.DataFrame, metrics: Sequence[str] = ("test_acc",), referenc
     return pd.concat([out, pd.DataFrame(deltas, index=out.index)], axis=1)
 
 
-def _cell(mean: float, std: float = math.nan, digits: int = 2) -> str:
-    if mean is None or math.isnan(mean):
-        return "–"
-    return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _delta_cell(mean: float, low: float, high: float, n: int) -> str:
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:+.2f} (n={n})" if math.isnan(low) else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] (n={n})"
+@dataclass(frozen=True)
+class Verdict:
+    """The paired difference ``a − b`` over the seeds both ran in one (dataset, setting)."""
+
+    a: str
+    b: str
+    where: str
+    n: int
+    mean: float
+    low: float
+    high: float
+    std: float = math.nan     # the sample std of the paired differences
+
+    def says(self, margin: float = 0.0) -> str:
+        """``ahead``, ``behind`` or ``not separated`` (the interval against ``margin``)."""
+        return {"holds": "ahead", "fails": "behind"}.get(self.judge(margin), self.judge(margin))
+
+    def judge(self, margin: float = 0.0) -> str:
+        """The claim "a − b > margin", judged by the 95% interval: ``holds``, ``fails`` or ``not separated``.
+
+        Example:
+            >>> Verdict("a", "b", "s", 5, 2.0, 0.5, 3.5).judge(), Verdict("a", "b", "s", 5, 2.0, 0.5, 3.5).judge(1.0)
+            ('holds', 'not separated')
+        """
+        if self.n < 2 or math.isnan(self.low):
+            return "too few seeds to tell"
+        return "holds" if self.low > margin else "fails" if self.high < margin else "not separated"
+
+    def line(self, margin: float = 0.0) -> str:
+        """One line: the delta, its interval, the seeds and the verdict."""
+        if self.n == 0:
+            return f"{self.where}: {self.a} vs {self.b}: no seed ran both yet"
+        if self.n == 1:
+            return f"{self.where}: {self.a} vs {self.b} {self.mean:+.2f} on one seed: {self.says(margin)}"
+        against = "" if margin == 0 else f" (margin {margin:+.2f})"
+        return (f"{self.where}: {self.a} vs {self.b} {self.mean:+.2f} [{self.low:+.2f}, {self.high:+.2f}] "
+                f"over {self.n} seeds: {self.says(margin)}{against}")
+
+    def target(self, threshold: float) -> str:
+        """Whether the paired mean reaches ``threshold`` (e.g. +3.0, or −0.5 for "within half a point")."""
+        if self.n == 0:
+            return f"{self.where}: {self.a} vs {self.b} ≥ {threshold:+.2f}: not measured yet (no seed ran both)"
+        met = self.mean >= threshold
+        agrees = self.low >= threshold if met else self.high < threshold
+        end = "low" if met else "high"
+        value = self.low if met else self.high
+        side = ("above" if met else "below") if agrees else ("below" if met else "above")
+        return (f"{self.where}: {self.a} vs {self.b} ≥ {threshold:+.2f}: {'met' if met else 'missed'} "
+                f"(mean {self.mean:+.2f}; the interval's {end} end {value:+.2f} is {side} it)")
 
 
-def render_markdown(summary: pd.DataFrame, metric: str = "test_acc", reference_rows: dict | None = None,
-                    column_label: Callable[[str], str] = str, reference: str | None = None, unit: str = "%") -> str:
-    """Markdown tables per dataset: rows (method, variant) × settings, cells "mean ± std".
+def compare(rows: pd.DataFrame, a: str, b: str, metric: str = "test_acc", **where: object) -> Verdict:
+    """The paired verdict of ``a`` against ``b`` in the one (dataset, setting) that ``where`` leaves.
 
-    Args:
-        summary: from `summarise`.
-        metric: which metric to show.
-        reference_rows: published numbers, dataset → label → setting → value, shown as rows
-            "reference: <label>" ("–" where not reported).
-        column_label: a setting's column header (e.g. ``lt_if100`` → ``IF 100``).
-        reference: the method the deltas were taken against; adds a table of paired deltas.
-        unit: the metric's unit in the heading (``"s"`` for seconds per run).
-
-    Example:
-        >>> s = summarise(pd.DataFrame({"dataset": "digits", "setting": "lt_if10", "method": "ce", "variant": "",
-        ...                              "seed": [0, 1], "test_acc": [70.0, 72.0]}))
-        >>> render_markdown(s).splitlines()[2:5]
-        ['| method | lt_if10 |', '|---|---|', '| ce | 71.00 ± 1.41 |']
-    """
-    blocks = []
-    for dataset, part in summary.groupby("dataset", sort=False):
-        settings = list(dict.fromkeys(part["setting"]))
-        header = ["| method | " + " | ".join(column_label(s) for s in settings) + " |", "|---|" + "---|" * len(settings)]
-        rows = part.groupby([k for k in ("method", "variant", "momentum") if k in part.columns], sort=False, dropna=False)
-        lines, deltas = [f"### {dataset}: {metric} ({unit}), mean ± std over seeds", "", *header], []
-        varies = "momentum" in part.columns and part["momentum"].nunique() > 1
-        for name, group in rows:
-            name = name if isinstance(name, tuple) else (name,)
-            label = name[0] + (f" ({name[1]})" if len(name) > 1 and isinstance(name[1], str) and name[1] else "")
-            label += f", momentum {name[2]:g}" if varies else ""
-            by = group.set_index("setting")
-            lines.append(f"| {label} | " + " | ".join(
-                _cell(by[f"{metric}_mean"].get(s, math.nan), by[f"{metric}_std"].get(s, math.nan)) for s in settings) + " |")
-            if reference is not None and f"{metric}_delta" in by:
-                deltas.append(f"| {label} | " + " | ".join(
-                    _delta_cell(*(by[f"{metric}_{c}"].get(s, math.nan) for c in ("delta", "delta_low", "delta_high")),
-                                int(by["paired_seeds"].get(s, 0))) for s in settings) + " |")
-        for label, numbers in (reference_rows or {}).get(dataset, {}).items():
-            lines.append(f"| reference: {label} | " + " | ".join(_cell(numbers.get(s, math.nan)) for s in settings) + " |")
-        if deltas:
-            lines += ["", f"Paired difference from {reference} over common seeds, mean [95% CI, Student t]:", "",
-                      *header, *deltas]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-def command_line(flags: dict) -> str:
-    """The ``python -m metakit ...`` line that parsed to ``flags`` (``vars(args)``), for a table's markdown.
-
-    Example:
-        >>> command_line({"command": "table", "kind": "long-tail", "profile": "smoke", "seeds": [0, 1], "dask": None})
-        'python -m metakit table long-tail --profile smoke --seeds 0 1'
-    """
-    words = ["python -m metakit", str(flags["command"])] + [str(flags[k]) for k in ("kind", "task") if flags.get(k)]
-    for name, value in flags.items():
-        if name in ("command", "kind", "task") or value is None:
-            continue
-        words += ["--" + name.replace("_", "-"), *map(str, value if isinstance(value, (list, tuple)) else [value])]
-    return " ".join(words)
-
-
-def write_outputs(df: pd.DataFrame, stem: str | Path, markdown: str, command: str = "", title: str = "",
-                  summary: pd.DataFrame | None = None) -> str:
-    """Write ``<stem>.md`` (title, the command and commit that made it, ``markdown``) and the summary CSV.
-
-    Args:
-        df: the runs (their ``commit`` column is quoted when it differs from HEAD's).
-        stem: path without suffix; the summary goes to ``<stem>_summary.csv``.
-        markdown: the body, e.g. from `render_markdown`.
-        command: the command line that made the table.
-        title: a heading for the markdown.
-        summary: written as ``<stem>_summary.csv`` when given.
-
-    Returns:
-        The markdown text written.
+    ``a`` and ``b`` are method names, or ``"method:variant"`` for an ablation row (e.g.
+    ``"mfm:meta_off"``). ``where`` filters columns (``dataset="mnist1d", setting="lt_if100"``);
+    what is left must be one dataset and setting, or the call says which to pick. ``metric`` is the
+    column compared: ``test_acc`` (a run's final epoch), or ``test_acc_at_val`` where a table records
+    the test accuracy at the epoch of best validation accuracy (the verdict's label then names it).
 
     Example:
-        >>> import tempfile, pathlib
-        >>> stem = pathlib.Path(tempfile.mkdtemp()) / "t"
-        >>> text = write_outputs(pd.DataFrame({"commit": ["abc1234"]}), stem, "| a |\\n", "python -m metakit x")
-        >>> text.splitlines()[0].startswith("Made by `python -m metakit x` at commit")
-        True
+        >>> rows = pd.DataFrame({"dataset": "d", "setting": "s", "method": ["ce", "ce", "mfm"],
+        ...                      "variant": ["", "", "x"], "seed": [0, 1, 0], "test_acc": [1.0, 2.0, 4.0]})
+        >>> compare(rows, "mfm:x", "ce").n
+        1
     """
-    stem, head = Path(stem), git_commit()
-    made = f"Made by `{command or 'a script'}` at commit `{head}`"
-    commits = sorted({str(c) for c in df.get("commit", pd.Series(dtype=str)).dropna()} - {head})
-    if commits:
-        made += f" (runs from commits {', '.join(f'`{c}`' for c in commits)})"
-    if "seed" in df.columns and len(df):
-        made += f"; {len(df)} runs, seeds {', '.join(str(int(s)) for s in sorted(df['seed'].unique()))}"
-    text = (f"## {title}\n\n" if title else "") + made + ".\n\n" + markdown
-    atomic_write_text(stem.with_name(stem.name + ".md"), text)
-    if summary is not None:
-        atomic_write_text(stem.with_name(stem.name + "_summary.csv"), summary.to_csv(index=False))
-    return text
+    if metric not in rows.columns:
+        raise ValueError(f"compare: metric={metric!r} is not a column of the table; use one of "
+                         f"{[c for c in rows.columns if c.endswith('_acc') or c.startswith('test_')]}")
+    for column, value in where.items():
+        if column not in rows.columns:
+            raise ValueError(f"compare: no column {column!r} in the table; filter on one of {list(rows.columns)}")
+        rows = rows[rows[column] == value]
+    cells = rows[["dataset", "setting"]].drop_duplicates()
+    if len(cells) != 1:
+        found = [f"{d}/{s}" for d, s in cells.itertuples(index=False)] or "none"
+        raise ValueError(f"compare: where={where} leaves settings {found}; pass dataset= and setting= for one")
+    by_seed = {}
+    for label in (a, b):
+        method, _, variant = label.partition(":")
+        part = rows[(rows["method"] == method) & (rows["variant"].fillna("") == variant)]
+        by_seed[label] = part.groupby("seed")[metric].mean().dropna()   # a run without the metric pairs with none
+    seeds = sorted(set(by_seed[a].index) & set(by_seed[b].index))
+    x, y = by_seed[a][seeds].tolist(), by_seed[b][seeds].tolist()
+    mean, low, high = paired_delta(x, y)
+    std = float(np.std(np.subtract(x, y), ddof=1)) if len(seeds) > 1 else math.nan
+    dataset, setting = cells.iloc[0]
+    label = f"{dataset} {setting}" + ("" if metric == "test_acc" else f" ({metric})")
+    return Verdict(a, b, label, len(seeds), mean, low, high, std)

@@ -2,7 +2,7 @@
 
 Each run is a pure function of its `Config`, so the runs are independent: `jobs` builds the
 list of configs, `run_job` runs one (through the results cache), and `ablate` hands them to the
-grid pipeline (`metakit.experiments.grid.run_grid`, no CSV: the cache is what resumes) through
+grid pipeline (`metakit.studies.grid.run_grid`, no CSV: the cache is what resumes) through
 any executor, then keeps the columns a notebook reads: the varied fields, seed and metrics.
 
 Example:
@@ -25,7 +25,7 @@ from typing import Sequence
 import pandas as pd
 
 from metakit.experiments.cache import cached_run, default_cache_dir
-from metakit.experiments.grid import GridRun, run_grid
+from metakit.studies.grid import GridRun, run_grid
 from metakit.experiments import Config, run
 from metakit.methods import get_method
 from metakit.methods.registry import worker_modules

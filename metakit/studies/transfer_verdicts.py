@@ -1,6 +1,6 @@
 """The schedule-transfer table's markdown: mean ± std per row, and a verdict per variation.
 
-For each (dataset, setting, momentum) of `metakit.experiments.schedule_transfer`'s rows, `verdicts`
+For each (dataset, setting, momentum) of `metakit.studies.schedule_transfer`'s rows, `verdicts`
 compares the frozen MLR-SNet (``sched_mlrsnet``, variant ``""``, and each ablation variant present,
 one verdict line each) with:
 
@@ -22,13 +22,11 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from metakit.experiments import grid_summary
-from metakit.experiments.grid_summary import paired_delta
+from metakit.studies import report, stats
+from metakit.studies.findings import Claim
 
 LEARNED = "sched_mlrsnet"
 BEST_MARGIN = -1.0     # points: frozen MLR-SNet − best hand schedule ≥ this
@@ -43,11 +41,8 @@ def _by_seed(part: pd.DataFrame, method: str, column: str, variant: str = "") ->
 
 def _paired(part: pd.DataFrame, a: str, b: str, column: str, variant: str = "") -> tuple[float, float, float, float, int]:
     """``a`` (at ``variant``) minus ``b`` (its default), paired by seed: mean, CI, std of the deltas, seeds."""
-    x, y = _by_seed(part, a, column, variant), _by_seed(part, b, column)
-    seeds = sorted(set(x.index) & set(y.index))
-    d = np.asarray(x[seeds]) - np.asarray(y[seeds])
-    mean, low, high = paired_delta(x[seeds].tolist(), y[seeds].tolist())
-    return mean, low, high, float(d.std(ddof=1)) if len(d) > 1 else math.nan, len(seeds)
+    v = stats.compare(part, f"{a}:{variant}", b, column)
+    return v.mean, v.low, v.high, v.std, v.n
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,10 +125,10 @@ def render_markdown(df: pd.DataFrame) -> str:
     text = ""
     for metric in ("test_acc", "test_acc_at_val"):
         if metric in images and images[metric].notna().any():
-            text += grid_summary.render_markdown(grid_summary.summarise(images, [metric]), metric) + "\n"
+            text += report.render_markdown(stats.summarise(images, [metric]), metric) + "\n"
     lm = df[df["dataset"] == "text"]
     if len(lm):
-        text += grid_summary.render_markdown(grid_summary.summarise(lm, ["test_ppl"]), "test_ppl", unit="ppl") + "\n"
+        text += report.render_markdown(stats.summarise(lm, ["test_ppl"]), "test_ppl", unit="ppl") + "\n"
     table = verdicts(df)
     if len(table):
         text += ("### Verdicts\n\nFrozen MLR-SNet against the best hand schedule of the same momentum (chosen on "
@@ -142,8 +137,25 @@ def render_markdown(df: pd.DataFrame) -> str:
     return text
 
 
-def write_table(df: pd.DataFrame, md_path: str | Path, title: str = "", command: str = "") -> str:
-    """Write the markdown (`render_markdown`) and ``*_summary.csv`` beside ``md_path``; returns the markdown."""
+def write(df: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The markdown (`render_markdown`) and the summary of every row."""
     metrics = [m for m in ("test_acc", "test_acc_at_val", "test_ppl", "final_lr", "seconds") if m in df.columns]
-    summary = grid_summary.summarise(df, metrics)
-    return grid_summary.write_outputs(df, Path(md_path).with_suffix(""), render_markdown(df), command, title, summary)
+    return render_markdown(df), stats.summarise(df, metrics)
+
+
+def claims(df: pd.DataFrame) -> list[Claim]:
+    """Per image row and frozen variant: within 1.0 of the validation-best hand schedule (final and
+    val-selected epoch; the default's final epoch is the headline); at momentum 0, above the fixed LR."""
+    out = []
+    for r in verdicts(df).itertuples() if len(df) else ():
+        if r.metric != "test_acc":  # the language model's perplexity is judged by its ratio in the markdown
+            continue
+        learned, where = f"{LEARNED}:{r.variant}" if r.variant else LEARNED, (("momentum", float(r.momentum)),)
+        topic = f"{learned} within {-BEST_MARGIN:g} of the validation-best hand schedule, momentum {r.momentum:g}"
+        for metric in ("test_acc", "test_acc_at_val"):
+            if metric in df.columns:
+                out.append(Claim(learned, r.best_hand, r.dataset, r.setting, BEST_MARGIN, metric,
+                                 headline=not r.variant and metric == "test_acc", where=where, topic=topic))
+        if not math.isnan(getattr(r, "vs_fixed", math.nan)):
+            out.append(Claim(learned, "sched_fixed", r.dataset, r.setting, 0.0, where=where))
+    return out

@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metakit.data.longtail import longtail_counts
-from metakit.experiments.sweep import FIELDS
+from metakit.studies.sweep import FIELDS
 from metakit.meta import MetaLearner, lookahead
 from metakit.teaching.toy import meta_loss, toy_problem
 
@@ -196,7 +196,7 @@ def check_lr_hypergradient(fn: Callable) -> None:
 
 
 def check_grid(grid: dict, runs: int, must_vary: tuple[str, ...] = (), expect: dict | None = None) -> None:
-    """``grid`` is a valid `metakit.experiments.sweep.ablate` grid of ``runs`` configurations varying ``must_vary``.
+    """``grid`` is a valid `metakit.studies.sweep.ablate` grid of ``runs`` configurations varying ``must_vary``.
 
     Args:
         grid: the student's field → values.
@@ -210,7 +210,7 @@ def check_grid(grid: dict, runs: int, must_vary: tuple[str, ...] = (), expect: d
         ✓ a grid of 2 configurations over imbalance, noise_rate.
     """
     from metakit.experiments import Config
-    from metakit.experiments.sweep import jobs
+    from metakit.studies.sweep import jobs
 
     _require(isinstance(grid, dict) and len(grid) > 0, "a grid is a non-empty dict: field name → list of values.")
     for name, values in grid.items():

@@ -1,19 +1,16 @@
 """An nbgrader course for the tour: release student versions, autograde submissions, export grades.
 
-``make assignment`` and ``make grade`` call this module; nbgrader does the work, through its Python
+``make assignment`` and ``make grade`` call this module; nbgrader does the work through its Python
 API (`nbgrader.apps.NbGraderAPI`) and its gradebook (SQLite). Each notebook is one assignment
 named after it (``00_welcome_and_data``). The course directory (default ``runs/course``) holds::
 
     nbgrader_config.py   written here: course root, the student stub of metakit.teaching.student
-    source/<nb>/<nb>.ipynb   the tagged tour notebook (metakit.teaching.assignment)
-    release/<nb>/<nb>.ipynb  the student version: solutions replaced, hidden tests out, cells locked
+    source/<nb>/, release/<nb>/   the tagged tour notebook; the student version (solutions out)
     submitted/, autograded/, gradebook.db   nbgrader's own
-    grades.csv           one row per student and assignment: score, max_score
-    grades_by_cell.csv   one row per student, assignment and check cell: score, max_score
+    grades.csv, grades_by_cell.csv   score and max_score per student and assignment (and check cell)
 
-A submissions folder holds one folder per student with their notebooks, named as released:
-``submissions/<student_id>/<nb>.ipynb``. Grading runs every notebook in a kernel of this Python,
-importing this checkout's metakit; set METAKIT_PROFILE=smoke for minutes instead of the laptop profile.
+Submissions: ``submissions/<student_id>/<nb>.ipynb``, graded in a kernel of this Python with this
+checkout's metakit (METAKIT_PROFILE=smoke: minutes instead of the laptop profile's).
 
 Usage: ``python -m metakit.teaching.course release [NOTEBOOK ...] [--course DIR]`` and
 ``python -m metakit.teaching.course grade SUBMISSIONS [--course DIR]``.

@@ -1,16 +1,15 @@
 """The committed tables of ``results/`` in a notebook: read one, render it, rerun one of its rows.
 
-A table is the CSV that ``python -m metakit table <kind>`` wrote, one row per run in the results
-format of DESIGN.md (e.g. ``results/mnist1d/long_tail_laptop.csv``, at `csv_path`). A notebook
-reads it with `metakit.experiments.grid.read_csv` and renders it with its table's ``summarise``
+A table is the CSV that ``python -m metakit study <name>`` wrote, one row per run in the results
+format of docs/results_format.md (e.g. ``results/mnist1d/long_tail_laptop.csv``, at `csv_path`). A notebook
+reads it with `metakit.studies.grid.read_csv` and renders it with its table's ``summarise``
 and ``render_markdown``; where the file is not there, `missing_line` names the command that
 makes it, so the notebook carries on without numbers it does not have. `find_row` picks one
-run by its labels; its config (`metakit.experiments.tables.config_of_row`,
-`metakit.experiments.noise_tables.config_of_row`) reruns it, and `rerun_line` puts the two
+run by its labels; its config (`metakit.studies.rerun_config`) reruns it, and `rerun_line` puts the two
 accuracies side by side; `rerun_row` does both, reusing a live run of the same config.
 
 Example:
-    >>> from metakit.experiments.grid import read_csv
+    >>> from metakit.studies.grid import read_csv
     >>> read_csv(csv_path("no/such/folder", "noise"), momentum=True).empty
     True
     >>> "python -m metakit table noise --profile laptop" in missing_line("no/such/folder", "noise")
@@ -133,7 +132,7 @@ def rerun_row(row: dict, config, profile: str, live=None) -> str:
 
     Args:
         row: from `find_row`.
-        config: the row's config at ``profile`` (its table's ``config_of_row``).
+        config: the row's config at ``profile`` (`metakit.studies.rerun_config`).
         profile: the profile of ``config``.
         live: a `Result` this notebook trained, or None.
 

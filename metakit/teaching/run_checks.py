@@ -33,7 +33,7 @@ def check_every_step(every_step, official: pd.DataFrame, profile: str, seed: int
     be) and its first epoch with a one-epoch rerun of that entry at ``profile``, ``seed``, ``dataset``.
     """
     from metakit.experiments import run
-    from metakit.experiments.schedule_tables import table_config
+    from metakit.studies.schedules import table_config
 
     _require(isinstance(every_step, pd.DataFrame) and {"lr", "train_loss"} <= set(every_step.columns),
              f"store the run's history (result.history, a DataFrame), not a {type(every_step).__name__}.")

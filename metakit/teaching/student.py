@@ -8,12 +8,10 @@ In an instructor notebook, an exercise's solution sits between two marker lines:
         ### END SOLUTION
 
 The student copy replaces each such block, markers included, with one line at the marker's
-indentation: ``raise NotImplementedError("Exercise: write your solution here")``, and drops
-every ``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block of a check cell, markers
-included (nbgrader puts those back when it grades). Markers must pair up inside one code cell;
-anything else is an error naming the notebook, the cell and the line. Copies go to
-``notebooks/student/`` (generated, git-ignored, not run by nbval). They are the same cells as
-nbgrader's release (`metakit.teaching.course`, ``make assignment``), which uses the same stub.
+indentation, ``raise NotImplementedError("Exercise: write your solution here")``, and drops every
+``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block (nbgrader puts those back to grade).
+Markers must pair up inside one code cell, else an error names the notebook, cell and line.
+Copies go to ``notebooks/student/`` (git-ignored): the cells of `metakit.teaching.course`'s release.
 
 Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student]``.
 """

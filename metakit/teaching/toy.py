@@ -1,16 +1,15 @@
 """A toy problem small enough to check the meta-step by hand (notebook 01).
 
-A two-layer net on flattened inputs in float64 (8x8 digits, or MNIST-1D's 40-point signals from
-its CI-sized set), a training batch with some wrong labels, a clean meta batch, and one tiny
-meta-learner per entry point of φ:
+A two-layer float64 net on flattened digits (or MNIST-1D's CI-sized set), a training batch with
+some wrong labels, a clean meta batch, and one tiny meta-learner per entry point of φ:
 
 - `WeightNet`    (``enters="loss"``):    per-sample loss → weight in (0, 1) (Meta-Weight-Net);
 - `SampleWeights` (``enters="loss"``):   one free weight per sample of the batch (Ren et al. 2018);
 - `FeatureScale` (``enters="forward"``): per-channel scale γ and shift β of hidden features (MFM);
 - `LossToLR`     (``enters="lr"``):      training loss → step size (MLR-SNet, without the LSTM).
 
-`meta_loss` is the look-ahead written out plainly — an independent reference that the tests
-and the notebook compare with `metakit.meta.MetaStep`.
+`meta_loss` is the look-ahead written out plainly: the reference the tests and the notebook
+compare `metakit.meta.MetaStep` with.
 
 Example:
     >>> net, train_batch, meta_batch = toy_problem(seed=0)
