@@ -1,6 +1,6 @@
-"""The README's "MLR-SNet at the paper's scale" commands, end-to-end on tiny data in the real formats.
+"""The "MLR-SNet at the paper's scale" commands of docs/guide/schedules.md, end-to-end on tiny data in the real formats.
 
-Each command is read from the README itself, run through the CLI (`metakit.cli.main`) with only
+Each command is read from that page itself, run through the CLI (`metakit.cli.main`) with only
 epochs, sizes and paths overridden, on tiny CIFAR-10/100 pickles (`_tiny_cifar`) and a tiny
 ImageFolder of JPEGs (`_tiny_imagenet`). The meta-train must write per-epoch snapshots; each
 meta-test must load them and set every step's LR as the staged protocol says, which the test
@@ -37,7 +37,7 @@ CPU = ["--device", "cpu", "--no-progress"]
 
 def readme_commands() -> dict[tuple[str, str, str], list[str]]:
     """(dataset, model, "train" | "test") → the argv of each command in the README's section."""
-    text = (ROOT / "README.md").read_text().split("## MLR-SNet at the paper's scale")[1].split("\n## ")[0]
+    text = (ROOT / "docs" / "guide" / "schedules.md").read_text().split("## MLR-SNet at the paper's scale")[1].split("\n## ")[0]
     out = {}
     for line in re.findall(r"`python -m metakit (run [^`]+)`", text):
         argv = shlex.split(line)

@@ -2,7 +2,7 @@
 
 The pages: an index that is the README, one page per notebook of the tour in order (their outputs
 as ``make demo`` left them in ``runs/latest/notebooks``; the demo runs first when there are none),
-``docs/architecture.md``, and the committed ``results/`` tables. Nothing executes inside Sphinx
+``docs/architecture.md``, the ``docs/guide/`` pages, and the committed ``results/`` tables. Nothing executes inside Sphinx
 (``nb_execution_mode = "off"``, ``docs/book/conf.py``) and nothing is fetched: the theme ships its
 assets, ipywidgets' CDN scripts are off, and a page that would load a script, a style sheet or an
 image from the network fails the build. So does every Sphinx warning (``-W``: a missing page, a bad
@@ -158,6 +158,10 @@ def stage(src: Path, notebooks: Sequence[Path], root: Path = ROOT) -> None:
     if (root / "docs" / "architecture.md").is_file():
         shutil.copyfile(root / "docs" / "architecture.md", src / "architecture.md")
         reference.append("architecture")
+    for page in sorted((root / "docs" / "guide").glob("*.md")):   # the reference pages the README links to
+        (src / "docs" / "guide").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, src / "docs" / "guide" / page.name)
+        reference.append(f"docs/guide/{page.stem}")
     tables = sorted((root / "results").rglob("*.md"), key=lambda p: (p.name != "README.md", p.parts))
     for table in tables:
         target = src / table.relative_to(root)
