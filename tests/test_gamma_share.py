@@ -14,7 +14,7 @@ SPEC.loader.exec_module(gamma_share)
 
 def test_each_stage_gives_gamma_the_mean_lr_and_their_ratio_and_the_table_resumes(tmp_path, capsys):
     plan = Plan("smoke", (0,), {"source": "digits", "variations": ["same"], "entries": ["mlrsnet"]}, {"epochs": 3})
-    run_study(get_study("schedule_transfer"), plan, tmp_path / "digits" / "t.csv")
+    run_study(get_study("schedule_transfer"), plan, tmp_path / "digits" / "schedule_transfer_smoke.csv")
     args = ["--sources", "digits", "--momenta", "0", "--seeds", "0", "--profile", "smoke", "--folder", str(tmp_path),
             "--out", str(tmp_path)]
     assert gamma_share.main(args) == 0

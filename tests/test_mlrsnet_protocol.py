@@ -173,10 +173,11 @@ def test_momentum_gamma_scales_gamma_by_one_minus_momentum_in_meta_training_and_
         assert w["gamma"] == pytest.approx(scale * _gamma_by_hand(w["train_loss"], 10), rel=1e-12)
 
 
-def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_snapshot_an_epoch():
+def test_faithful_meta_training_gamma_from_the_initial_loss_and_a_snapshot_an_epoch():
     r = run(Config(method="mlrsnet", profile="smoke", epochs=3, progress=False, device="cpu"))
     m = r.method
-    assert m.step.meta_optimizer.state_dict()["state"][0]["step"].item() == 3       # three meta-updates, one an epoch
+    steps = m.step.calls                                                           # fewer than the 200 a run asks
+    assert m.step.meta_optimizer.state_dict()["state"][0]["step"].item() == m.meta_updates == steps < 200
     assert r.history["meta_loss"].notna().all()
     assert abs(m.initial_loss - math.log(10)) < 0.5                                # an untrained 10-class net
     assert float(m.lr_net.gamma) == pytest.approx(_gamma_by_hand(m.initial_loss, 10), rel=1e-6)
@@ -186,6 +187,17 @@ def test_faithful_meta_training_once_an_epoch_gamma_from_the_initial_loss_and_a_
     assert r.config.momentum == 0.0 and r.config.weight_decay == 5e-4
     lrs = [row["lr"] for row in m.trace]
     assert max(lrs) < float(m.lr_net.gamma) and min(lrs) > 0
+
+
+@pytest.mark.parametrize("options, expected", [({}, 200), ({"meta_updates": 7}, 7),
+                                               ({"meta_updates": None}, 13), ({"meta_updates": None, "meta_every_epochs": 4}, 3)])
+def test_a_run_makes_its_meta_update_budget_whatever_the_dataset_size(options, expected):
+    """200 a run by default (the official count), spread evenly with the last on the last step; None: one an epoch."""
+    r = run(Config(method="mlrsnet", profile="smoke", epochs=13, progress=False, device="cpu", options=options))
+    m = r.method
+    assert m.step.calls > 200 and m.step.meta_optimizer.state_dict()["state"][0]["step"].item() == m.meta_updates == expected
+    if "meta_updates" not in options:   # the last update falls on the last step: the last epoch has a meta loss
+        assert r.history["meta_loss"].notna().all()
 
 
 @pytest.mark.parametrize("variant", ["gamma_floor", "normalised_loss", "last_snapshot", "official_cell",

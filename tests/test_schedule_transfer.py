@@ -13,7 +13,7 @@ from metakit.studies.grid import read_csv
 from metakit.studies.schedules import frozen_options, table_config
 from metakit.studies import Plan, rerun_config, run_study
 from metakit.studies.schedule_transfer import (STUDY, entries_for, schedule_path, target_config, transfer_runs,
-                                               variant_schedule, variations)
+                                               tuned_lrs, variant_schedule, variations)
 from metakit.studies.transfer_verdicts import render_verdicts, verdicts
 from metakit.learners.lr_net import load_schedule
 
@@ -43,7 +43,7 @@ def test_each_variation_changes_one_thing_by_its_stated_factor(source, other, mo
 def test_the_frozen_row_runs_the_staged_meta_test_and_final_net_is_a_variant(tmp_path):
     df = schedule_transfer("digits", 0.0, ["same"], [0], "smoke", ["mlrsnet", "fixed"], tmp_path / "t.csv",
                            {"epochs": 1})
-    path = schedule_path(tmp_path, "digits", 0.0, "smoke")
+    path = schedule_path(tmp_path, "digits", 0.0, "smoke", "t")
     assert path.is_file() and frozen_options(path) == {"schedule_file": str(path)}      # snapshots: staged
     staged = target_config("digits", 0.0, {}, "mlrsnet", 0, "smoke", path)
     final = target_config("digits", 0.0, {}, "mlrsnet_final_net", 0, "smoke", path)
@@ -55,8 +55,13 @@ def test_the_frozen_row_runs_the_staged_meta_test_and_final_net_is_a_variant(tmp
     for r in runs:   # an ablation row's CSV fields lead back to its config
         row = {"dataset": "digits", "setting": r.setting, "method": r.method, "variant": r.variant, "seed": 0,
                "momentum": 0.0, "profile": "smoke", "epochs": r.config.resolve().epochs}
-        assert rerun_config(STUDY, row, folder=tmp_path) == r.config
-    assert df[["setting", "method", "momentum"]].values.tolist() == [
+        assert rerun_config(STUDY, row, folder=tmp_path / "t.csv") == r.config
+    tune = df[df.setting == "transfer_tune"]     # the hand schedule's base LR, chosen on the source's validation
+    assert sorted(set(tune.variant)) == ["lr_0.03", "lr_0.1", "lr_0.3", "lr_1"] and sorted(set(tune.seed)) == [0, 1, 2]
+    best = tune.groupby("variant").val_acc.mean().idxmax()
+    fixed = df[(df.setting == "transfer_same") & (df.method == "sched_fixed")]
+    assert rerun_config(STUDY, fixed.iloc[0].to_dict()).lr == float(best.removeprefix("lr_"))   # carried to the row
+    assert df[df.setting != "transfer_tune"][["setting", "method", "momentum"]].values.tolist() == [
         ["transfer_source", "sched_mlrsnet", 0.0], ["transfer_same", "sched_mlrsnet", 0.0],
         ["transfer_same", "sched_fixed", 0.0]]
 
@@ -76,7 +81,7 @@ def test_default_variations_leave_the_lm_out_at_momentum_09(tmp_path):
     # the 0.9 block's default is every image variation; asking for the LM there is the error above
     df = schedule_transfer("digits", 0.9, None, [0], "smoke", ["cosine"], tmp_path / "t.csv", {"epochs": 1})
     image_settings = {f"transfer_{name}" for name in variations("digits", "smoke")}
-    assert set(df.setting) == image_settings | {"transfer_source"} and not df.momentum.ne(0.9).any()
+    assert set(df.setting) == image_settings | {"transfer_source", "transfer_tune"} and not df.momentum.ne(0.9).any()
     with pytest.raises(ValueError, match="variations='batch_x3'"):
         transfer_runs("digits", 0.0, ["batch_x3"], [0], "smoke", None, "s.pt")
 
@@ -87,7 +92,7 @@ def test_cli_end_to_end_resumes_and_relearns_a_missing_schedule(tmp_path, capsys
             "--entries", "mlrsnet", "fixed", "--variations", "same", "lm", "--epochs", "1", "--out", str(out)]
     assert main(argv) == 0
     rows = read_csv(out, momentum=True)
-    assert len(rows) == 1 + 2 * 2 + 2 * 2                       # source, 2 seeds × 2 entries, images and LM
+    assert len(rows) == 2 + 3 * 4 + 2 * 2 + 2 * 2    # a source a seed, the fixed LR's tuning, 2 seeds × 2 entries, images and LM
     lm = rows[rows.setting == "transfer_lm"]
     assert set(lm.dataset) == {"text"} and lm.test_ppl.gt(1).all() and lm.test_acc.isna().all()
     assert "### Verdicts" in out.with_suffix(".md").read_text()
@@ -147,14 +152,15 @@ def test_rerun_config_rebuilds_every_image_rows_config(tmp_path):
     rows = schedule_transfer("digits", 0.0, names, [0, 1], "smoke", ["mlrsnet", "cosine", "mlrsnet_final_net"], out,
                              {"epochs": 1})
     runs = transfer_runs("digits", 0.0, names, [0, 1], "smoke", ["mlrsnet", "cosine", "mlrsnet_final_net"],
-                         schedule_path(tmp_path, "digits", 0.0, "smoke"), {"epochs": 1})
-    image = rows[rows.setting != "transfer_source"].to_dict("records")
+                         schedule_path(tmp_path, "digits", 0.0, "smoke", "t"), {"epochs": 1}, tuned_lrs(rows, 0.0))
+    image = rows[~rows.setting.isin(["transfer_source", "transfer_tune"])].to_dict("records")
     assert len(image) == len(runs) == 4 * 2 * 3
     for row, want in zip(image, runs):
-        assert rerun_config(STUDY, dict(row, config=None), folder=tmp_path) == want.config, row   # from its labels
         assert rerun_config(STUDY, row).canonical() == want.config.canonical(), row              # from its config
+        if row["seed"] == 0 and row["method"] == "sched_mlrsnet":   # from its labels alone: the seed-0 source
+            assert rerun_config(STUDY, dict(row, config=None), folder=out) == want.config, row
     with pytest.raises(ValueError, match="transfer_source.*not an image target row"):
-        rerun_config(STUDY, dict(rows.iloc[0].to_dict(), config=None), folder=tmp_path)
+        rerun_config(STUDY, dict(rows.iloc[0].to_dict(), config=None), folder=out)
 
 
 def test_each_frozen_variant_gets_its_own_verdict_against_the_default_hand_rows():
@@ -175,16 +181,16 @@ def test_each_frozen_variant_gets_its_own_verdict_against_the_default_hand_rows(
 def test_momentum_lookahead_meta_trains_its_own_source_and_its_rows_read_it(tmp_path):
     out = tmp_path / "t.csv"
     df = schedule_transfer("digits", 0.9, ["same"], [0], "smoke", ["mlrsnet_momentum_lookahead"], out, {"epochs": 2})
-    assert df[["setting", "method", "variant"]].values.tolist() == [
+    assert df[df.setting != "transfer_tune"][["setting", "method", "variant"]].values.tolist() == [
         ["transfer_source", "sched_mlrsnet", "meta_train"],
         ["transfer_source", "sched_mlrsnet", "meta_train_momentum_lookahead"],
         ["transfer_same", "sched_mlrsnet", "momentum_lookahead"]]
-    default = schedule_path(tmp_path, "digits", 0.9, "smoke")
+    default = schedule_path(tmp_path, "digits", 0.9, "smoke", "t")
     own = variant_schedule(default, "momentum_lookahead")
-    assert own.parent == default.parent and own.name == "schedule_transfer_smoke_digits_m0.9_momentum_lookahead.pt"
+    assert own.parent == default.parent and own.name == "t_digits_m0.9_momentum_lookahead.pt"
     first, second = (load_schedule(p)[0].state_dict() for p in (default, own))
     assert any(not torch.equal(first[k], second[k]) for k in first)   # meta-trained differently
     row = df.iloc[2].to_dict() | {"profile": "smoke", "epochs": 2, "config": None}
-    assert rerun_config(STUDY, row, folder=tmp_path).options == {"schedule_file": str(own), "variant": "momentum_lookahead"}
+    assert rerun_config(STUDY, row, folder=out).options == {"schedule_file": str(own), "variant": "momentum_lookahead"}
     with pytest.raises(ValueError, match=r"^entries='mlrsnet_momentum_lookahead' at momentum=0: .*--momentum 0\.9\.$"):
         entries_for(0.0, ["mlrsnet_momentum_lookahead"])

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from metakit.distributed import mean_over_ranks
-from metakit.learners.lr_cells import CELLS, OfficialCell
+from metakit.learners.lr_cells import CELLS, OfficialCell, OfficialTestCell
 from metakit.learners.store import load_learner, register_kind, save_learner
 from metakit.meta import MetaLearner
 
@@ -34,8 +34,9 @@ class MLRSNet(MetaLearner):
         gamma: the LR ceiling γ; None sets it to 2 × the first ``base_lr`` seen (see module doc).
         normalise: divide the loss by log C (metakit's earlier input); False feeds the raw loss,
             as the official code does (the faithful protocol's choice).
-        cell: "lstm" (one `nn.LSTMCell`, metakit's) or "official" (`OfficialCell`, the official
-            code's training cell; its test-time cell is not reproduced).
+        cell: "lstm" (one `nn.LSTMCell`, metakit's), "official" (`OfficialCell`, the official
+            code's training cell) or "official_test" (`OfficialTestCell`, its meta-test cell, which
+            the authors' snapshots load into: `metakit.learners.official`).
 
     Use it in a `metakit.meta.MetaStep` to meta-train; hand it to `metakit.schedules.LearnedSchedule` to use it
     frozen in an ordinary loop.
@@ -64,7 +65,7 @@ class MLRSNet(MetaLearner):
         if cell not in CELLS:
             raise ValueError(f"cell={cell!r} is unknown; use one of {CELLS}.")
         self.num_classes, self.normalise, self.cell_kind = num_classes, normalise, cell
-        self.cell = nn.LSTMCell(1, hidden) if cell == "lstm" else OfficialCell(1, hidden)
+        self.cell = {"lstm": nn.LSTMCell, "official": OfficialCell, "official_test": OfficialTestCell}[cell](1, hidden)
         self.head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -192,6 +193,8 @@ class LRSnapshots(nn.Module):
     Args:
         num_classes, hidden, gamma, normalise, cell: as `MLRSNet` (every snapshot shares them).
         count: how many snapshots (epochs of meta-training).
+        epochs: the meta-training epoch each snapshot was taken after, increasing; None: 1..count
+            (one an epoch). The authors' released files are three: epochs (1, 100, 200).
 
     Example:
         >>> s = LRSnapshots.of([MLRSNet(10, hidden=4, gamma=0.5) for _ in range(3)])
@@ -200,19 +203,22 @@ class LRSnapshots(nn.Module):
     """
 
     def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
-                 count: int = 1, cell: str = "lstm"):
+                 count: int = 1, cell: str = "lstm", epochs: list[int] | tuple[int, ...] | None = None):
         super().__init__()
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count={count!r} must be a positive integer (snapshots, one an epoch).")
+        self.epochs = tuple(range(1, count + 1)) if epochs is None else tuple(int(e) for e in epochs)
+        if len(self.epochs) != count or self.epochs[0] < 1 or list(self.epochs) != sorted(set(self.epochs)):
+            raise ValueError(f"epochs={epochs!r} must be {count} increasing epochs >= 1, one a snapshot.")
         self.nets = nn.ModuleList(MLRSNet(num_classes, hidden, gamma, normalise, cell) for _ in range(count))
 
     @classmethod
-    def of(cls, nets: list[MLRSNet]) -> "LRSnapshots":
-        """Snapshots holding copies of ``nets`` (epoch 1 first); their states are reset."""
+    def of(cls, nets: list[MLRSNet], epochs: list[int] | tuple[int, ...] | None = None) -> "LRSnapshots":
+        """Snapshots holding copies of ``nets`` (epoch 1 first; ``epochs``: as the constructor); states reset."""
         if not nets:
             raise ValueError("nets=[]: take at least one snapshot (one epoch of meta-training) first.")
         first = nets[0]
-        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind)
+        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind, epochs)
         for mine, theirs in zip(out.nets, nets):
             mine.load_state_dict({k: v.detach().cpu() for k, v in theirs.state_dict().items()})
             mine.reset_state()
@@ -223,9 +229,10 @@ class LRSnapshots(nn.Module):
 
     def at_epoch(self, epoch: int) -> MLRSNet:
         """The snapshot taken after meta-training epoch ``epoch`` (1-based)."""
-        if not 1 <= epoch <= len(self):
-            raise ValueError(f"epoch={epoch!r}: these snapshots cover epochs 1..{len(self)}.")
-        return self.nets[epoch - 1]
+        if epoch not in self.epochs:
+            held = f"1..{len(self)}" if self.epochs == tuple(range(1, len(self) + 1)) else str(list(self.epochs))
+            raise ValueError(f"epoch={epoch!r}: these snapshots were taken after epochs {held}.")
+        return self.nets[self.epochs.index(epoch)]
 
     @property
     def last(self) -> MLRSNet:
@@ -235,8 +242,9 @@ class LRSnapshots(nn.Module):
 
 def _snapshot_args(snapshots: LRSnapshots) -> dict:
     first = snapshots.nets[0]
-    return {"num_classes": first.num_classes, "hidden": first.hidden, "gamma": None, "normalise": first.normalise,
+    args = {"num_classes": first.num_classes, "hidden": first.hidden, "gamma": None, "normalise": first.normalise,
             "count": len(snapshots), "cell": first.cell_kind}
+    return args | ({} if snapshots.epochs == tuple(range(1, len(snapshots) + 1)) else {"epochs": list(snapshots.epochs)})
 
 
 register_kind("lr_snapshots", LRSnapshots, _snapshot_args, "MLR-SNet LR nets, one snapshot an epoch")

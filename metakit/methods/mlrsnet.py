@@ -105,7 +105,10 @@ class MLRSNetOptions:
                           choices=tuple(VARIANTS))
     hidden: int = option(50, "LSTM hidden size (the paper's 50)", low=1)
     meta_every_epochs: int = option(1, "meta-update once every this many epochs, at the epoch's last step "
-                                       "(the official ~once an epoch)", low=1)
+                                       "(read where meta_updates is None)", low=1)
+    meta_updates: int | None = option(200, "meta-updates per run, spread evenly over its steps whatever the "
+                                           "dataset's size (the official code makes 200); None: once every "
+                                           "meta_every_epochs epochs", low=1, nullable=True, example="200")
     gamma_floor: float = option(0.01, "variant='gamma_floor': the guard γ := max(γ, this)", low=0, low_open=True)
     meta_every: int | None = option(None, "variant='final_net': meta-update every k steps; None: "
                                           "ceil(iters_per_epoch / meta_per_epoch)", low=1, nullable=True, example="1")
@@ -132,6 +135,9 @@ def checked_variant(o: MLRSNetOptions) -> Variant:
                 raise ValueError(f"{owner}: {name}={getattr(o, name)!r} is read only by variant='final_net' (the "
                                  f"official protocol meta-updates once every meta_every_epochs epochs); drop it, or "
                                  f"pass variant='final_net'.")
+    elif o.meta_updates not in (None, 200):
+        raise ValueError(f"{owner}: meta_updates={o.meta_updates!r} is not read by variant='final_net' (it "
+                         f"meta-updates every meta_every steps); use meta_every=..., or variant=''.")
     elif o.meta_every_epochs != 1:
         raise ValueError(f"{owner}: meta_every_epochs={o.meta_every_epochs!r} is not read by variant='final_net' "
                          f"(it meta-updates every meta_every steps); use meta_every=..., or variant=''.")
@@ -261,10 +267,25 @@ class MLRSNetMethod(Method):
         return (logits.argmax(1) == batch.y).sum()
 
     def meta_due(self) -> bool:
-        """Faithful cadence: the coming step is the last of every ``meta_every_epochs``-th epoch
-        (``final_net``: always; its `MetaStep` counts ``meta_every`` steps itself)."""
-        every = self.iters * self.options.meta_every_epochs
-        return self.knobs.final_net or (self.step.calls + 1) % every == 0
+        """Whether the coming step meta-updates: ``meta_updates`` spread evenly over the run's steps (the
+        last on its last step), else the last step of every ``meta_every_epochs``-th epoch (``final_net``:
+        always; its `MetaStep` counts ``meta_every`` steps itself)."""
+        t, count = self.step.calls, self.options.meta_updates
+        if count is not None and not self.knobs.final_net:
+            total = self.iters * int(getattr(self.config, "epochs", None) or 1)
+            return (t + 1) * count // total > t * count // total
+        return self.knobs.final_net or (t + 1) % (self.iters * self.options.meta_every_epochs) == 0
+
+    @property
+    def meta_updates(self) -> int:
+        """Meta-updates made so far (a run's meta-learning budget), counted from the steps taken."""
+        t, count = self.step.calls, self.options.meta_updates
+        if self.knobs.final_net:
+            return -(-t // self.step.meta_every)        # its MetaStep updates on calls 0, k, 2k, ...
+        if count is not None:   # every step when the run has fewer steps than updates asked
+            total = self.iters * int(getattr(self.config, "epochs", None) or 1)
+            return t if count >= total else t * count // total
+        return t // (self.iters * self.options.meta_every_epochs)
 
     def train_step(self, trainer: Trainer, batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
         trainer.set_lr()                                     # the base LR ("fixed"); final_net's γ is relative to it

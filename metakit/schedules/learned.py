@@ -252,8 +252,8 @@ class StagedSchedule(LRSchedule):
         freeze(self.snapshots.parameters())
         self.snapshots.eval()
         self.starts = switch_epochs(epochs)
-        count = len(self.snapshots)
-        self.stage_snapshots = (count,) * 3 if last_only else stage_epochs(count)
+        last = self.snapshots.epochs[-1]   # the run's length in meta-training epochs
+        self.stage_snapshots = (last,) * 3 if last_only else stage_epochs(last)
         self.num_classes, self.full_loss, self.gamma_floor = int(num_classes), full_loss, float(gamma_floor)
         self.gamma_scale = float(gamma_scale)
         self.net = copy.deepcopy(self.snapshots.at_epoch(self.stage_snapshots[0]))   # the live net; weights swap

@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import pandas as pd
+
 from metakit.experiments import Config, run
 from metakit.learners.lr_net import save_schedule
 from metakit.options import require
-from metakit.studies.grid import GridRun, profile_tags
+from metakit.studies.grid import GridRun, profile_tags, stored_config
 from metakit.studies.registry import register
 from metakit.studies.schedules import schedule_job, table_config
 from metakit.studies.study import Plan, Source, Study
@@ -37,9 +39,13 @@ from metakit.studies.transfer_verdicts import LEARNED, claims, write
 
 SOURCES = ("digits", "mnist1d")
 MOMENTA = (0.0, 0.9)
-SOURCE_SEED = 0  # the schedule is meta-trained once per (source, momentum), then frozen
+SOURCE_SEED = 0  # a row of seed s reads the schedule meta-trained at seed s (seed 0's file keeps its old name)
 HAND = ("fixed", "multistep", "exp", "cosine", "sgdr")   # momentum 0: MLR-SNet's comparison
 HAND_09 = ("cosine", "multistep")                        # momentum 0.9: what users run
+# each hand schedule's base LR is chosen from these on the source task's validation split (seeds TUNE_SEEDS),
+# then carried unchanged to every transfer row: the "tune once on the source" the learned schedule gets
+LR_GRID = {0.0: (0.03, 0.1, 0.3, 1.0), 0.9: (0.03, 0.1, 0.3)}
+TUNE_SEEDS = (0, 1, 2)
 OTHER_MODELS = {"digits": ("mlp", "resnet32"), "mnist1d": ("cnn1d", "mlp")}  # besides each dataset's default
 TASK = "cifar10"  # the balanced schedule task (digits / MNIST-1D at smoke and laptop)
 # MNIST-1D's 1D ResNet at half width (16 first-stage channels) for this table's budget: on the 12,000-signal
@@ -86,14 +92,18 @@ def variations(source: str, profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def schedule_path(folder: str | Path, source: str, momentum: float, profile: str) -> Path:
-    """Where the source schedule of (``source``, ``momentum``) is kept.
+def schedule_path(folder: str | Path, source: str, momentum: float, profile: str, table: str = "",
+                  seed: int = SOURCE_SEED) -> Path:
+    """Where the source schedule of (``source``, ``momentum``, ``seed``) is kept, named after the ``table``'s CSV.
 
     Example:
         >>> schedule_path("results/digits", "digits", 0.9, "laptop").as_posix()
         'results/digits/schedules/schedule_transfer_laptop_digits_m0.9.pt'
+        >>> schedule_path("r", "digits", 0, "laptop", "tuned", seed=2).name
+        'tuned_digits_m0_seed2.pt'
     """
-    return Path(folder) / "schedules" / f"schedule_transfer_{profile}_{source}_m{momentum:g}.pt"
+    name = f"{table or f'schedule_transfer_{profile}'}_{source}_m{momentum:g}"
+    return Path(folder) / "schedules" / (name + ("" if seed == SOURCE_SEED else f"_seed{seed}") + ".pt")
 
 
 def variant_schedule(path: str | Path, variant: str) -> Path:
@@ -121,11 +131,40 @@ def narrow(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, **extra}
 
 
-def source_config(source: str, momentum: float, profile: str, variant: str = "", **overrides: Any) -> Config:
-    """The meta-training run of the source schedule (faithful ``mlrsnet``, or ``variant``; seed `SOURCE_SEED`)."""
+def source_config(source: str, momentum: float, profile: str, variant: str = "", seed: int = SOURCE_SEED,
+                  **overrides: Any) -> Config:
+    """The meta-training run of the source schedule (faithful ``mlrsnet``, or ``variant``)."""
     ablation = {"options": {"variant": variant}} if variant else {}
-    return table_config(TASK, "mlrsnet", profile, SOURCE_SEED, **narrow({"dataset": source, **overrides}),
+    return table_config(TASK, "mlrsnet", profile, seed, **narrow({"dataset": source, **overrides}),
                         momentum=momentum, **ablation)
+
+
+def tuned_lrs(tuned: "pd.DataFrame | None", momentum: float) -> dict[str, float]:
+    """Hand entry → its base LR: the best mean validation accuracy over the tuning rows (`tuning`); none: {}.
+
+    Example:
+        >>> rows = pd.DataFrame({"setting": "transfer_tune", "method": "sched_cosine", "momentum": 0.0,
+        ...                      "variant": ["lr_0.1", "lr_0.3"], "val_acc": [90.0, 92.0]})
+        >>> tuned_lrs(rows, 0.0)
+        {'cosine': 0.3}
+    """
+    if tuned is None or len(tuned) == 0:
+        return {}
+    mine = tuned[(tuned["setting"] == "transfer_tune") & (tuned["momentum"] == momentum)]
+    means = mine.groupby(["method", "variant"], sort=False)["val_acc"].mean().reset_index()
+    best = means.sort_values("val_acc", ascending=False, kind="stable").drop_duplicates("method")
+    return {m.removeprefix("sched_"): float(v.removeprefix("lr_")) for m, v in zip(best["method"], best["variant"])}
+
+
+def tuning(plan: Plan) -> list[GridRun]:
+    """Each hand schedule of the block at each base LR of `LR_GRID`, on the source task, seeds `TUNE_SEEDS`."""
+    source, momentum, _ = _plan(plan)
+    hands = [e for e in entries_for(momentum, plan.get("entries", None)) if not e.startswith("mlrsnet")]
+    runs = []
+    for seed, entry, lr in itertools.product(TUNE_SEEDS, hands, LR_GRID[momentum]):
+        config = target_config(source, momentum, {"lr": lr}, entry, seed, plan.profile, "", **plan.overrides)
+        runs.append(GridRun(config, f"sched_{entry}", f"lr_{lr:g}", profile_tags(config), setting="transfer_tune"))
+    return runs
 
 
 def source_job(config: Config, path: str) -> dict[str, float]:
@@ -163,7 +202,7 @@ def _row(entry: str) -> tuple[str, str]:
 
 
 def target_config(source: str, momentum: float, variation: dict[str, Any], entry: str, seed: int, profile: str,
-                  schedule_file: str | Path, **overrides: Any) -> Config:
+                  schedule_file: str | Path, lrs: dict[str, float] | None = None, **overrides: Any) -> Config:
     """The `Config` of one image row: the source task with ``variation`` applied, under ``entry``.
 
     Example:
@@ -177,20 +216,28 @@ def target_config(source: str, momentum: float, variation: dict[str, Any], entry
         options = {"schedule_file": str(variant_schedule(schedule_file, variant))}
         options |= {"variant": variant} if variant else {}
         return table_config(TASK, "mlrsnet", profile, seed, options=options, **fields)
-    return table_config(TASK, entry, profile, seed, **fields)
+    lr = (lrs or {}).get(entry)   # the base LR tuned on the source (`tuned_lrs`); None: the task's
+    return table_config(TASK, entry, profile, seed, **fields, **({} if lr is None else {"lr": lr}))
+
+
+def seeded(path: str | Path, seed: int) -> Path:
+    """The schedule file of source seed ``seed``, given seed 0's ``path`` (`schedule_path`'s naming)."""
+    path = Path(path)
+    return path if seed == SOURCE_SEED else path.with_name(f"{path.stem}_seed{seed}{path.suffix}")
 
 
 def transfer_runs(source: str, momentum: float, names: Sequence[str], seeds: Sequence[int], profile: str,
                   entries: Sequence[str] | None, schedule_file: str | Path,
-                  overrides: dict | None = None) -> list[GridRun]:
-    """The image rows, seed-major (every variation of seed 0 first, so a chunk gives a whole first look)."""
+                  overrides: dict | None = None, lrs: dict[str, float] | None = None) -> list[GridRun]:
+    """The image rows, seed-major (every variation of seed 0 first, so a chunk gives a whole first look); a row
+    of seed s reads the source schedule of seed s, so its interval carries the schedule's own variance."""
     table = variations(source, profile)
     for name in names:
         require("variations", name, object, choices=[*table, "lm"])
     runs = []
     for seed, name, entry in itertools.product(seeds, [n for n in names if n != "lm"], entries_for(momentum, entries)):
-        config = target_config(source, momentum, table[name], entry, seed, profile, schedule_file,
-                               **(overrides or {}))
+        config = target_config(source, momentum, table[name], entry, seed, profile, seeded(schedule_file, seed),
+                               lrs, **(overrides or {}))
         method, variant = _row(entry)
         runs.append(GridRun(config, method, variant, profile_tags(config), setting=f"transfer_{name}"))
     return runs
@@ -218,7 +265,7 @@ def lm_runs(source: str, seeds: Sequence[int], profile: str, entries: Sequence[s
     for seed, entry in itertools.product(seeds, entries_for(0.0, entries)):
         if entry in ABLATION_ENTRIES:  # the LM's frozen schedule is the last net, γ = 2·base LR: no γ rule
             continue
-        config = target_config(source, 0.0, {}, entry, seed, profile, schedule_file)
+        config = target_config(source, 0.0, {}, entry, seed, profile, seeded(schedule_file, seed))
         runs.append(GridRun(config, *_row(entry), {"profile": profile, "epochs": LM_PROFILES[profile]["epochs"]},
                             setting="transfer_lm", dataset="text", job=job))
     return runs
@@ -241,14 +288,14 @@ def _plan(plan: Plan) -> tuple[str, float, list[str]]:
 def sources(plan: Plan) -> list[Source]:
     """The default source schedule, then each asked `META_TRAINING` ablation's own (meta-trained once each)."""
     source, momentum, _ = _plan(plan)
-    path = schedule_path(plan.folder, source, momentum, plan.profile)
+    path = schedule_path(plan.folder, source, momentum, plan.profile, plan.table)
     asked = {ABLATION_ENTRIES.get(e) for e in entries_for(momentum, plan.get("entries", None))}
     out = []
-    for variant in ["", *(v for v in META_TRAINING if v in asked)]:
-        config = source_config(source, momentum, plan.profile, variant, **plan.overrides)
+    for seed, variant in itertools.product(plan.seeds, ["", *(v for v in META_TRAINING if v in asked)]):
+        config = source_config(source, momentum, plan.profile, variant, seed, **plan.overrides)
         row = GridRun(config, LEARNED, f"meta_train_{variant}" if variant else "meta_train", profile_tags(config),
                       setting="transfer_source")
-        out.append(Source(row, variant_schedule(path, variant), source_job))
+        out.append(Source(row, variant_schedule(seeded(path, seed), variant), source_job))
     return out
 
 
@@ -256,15 +303,22 @@ def rows(plan: Plan) -> list[GridRun]:
     """The image rows (seed-major), then the language model's (momentum 0)."""
     source, momentum, names = _plan(plan)
     entries = plan.get("entries", None)
-    path = schedule_path(plan.folder, source, momentum, plan.profile)
-    out = transfer_runs(source, momentum, names, plan.seeds, plan.profile, entries, path, dict(plan.overrides))
+    path = schedule_path(plan.folder, source, momentum, plan.profile, plan.table)
+    out = transfer_runs(source, momentum, names, plan.seeds, plan.profile, entries, path, dict(plan.overrides),
+                        tuned_lrs(plan.tuned, momentum))
     if "lm" in names:
         out += lm_runs(source, plan.seeds, plan.profile, entries, path)
     return out
 
 
 def cell(row: Mapping[str, Any], profile: str, folder: str | Path) -> Config:
-    """The `Config` of one image row's cell at ``profile``, reading the schedule file kept in ``folder``.
+    """The `Config` of one image row's cell at ``profile``, reading the schedule file kept beside its CSV.
+
+    ``folder`` is the row's CSV (its schedules are named after it), or the CSV's folder when the
+    CSV has the default name (``schedule_transfer_<profile>.csv``).
+
+    The schedule file and a hand schedule's tuned base LR come from the row's stored config where
+    there is one (rows written before it ran the one seed-0 source and the task's base LR).
 
     Example:
         >>> row = {"dataset": "digits", "setting": "transfer_arch_mlp", "method": "sched_mlrsnet", "variant": "",
@@ -281,13 +335,18 @@ def cell(row: Mapping[str, Any], profile: str, folder: str | Path) -> Config:
     method, variant = str(row["method"]), str(row.get("variant") or "")
     by_variant = {v: e for e, v in ABLATION_ENTRIES.items()}
     entry = by_variant[variant] if method == LEARNED and variant else method.removeprefix("sched_")
-    momentum = float(row["momentum"])
+    momentum, stored = float(row["momentum"]), stored_config(row)
+    folder, table = (Path(folder).parent, Path(folder).stem) if str(folder).endswith(".csv") else (folder, "")
+    path = schedule_path(folder, source, momentum, str(row.get("profile") or profile), table)
+    if stored is not None:
+        path = Path(stored.options.get("schedule_file") or path)
+    lrs = {entry: stored.lr} if stored is not None and not entry.startswith("mlrsnet") else None
     return target_config(source, momentum, variations(source, profile)[name], entry, int(row["seed"]), profile,
-                         schedule_path(folder, source, momentum, str(row.get("profile") or profile)))
+                         path, lrs)
 
 
 STUDY = register(Study(
-    name="schedule_transfer", title="Schedule transfer", rows=rows, sources=sources, job=schedule_job,
+    name="schedule_transfer", title="Schedule transfer", rows=rows, sources=sources, tune=tuning, job=schedule_job,
     momentum=True, write=write, claims=claims, cell=cell,
     choices={"source": f"the dataset the schedule learns on, one of {list(SOURCES)}",
              "momentum": f"one of {list(MOMENTA)} (default 0)",

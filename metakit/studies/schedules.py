@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from metakit.experiments import Config, run
+from metakit.probes.history import val_selected
 from metakit.studies import report, stats
 from metakit.studies.findings import Claim
 from metakit.studies.grid import METRICS, GridRun, profile_tags, run_grid
@@ -123,22 +124,6 @@ def schedule_job(config: Config) -> dict:
     return {**{m: float(result.metrics[m]) for m in METRICS if m in result.metrics}, **val_selected(h),
             "mid_lr": float(h["lr"].iloc[len(h) // 2]), "final_lr": float(h["lr"].iloc[-1]),
             "train_acc": float(h["train_acc"].iloc[-1]), "seconds": time.perf_counter() - start}
-
-
-def val_selected(history: pd.DataFrame) -> dict:
-    """The epoch of the best validation accuracy and the test accuracy there (model selection on val, never test).
-
-    Returns ``{}`` when the run has no validation split (CIFAR).
-
-    Example:
-        >>> h = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [50.0, 70.0, 60.0], "test_acc": [48.0, 66.0, 69.0]})
-        >>> val_selected(h)
-        {'val_epoch': 2, 'test_acc_at_val': 66.0}
-    """
-    if "val_acc" not in history or history["val_acc"].isna().all():
-        return {}
-    best = history["val_acc"].idxmax()  # the first epoch with the best validation accuracy
-    return {"val_epoch": int(history.loc[best, "epoch"]), "test_acc_at_val": float(history.loc[best, "test_acc"])}
 
 
 def rows(plan: Plan) -> list[GridRun]:

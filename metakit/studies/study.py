@@ -41,6 +41,8 @@ class Plan:
     choices: Mapping[str, Any] = dataclasses.field(default_factory=dict)    # e.g. {"methods": [...]}; None: default
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # Config fields for every run (epochs)
     folder: str = "runs/tables"              # where the CSV and its artefacts live (run_study sets it)
+    table: str = ""                          # the CSV's stem: artefacts are named after it (run_study sets it)
+    tuned: Any = None                        # the tuning stage's finished rows (run_study sets it)
 
     def get(self, name: str, default: Any) -> Any:
         """The choice ``name``, or ``default`` where it was not given (or given as None)."""
@@ -68,6 +70,7 @@ class Study:
     claims: Callable[[pd.DataFrame], list[Claim]]       # what the findings page judges
     job: Callable = timed_run                           # picklable: Config -> metrics dict
     sources: Callable[[Plan], list[Source]] | None = None  # artefacts to train first (kept in plan.folder)
+    tune: Callable[[Plan], list[GridRun]] | None = None    # rows run before `rows`, which read them (plan.tuned)
     momentum: bool = False                              # rows labelled by momentum (schedule comparisons)
     choices: Mapping[str, str] = dataclasses.field(default_factory=dict)  # choice -> its help (CLI flags)
     cell: Callable[[Mapping[str, Any], str, Path], Config] | None = None  # labels -> config, for `rerun_config`
@@ -87,7 +90,7 @@ def run_study(study: Study, plan: Plan, csv_path: str | Path | None = None, *, e
     """
     require("profile", plan.profile, object, choices=sorted(PROFILES))
     if csv_path is not None:
-        plan = dataclasses.replace(plan, folder=str(Path(csv_path).parent))
+        plan = dataclasses.replace(plan, folder=str(Path(csv_path).parent), table=Path(csv_path).stem)
     parts = []
     sources = study.sources(plan) if study.sources else []
     if sources:
@@ -96,6 +99,12 @@ def run_study(study: Study, plan: Plan, csv_path: str | Path | None = None, *, e
         for source in sources:  # a row kept but its file gone: relearn it (same seed and split: the same artefact)
             if not source.path.is_file():
                 source.job(source.run.config, path=str(source.path))
+    tuning = study.tune(plan) if study.tune is not None else []
+    if tuning:   # e.g. each hand schedule's base LR, chosen on the source's validation split
+        tuned = run_grid(tuning, csv_path, job=study.job, executor=executor, momentum=study.momentum,
+                         log=log, progress=log is not None, desc=f"{study.name} tuning")
+        parts.append(tuned)
+        plan = dataclasses.replace(plan, tuned=tuned[tuned["error"].isna()])
     parts.append(run_grid(study.rows(plan), csv_path, job=study.job, executor=executor, momentum=study.momentum,
                           log=log, progress=log is not None, desc=study.name))
     df = pd.concat(parts, ignore_index=True)
