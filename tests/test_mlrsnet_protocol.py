@@ -44,7 +44,7 @@ def _snapshots(count, seed=0, hidden=4):
     for net in nets:
         torch.nn.init.normal_(net.head.weight)
         torch.nn.init.normal_(net.cell.weight_ih)
-    return LRSnapshots.of(nets)
+    return LRSnapshots.of(nets, outputs=[0.5 - 0.1 * i / count for i in range(count)])   # mean outputs, falling
 
 
 def _staged(snapshots, epochs, iters, losses_by_call, **options):
@@ -236,6 +236,7 @@ def test_variants_are_one_table_and_each_declares_its_meta_test(tmp_path):
             assert options["last_only"] == (variant == "last_snapshot")
             assert options["batch_stats"] == (variant == "batch_stats_loss")
             assert options["gamma_floor"] == (0.01 if variant == "gamma_floor" else 0.0)
+            assert (options["constants"] is None) == (variant not in ("constant_net", "gamma_only"))
         trained = get_method("mlrsnet")(10, [5] * 10, **({"variant": variant} if variant else {}))
         assert type(trained).__name__ == "MLRSNetMethod" and trained.lr_schedule() == ("fixed", {})
         assert (trained.lr_net.normalise, trained.lr_net.cell_kind) == (knobs.normalise, knobs.cell)

@@ -92,3 +92,24 @@ def test_the_probes_read_a_settled_output_and_its_answer_to_the_loss():
     assert stage_outputs(snaps, 2.0) == pytest.approx({1: settled, 100: settled, 200: settled}, abs=1e-6)
     answers = output_by_loss(snaps.at_epoch(1), [0.5, 2.0, 4.0], settle_loss=2.0)
     assert answers[1] == pytest.approx(settled, abs=1e-6) and len(set(round(a, 6) for a in answers)) == 3
+
+
+def test_constant_net_and_gamma_only_replace_the_lstm_by_its_recorded_mean_outputs():
+    from metakit.experiments import Config, run
+    from metakit.methods.mlrsnet import MLRSNetOptions, VARIANTS
+
+    r = run(Config(method="mlrsnet", profile="smoke", epochs=3, progress=False, device="cpu"))
+    snaps, gamma = r.learner, float(r.method.lr_net.gamma)
+    by_hand = [sum(t["lr"] for t in r.method.trace if t["epoch"] == e) / gamma /
+               sum(1 for t in r.method.trace if t["epoch"] == e) for e in range(3)]
+    assert snaps.outputs == pytest.approx(by_hand, rel=1e-9)                  # each epoch's mean LR / γ
+    for variant, stages in (("constant_net", [1, 1, 3]), ("gamma_only", [1, 1, 1])):
+        name, options = VARIANTS[variant].meta_test(snaps, MLRSNetOptions(), 0.0)
+        assert name == "staged" and options["constants"] == pytest.approx([by_hand[e - 1] for e in stages])
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        s = StagedSchedule(snaps, opt, iters_per_epoch=2, epochs=6, num_classes=10, full_loss=lambda: 2.3,
+                           constants=options["constants"])
+        lrs = [s.update(loss) for loss in (2.0, 0.1) * 6]                   # the loss no longer moves the LR
+        assert lrs[0] == lrs[1] == pytest.approx(s.switches[0]["gamma"] * options["constants"][0])
+    with pytest.raises(ValueError, match="record no mean outputs"):
+        VARIANTS["constant_net"].meta_test(load_official([official_state(0)] * 3), MLRSNetOptions(), 0.0)

@@ -195,6 +195,8 @@ class LRSnapshots(nn.Module):
         count: how many snapshots (epochs of meta-training).
         epochs: the meta-training epoch each snapshot was taken after, increasing; None: 1..count
             (one an epoch). The authors' released files are three: epochs (1, 100, 200).
+        outputs: each snapshot's mean output LR / γ over its epoch of meta-training (what the
+            ``constant_net`` ablation replaces the net with); None: not recorded.
 
     Example:
         >>> s = LRSnapshots.of([MLRSNet(10, hidden=4, gamma=0.5) for _ in range(3)])
@@ -203,8 +205,12 @@ class LRSnapshots(nn.Module):
     """
 
     def __init__(self, num_classes: int, hidden: int = 50, gamma: float | None = None, normalise: bool = True,
-                 count: int = 1, cell: str = "lstm", epochs: list[int] | tuple[int, ...] | None = None):
+                 count: int = 1, cell: str = "lstm", epochs: list[int] | tuple[int, ...] | None = None,
+                 outputs: list[float] | tuple[float, ...] | None = None):
         super().__init__()
+        self.outputs = None if outputs is None else tuple(float(o) for o in outputs)
+        if self.outputs is not None and (len(self.outputs) != count or not all(0 < o < 1 for o in self.outputs)):
+            raise ValueError(f"outputs={outputs!r} must be {count} mean outputs in (0, 1), one a snapshot.")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"count={count!r} must be a positive integer (snapshots, one an epoch).")
         self.epochs = tuple(range(1, count + 1)) if epochs is None else tuple(int(e) for e in epochs)
@@ -213,12 +219,13 @@ class LRSnapshots(nn.Module):
         self.nets = nn.ModuleList(MLRSNet(num_classes, hidden, gamma, normalise, cell) for _ in range(count))
 
     @classmethod
-    def of(cls, nets: list[MLRSNet], epochs: list[int] | tuple[int, ...] | None = None) -> "LRSnapshots":
-        """Snapshots holding copies of ``nets`` (epoch 1 first; ``epochs``: as the constructor); states reset."""
+    def of(cls, nets: list[MLRSNet], epochs: list[int] | tuple[int, ...] | None = None,
+           outputs: list[float] | None = None) -> "LRSnapshots":
+        """Snapshots holding copies of ``nets`` (epoch 1 first; ``epochs``, ``outputs``: as the constructor)."""
         if not nets:
             raise ValueError("nets=[]: take at least one snapshot (one epoch of meta-training) first.")
         first = nets[0]
-        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind, epochs)
+        out = cls(first.num_classes, first.hidden, None, first.normalise, len(nets), first.cell_kind, epochs, outputs)
         for mine, theirs in zip(out.nets, nets):
             mine.load_state_dict({k: v.detach().cpu() for k, v in theirs.state_dict().items()})
             mine.reset_state()
@@ -244,7 +251,8 @@ def _snapshot_args(snapshots: LRSnapshots) -> dict:
     first = snapshots.nets[0]
     args = {"num_classes": first.num_classes, "hidden": first.hidden, "gamma": None, "normalise": first.normalise,
             "count": len(snapshots), "cell": first.cell_kind}
-    return args | ({} if snapshots.epochs == tuple(range(1, len(snapshots) + 1)) else {"epochs": list(snapshots.epochs)})
+    args |= {} if snapshots.epochs == tuple(range(1, len(snapshots) + 1)) else {"epochs": list(snapshots.epochs)}
+    return args | ({} if snapshots.outputs is None else {"outputs": list(snapshots.outputs)})
 
 
 register_kind("lr_snapshots", LRSnapshots, _snapshot_args, "MLR-SNet LR nets, one snapshot an epoch")

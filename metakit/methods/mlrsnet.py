@@ -29,7 +29,7 @@ from metakit.meta import MetaStep, cloned_buffers, theta
 from metakit.methods.base import Method, Trainer
 from metakit.methods.registry import register
 from metakit.options import option
-from metakit.schedules.learned import full_train_loss, gamma_rule
+from metakit.schedules.learned import full_train_loss, gamma_rule, stage_epochs
 
 if TYPE_CHECKING:
     from metakit.data.batches import Batch
@@ -47,6 +47,8 @@ class Variant:
     batch_stats: bool = False         # the full loss behind γ on BatchNorm's batch statistics
     momentum_lookahead: bool = False  # the virtual step is the inner optimiser's momentum step
     last_only: bool = False           # meta-test: the last snapshot in every stage
+    constant: str = ""                # meta-test: the LSTM replaced by its mean output on the source task, per
+                                      # stage ("stages") or the first snapshot's at every stage ("first")
 
     def gamma(self, loss: float, num_classes: int, options: "MLRSNetOptions", momentum: float) -> float:
         """γ from the full training loss, with this variant's floor and scale.
@@ -69,8 +71,17 @@ class Variant:
         """
         if self.final_net:                                   # one net, its learned γ
             return "learned", {"net": loaded.last if isinstance(loaded, LRSnapshots) else loaded}
+        constants = None
+        if self.constant:
+            if loaded.outputs is None:
+                raise ValueError("the snapshots record no mean outputs (a file saved before they were kept); "
+                                 "meta-train the source again for the constant_net / gamma_only ablations.")
+            by_epoch = dict(zip(loaded.epochs, loaded.outputs))
+            stages = stage_epochs(loaded.epochs[-1])
+            constants = [by_epoch[stages[0]]] * 3 if self.constant == "first" else [by_epoch[e] for e in stages]
         return "staged", {"snapshots": loaded, "gamma_floor": self._floor(options), "last_only": self.last_only,
-                          "gamma_scale": self._scale(momentum), "batch_stats": self.batch_stats}
+                          "gamma_scale": self._scale(momentum), "batch_stats": self.batch_stats,
+                          "constants": constants}
 
     def _floor(self, options: "MLRSNetOptions") -> float:
         return options.gamma_floor if self.gamma_floor else 0.0
@@ -90,6 +101,8 @@ VARIANTS: dict[str, Variant] = {
     "batch_stats_loss": Variant(batch_stats=True),
     "momentum_lookahead": Variant(momentum_lookahead=True),
     "momentum_gamma": Variant(momentum_gamma=True),
+    "constant_net": Variant(constant="stages"),   # does the LSTM's answer to the loss matter?
+    "gamma_only": Variant(constant="first"),      # does anything learned matter beyond γ?
 }
 FINAL_NET_ONLY = {"meta_every": None, "meta_per_epoch": 3}       # option → default; read by final_net only
 
@@ -101,7 +114,8 @@ class MLRSNetOptions:
 
     variant: str = option("", "'' the official protocol; else the named ablation (final_net: metakit's earlier "
                               "one final net and γ = 2·base LR; gamma_floor; normalised_loss; last_snapshot; "
-                              "official_cell; batch_stats_loss; momentum_lookahead; momentum_gamma)",
+                              "official_cell; batch_stats_loss; momentum_lookahead; momentum_gamma; constant_net; "
+                              "gamma_only)",
                           choices=tuple(VARIANTS))
     hidden: int = option(50, "LSTM hidden size (the paper's 50)", low=1)
     meta_every_epochs: int = option(1, "meta-update once every this many epochs, at the epoch's last step "
@@ -311,12 +325,19 @@ class MLRSNetMethod(Method):
         if self._built is not None and len(self._built) == len(self.snapshots):
             return self._built
         out = LRSnapshots(self.num_classes, self.lr_net.hidden, None, self.lr_net.normalise, len(self.snapshots),
-                          self.lr_net.cell_kind)
+                          self.lr_net.cell_kind, outputs=self.epoch_outputs()[:len(self.snapshots)])
         for net, state in zip(out.nets, self.snapshots):
             net.load_state_dict(state)
             net.reset_state()
         self._built = out
         return out
+
+    def epoch_outputs(self) -> list[float]:
+        """Each epoch's mean output LR / γ of the LR net over its steps (the snapshot's mean output)."""
+        gamma, by_epoch = float(self.lr_net.gamma), {}
+        for row in self.trace:
+            by_epoch.setdefault(row["epoch"], []).append(row["lr"] / gamma)
+        return [sum(v) / len(v) for _, v in sorted(by_epoch.items())]
 
     def current_meta_step(self) -> MetaStep | None:
         return self.step

@@ -225,6 +225,8 @@ class StagedSchedule(LRSchedule):
         last_only: every stage uses the last snapshot (the ``last_snapshot`` ablation).
         gamma_scale: γ := this × `gamma_rule` at each switch; 1 = the official γ (the
             ``momentum_gamma`` ablation passes 1 − momentum).
+        constants: per stage, an output LR / γ used instead of the net's (the ``constant_net`` and
+            ``gamma_only`` ablations); None: the net's.
 
     Attributes:
         switches: one ``{"epoch", "snapshot", "train_loss", "gamma"}`` per stage started.
@@ -243,7 +245,8 @@ class StagedSchedule(LRSchedule):
 
     def __init__(self, snapshots: LRSnapshots, optimizer: torch.optim.Optimizer, iters_per_epoch: int = 1, *,
                  epochs: int, num_classes: int, full_loss: Callable[[], float] | None = None,
-                 gamma_floor: float = 0.0, last_only: bool = False, gamma_scale: float = 1.0):
+                 gamma_floor: float = 0.0, last_only: bool = False, gamma_scale: float = 1.0,
+                 constants: Sequence[float] | None = None):
         if not isinstance(snapshots, LRSnapshots):
             raise TypeError(f"snapshots={type(snapshots).__name__} must be LRSnapshots (a faithful mlrsnet run's "
                             f"result.learner); a single MLRSNet runs as schedule='learned'.")
@@ -256,6 +259,9 @@ class StagedSchedule(LRSchedule):
         self.stage_snapshots = (last,) * 3 if last_only else stage_epochs(last)
         self.num_classes, self.full_loss, self.gamma_floor = int(num_classes), full_loss, float(gamma_floor)
         self.gamma_scale = float(gamma_scale)
+        self.constants = None if constants is None else [float(c) for c in constants]
+        if self.constants is not None and len(self.constants) != 3:
+            raise ValueError(f"constants={constants!r} must give one output a stage (3).")
         self.net = copy.deepcopy(self.snapshots.at_epoch(self.stage_snapshots[0]))   # the live net; weights swap
         self.net.reset_state()
         self.net.num_classes = self.num_classes
@@ -293,7 +299,8 @@ class StagedSchedule(LRSchedule):
         epoch = self.iteration // self.iters_per_epoch
         if self.iteration % self.iters_per_epoch == 0 and self.stage_at(epoch) != self.stage:
             self._switch(self.stage_at(epoch), epoch)
-        lr = self.set_lr(float(self.net.inner_lr(loss)))
+        out = self.net.inner_lr(loss) if self.constants is None else self.net.gamma * self.constants[self.stage]
+        lr = self.set_lr(float(out))
         self.net.after_step(loss)
         self.iteration += 1
         return lr

@@ -54,7 +54,11 @@ TASK = "cifar10"  # the balanced schedule task (digits / MNIST-1D at smoke and l
 NARROW = {"mnist1d": {"width": 16}}
 # entry → the sched_mlrsnet variant it runs: ablations asked for by name, never in the default block
 ABLATION_ENTRIES = {"mlrsnet_final_net": "final_net", "mlrsnet_batch_stats": "batch_stats_loss",
-                    "mlrsnet_momentum_lookahead": "momentum_lookahead", "mlrsnet_momentum_gamma": "momentum_gamma"}
+                    "mlrsnet_momentum_lookahead": "momentum_lookahead", "mlrsnet_momentum_gamma": "momentum_gamma",
+                    "mlrsnet_constant": "constant_net", "mlrsnet_gamma_only": "gamma_only",
+                    "mlrsnet_official": "official_snapshots"}
+# the authors' released snapshots, imported by `python -m metakit.learners.official` (never committed)
+OFFICIAL_SCHEDULE = "runs/official_mlrsnet.pt"
 # variants that change meta-training: each gets its own source schedule (row variant ``meta_train_<variant>``)
 META_TRAINING = ("momentum_lookahead", "momentum_gamma")
 
@@ -211,6 +215,8 @@ def target_config(source: str, momentum: float, variation: dict[str, Any], entry
         ('mlp', 0.0, 's.pt', 1)
     """
     fields = narrow({"dataset": source, "momentum": momentum, **variation, **overrides})
+    if entry == "mlrsnet_official":   # the authors' schedule, through the same staged meta-test
+        return table_config(TASK, "mlrsnet", profile, seed, options={"schedule_file": OFFICIAL_SCHEDULE}, **fields)
     if entry.startswith("mlrsnet"):
         variant = ABLATION_ENTRIES.get(entry, "")
         options = {"schedule_file": str(variant_schedule(schedule_file, variant))}
@@ -303,6 +309,10 @@ def rows(plan: Plan) -> list[GridRun]:
     """The image rows (seed-major), then the language model's (momentum 0)."""
     source, momentum, names = _plan(plan)
     entries = plan.get("entries", None)
+    if "mlrsnet_official" in (entries or ()) and not Path(OFFICIAL_SCHEDULE).is_file():
+        raise ValueError(f"entries includes mlrsnet_official but {OFFICIAL_SCHEDULE} is not there; import the authors' "
+                         f"snapshots first: python -m metakit.learners.official --dir <their files> --out "
+                         f"{OFFICIAL_SCHEDULE}")
     path = schedule_path(plan.folder, source, momentum, plan.profile, plan.table)
     out = transfer_runs(source, momentum, names, plan.seeds, plan.profile, entries, path, dict(plan.overrides),
                         tuned_lrs(plan.tuned, momentum))
