@@ -88,9 +88,11 @@ def command_line(flags: dict) -> str:
         >>> command_line({"command": "table", "kind": "long-tail", "profile": "smoke", "seeds": [0, 1], "dask": None})
         'python -m metakit table long-tail --profile smoke --seeds 0 1'
     """
-    words = ["python -m metakit", str(flags["command"])] + [str(flags[k]) for k in ("kind", "task") if flags.get(k)]
+    positional = {"study": ("name",), "table": ("kind",), "schedule-table": ("task",)}.get(str(flags["command"]),
+                                                                                          ("kind", "task"))
+    words = ["python -m metakit", str(flags["command"])] + [str(flags[k]) for k in positional if flags.get(k)]
     for name, value in flags.items():
-        if name in ("command", "kind", "task") or value is None:
+        if name in ("command", *positional) or value is None:
             continue
         words += ["--" + name.replace("_", "-"), *map(str, value if isinstance(value, (list, tuple)) else [value])]
     return " ".join(words)

@@ -74,6 +74,7 @@ class Study:
     momentum: bool = False                              # rows labelled by momentum (schedule comparisons)
     choices: Mapping[str, str] = dataclasses.field(default_factory=dict)  # choice -> its help (CLI flags)
     cell: Callable[[Mapping[str, Any], str, Path], Config] | None = None  # labels -> config, for `rerun_config`
+    measures: Callable[[pd.DataFrame], str] | None = None  # a sentence of unpaired measurements for the README
     default_csv: str = "runs/tables/{name}_{profile}.csv"
 
 
