@@ -95,3 +95,24 @@ def plot_lr_trajectories(frames: dict[str, pd.DataFrame], axes=None) -> plt.Figu
     axes[1].set(xlabel="step", ylabel="learning rate", title="LR of the frozen MLR-SNet")
     fig.tight_layout()
     return fig
+
+
+def plot_stage_outputs(curves: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Each staged snapshot's output LR / γ against the loss it reads, one line per (net, snapshot).
+
+    Args:
+        curves: columns ``net`` (e.g. "ours", "authors'"), ``snapshot`` (its meta-training epoch),
+            ``loss`` and ``output`` (`metakit.probes.lr_net.output_by_loss`).
+        ax: axes to draw into (default: a new figure).
+
+    Example:
+        >>> c = pd.DataFrame({"net": "ours", "snapshot": [1, 1], "loss": [0.5, 2.0], "output": [0.5, 0.4]})
+        >>> plot_stage_outputs(c).get_yscale()
+        'log'
+    """
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    data = curves.assign(snapshot=curves["snapshot"].map(lambda e: f"epoch {e}"))
+    sns.lineplot(data=data, x="loss", y="output", hue="snapshot", style="net", ax=ax)
+    ax.set_yscale("log")
+    ax.set(xlabel="training loss the net reads", ylabel="output LR / γ", title="staged snapshots: output by loss")
+    return ax
