@@ -149,7 +149,7 @@ def checked_variant(o: MLRSNetOptions) -> Variant:
                 raise ValueError(f"{owner}: {name}={getattr(o, name)!r} is read only by variant='final_net' (the "
                                  f"official protocol meta-updates once every meta_every_epochs epochs); drop it, or "
                                  f"pass variant='final_net'.")
-    elif o.meta_updates not in (None, 200):
+    elif o.meta_updates not in (None, MLRSNetOptions.__dataclass_fields__["meta_updates"].default):
         raise ValueError(f"{owner}: meta_updates={o.meta_updates!r} is not read by variant='final_net' (it "
                          f"meta-updates every meta_every steps); use meta_every=..., or variant=''.")
     elif o.meta_every_epochs != 1:

@@ -4,6 +4,11 @@ L_train(θ; φ) = Σ_i c_i ℓ_i(θ), c = normalise(σ(MLP_φ(ℓ.detach()))) (S
 The weights read *detached* losses, so `MetaStep` differentiates through them with its JVP
 rule: one forward-mode pass instead of MW-Net's double backward, the same hypergradient.
 
+The weight net's optimiser follows the official code of the setting (``meta_optimizer="auto"``):
+under a long tail, xjtushujun/Meta-weight-net_class-imbalance (``meta-weight-net-class-imbalance.py``:
+SGD 1e-5, momentum 0.9, Nesterov, weight decay 5e-4, weights normalised by their sum); under label
+noise, the noisy-label code (Adam ``Config.meta_lr`` = 1e-3, weight decay 1e-4).
+
 Reference: Shu et al., "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
 NeurIPS 2019 (weight net 1→100→1 with sigmoid; long-tail recipe: ResNet-32, 100 epochs,
 batch 100, SGD 0.1 Nesterov, wd 5e-4, LR ×0.1 at epochs 80 and 90).
@@ -35,9 +40,11 @@ class MWNetOptions:
     hidden: int = option(100, "weight-net width (the paper's 100)", low=1)
     normalize: str = option("sum", "weights / their sum (the long-tail code) or / batch size (the noisy-label "
                                    "code)", choices=NORMALIZE_CHOICES)
-    meta_optimizer: str = option("adam", "adam: Adam(meta_lr) as the paper's code; sgd: SGD(meta_lr, momentum 0.9, "
-                                         "Nesterov)", choices=("adam", "sgd"))
-    meta_weight_decay: float = option(1e-4, "the meta-optimiser's weight decay", low=0)
+    meta_optimizer: str = option("auto", "auto: the official code of the setting (a long tail: SGD 1e-5, momentum "
+                                         "0.9, Nesterov, wd 5e-4; label noise: Adam(meta_lr), wd meta_weight_decay); "
+                                         "adam: Adam(meta_lr); sgd: SGD(meta_lr, momentum 0.9, Nesterov)",
+                                 choices=("auto", "adam", "sgd"))
+    meta_weight_decay: float = option(1e-4, "the meta-optimiser's weight decay (adam, sgd; auto under noise)", low=0)
     rule: str = option("auto", "auto: the exact JVP rule; general: the double backward, rof: reverse over "
                                "forward, both for comparison",
                        choices=RULE_CHOICES)
@@ -85,16 +92,38 @@ class MWNet(Method):
         value = getattr(self.config, name, None)
         return default if value is None else value
 
+    def meta_optimizer(self) -> tuple[str, float, float]:
+        """(kind, LR, weight decay) of the weight net's optimiser; "auto" follows the setting's official code.
+
+        Example:
+            >>> from types import SimpleNamespace as C
+            >>> MWNet(3, [9, 3, 1], C(imbalance=100, noise_rate=0.0)).meta_optimizer()
+            ('sgd', 1e-05, 0.0005)
+            >>> MWNet(3, [9, 3, 1], C(imbalance=1, noise_rate=0.4, meta_lr=1e-3)).meta_optimizer()
+            ('adam', 0.001, 0.0001)
+        """
+        o, meta_lr = self.options, self._setting("meta_lr", 1e-3)
+        if o.meta_optimizer != "auto":
+            return o.meta_optimizer, meta_lr, o.meta_weight_decay
+        if self._setting("noise_rate", 0.0) > 0 or self._setting("imbalance", 1.0) == 1:
+            return "adam", meta_lr, o.meta_weight_decay        # the noisy-label code
+        return "sgd", 1e-5, 5e-4                               # the class-imbalance code
+
+    @property
+    def meta_updates(self) -> int:
+        """Meta-updates made so far (a run's meta-learning budget)."""
+        return 0 if self.step is None else -(-self.step.calls // self.step.meta_every)
+
     def setup(self, trainer: "Trainer") -> None:
         """Build the meta-optimiser and the `MetaStep` on the trainer's device."""
         self.weight_net.to(trainer.device)
-        meta_lr = self._setting("meta_lr", 1e-3)
-        o = self.options
-        if o.meta_optimizer == "adam":
-            meta_opt = torch.optim.Adam(self.weight_net.parameters(), meta_lr, weight_decay=o.meta_weight_decay)
+        kind, meta_lr, weight_decay = self.meta_optimizer()
+        if kind == "adam":
+            meta_opt = torch.optim.Adam(self.weight_net.parameters(), meta_lr, weight_decay=weight_decay)
         else:
             meta_opt = torch.optim.SGD(self.weight_net.parameters(), meta_lr, momentum=0.9, nesterov=True,
-                                       weight_decay=o.meta_weight_decay)
+                                       weight_decay=weight_decay)
+        o = self.options
         self.step = MetaStep(trainer.net, self.weight_net, trainer.optimizer, meta_opt,
                              per_sample_loss=self.per_sample_loss, meta_every=int(self._setting("meta_every", 1)),
                              weight_decay=float(self._setting("weight_decay", 0.0)), meta_clip=o.meta_clip,
