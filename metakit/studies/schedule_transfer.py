@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import pandas as pd
-
 from metakit.experiments import Config, run
 from metakit.learners.lr_net import save_schedule
 from metakit.options import require
@@ -35,7 +33,7 @@ from metakit.studies.grid import GridRun, profile_tags, stored_config
 from metakit.studies.registry import register
 from metakit.studies.schedules import schedule_job, table_config
 from metakit.studies.study import Plan, Source, Study
-from metakit.studies.transfer_verdicts import LEARNED, claims, write
+from metakit.studies.transfer_verdicts import LEARNED, claims, tuned_lrs, write
 
 SOURCES = ("digits", "mnist1d")
 MOMENTA = (0.0, 0.9)
@@ -141,23 +139,6 @@ def source_config(source: str, momentum: float, profile: str, variant: str = "",
     ablation = {"options": {"variant": variant}} if variant else {}
     return table_config(TASK, "mlrsnet", profile, seed, **narrow({"dataset": source, **overrides}),
                         momentum=momentum, **ablation)
-
-
-def tuned_lrs(tuned: "pd.DataFrame | None", momentum: float) -> dict[str, float]:
-    """Hand entry → its base LR: the best mean validation accuracy over the tuning rows (`tuning`); none: {}.
-
-    Example:
-        >>> rows = pd.DataFrame({"setting": "transfer_tune", "method": "sched_cosine", "momentum": 0.0,
-        ...                      "variant": ["lr_0.1", "lr_0.3"], "val_acc": [90.0, 92.0]})
-        >>> tuned_lrs(rows, 0.0)
-        {'cosine': 0.3}
-    """
-    if tuned is None or len(tuned) == 0:
-        return {}
-    mine = tuned[(tuned["setting"] == "transfer_tune") & (tuned["momentum"] == momentum)]
-    means = mine.groupby(["method", "variant"], sort=False)["val_acc"].mean().reset_index()
-    best = means.sort_values("val_acc", ascending=False, kind="stable").drop_duplicates("method")
-    return {m.removeprefix("sched_"): float(v.removeprefix("lr_")) for m, v in zip(best["method"], best["variant"])}
 
 
 def tuning(plan: Plan) -> list[GridRun]:

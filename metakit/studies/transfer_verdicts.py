@@ -119,6 +119,23 @@ def render_verdicts(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tuned_lrs(tuned: pd.DataFrame | None, momentum: float) -> dict[str, float]:
+    """Hand entry → its base LR: the best mean validation accuracy over the tuning rows (`tuning`); none: {}.
+
+    Example:
+        >>> rows = pd.DataFrame({"setting": "transfer_tune", "method": "sched_cosine", "momentum": 0.0,
+        ...                      "variant": ["lr_0.1", "lr_0.3"], "val_acc": [90.0, 92.0]})
+        >>> tuned_lrs(rows, 0.0)
+        {'cosine': 0.3}
+    """
+    if tuned is None or len(tuned) == 0:
+        return {}
+    mine = tuned[(tuned["setting"] == "transfer_tune") & (tuned["momentum"] == momentum)]
+    means = mine.groupby(["method", "variant"], sort=False)["val_acc"].mean().reset_index()
+    best = means.sort_values("val_acc", ascending=False, kind="stable").drop_duplicates("method")
+    return {m.removeprefix("sched_"): float(v.removeprefix("lr_")) for m, v in zip(best["method"], best["variant"])}
+
+
 def render_markdown(df: pd.DataFrame) -> str:
     """Mean ± std of every row (final and val-selected test accuracy; the LM's perplexity), then the verdicts."""
     images = df[df["dataset"] != "text"]
@@ -129,6 +146,10 @@ def render_markdown(df: pd.DataFrame) -> str:
     lm = df[df["dataset"] == "text"]
     if len(lm):
         text += report.render_markdown(stats.summarise(lm, ["test_ppl"]), "test_ppl", unit="ppl") + "\n"
+    for momentum in sorted(set(df.loc[df["setting"] == "transfer_tune", "momentum"])):
+        chosen = ", ".join(f"{entry} {lr:g}" for entry, lr in tuned_lrs(df, momentum).items())
+        text += (f"Base LR of each hand schedule at momentum {momentum:g}, chosen on the source task's validation "
+                 f"split (rows transfer_tune) and carried to every row: {chosen}.\n\n")
     table = verdicts(df)
     if len(table):
         text += ("### Verdicts\n\nFrozen MLR-SNet against the best hand schedule of the same momentum (chosen on "
