@@ -197,10 +197,10 @@ def csv_path(args: argparse.Namespace, study, profile: str) -> Path:
     if args.command == "table":
         return Path(args.out or "runs/tables") / f"{study.name}_{profile}{suffix}.csv"
     if args.out is None:
-        return Path(study.default_csv.format(name=study.name, profile=profile + suffix))
+        return study.default_csv(profile + suffix)
     out = Path(args.out)
     if out.suffix != ".csv":
-        raise ValueError(f"--out={args.out!r} must be a CSV path, e.g. {study.default_csv.format(name=study.name, profile=profile)}.")
+        raise ValueError(f"--out={args.out!r} must be a CSV path, e.g. {study.default_csv(profile)}.")
     return out
 
 

@@ -211,5 +211,4 @@ STUDY = register(Study(
     name="long_tail", title="Long-tailed recognition", rows=rows, write=write, claims=claims, cell=cell,
     choices={"methods": "method names (default: every method that is not an LR schedule)",
              "datasets": "default: digits (smoke, laptop), cifar10 cifar100 (paper)",
-             "imbalances": "imbalance factors; default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)"},
-    default_csv="runs/tables/long_tail_{profile}.csv"))
+             "imbalances": "imbalance factors; default: 20 10 5 1 (digits), 200 100 50 20 10 1 (paper)"}))

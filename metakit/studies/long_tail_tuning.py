@@ -108,5 +108,4 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 
 STUDY = register(Study(
     name="long_tail_tuning", title="Long-tail tuning: one rule for every method", rows=rows, write=write,
-    claims=claims, choices={"methods": f"of {list(GRID)} (default: all; ce always runs as the reference)"},
-    default_csv="runs/tables/long_tail_tuning_{profile}.csv"))
+    claims=claims, choices={"methods": f"of {list(GRID)} (default: all; ce always runs as the reference)"}))

@@ -94,5 +94,4 @@ STUDY = register(Study(
     write=write, claims=claims, measures=measures,
     choices={"sources": f"of {list(SOURCES)} (default: both)",
              "cadences": f"of {list(CADENCES)} (default: the default and once_an_epoch)",
-             "momentum": "the source's SGD momentum (default 0)"},
-    default_csv="runs/tables/lr_net_learning_{profile}.csv"))
+             "momentum": "the source's SGD momentum (default 0)"}))

@@ -201,5 +201,4 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 STUDY = register(Study(
     name="mfm_ablation", title="MFM ablation", rows=rows, write=write, claims=claims,
     choices={"datasets": "default: mnist1d", "imbalances": "default: 100",
-             "variants": "rows of metakit.studies.mfm_ablation.VARIANTS (default: all)"},
-    default_csv="runs/tables/mfm_ablation_{profile}.csv"))
+             "variants": "rows of metakit.studies.mfm_ablation.VARIANTS (default: all)"}))

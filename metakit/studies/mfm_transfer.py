@@ -136,5 +136,4 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 STUDY = register(Study(
     name="mfm_transfer", title="Modulator transfer", rows=rows, sources=sources, write=mfm_ablation.write,
     claims=claims, choices={"targets": f"where the IF 100 modulator goes, of {list(TARGETS)} (default: all)",
-                            "methods": f"rows of {list(METHODS)} (default: all)"},
-    default_csv="runs/tables/mfm_transfer_{profile}.csv"))
+                            "methods": f"rows of {list(METHODS)} (default: all)"}))

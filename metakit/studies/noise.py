@@ -164,5 +164,4 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 
 STUDY = register(Study(
     name="noise", title="Noisy labels", rows=rows, job=schedule_job, momentum=True, write=write, claims=claims,
-    cell=cell, choices={"methods": f"rows of {list(METHODS)} (default: all)", "datasets": "default: mnist1d"},
-    default_csv="runs/tables/noise_{profile}.csv"))
+    cell=cell, choices={"methods": f"rows of {list(METHODS)} (default: all)", "datasets": "default: mnist1d"}))

@@ -342,5 +342,4 @@ STUDY = register(Study(
     choices={"source": f"the dataset the schedule learns on, one of {list(SOURCES)}",
              "momentum": f"one of {list(MOMENTA)} (default 0)",
              "variations": "subset of metakit.studies.schedule_transfer.variations and lm",
-             "entries": "the block's entries (default: mlrsnet and the hand schedules of that momentum)"},
-    default_csv="runs/tables/schedule_transfer_{profile}.csv"))
+             "entries": "the block's entries (default: mlrsnet and the hand schedules of that momentum)"}))

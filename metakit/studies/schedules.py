@@ -175,8 +175,7 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 STUDY = register(Study(
     name="schedules", title="LR schedules on one task", rows=rows, job=schedule_job, momentum=True, write=write,
     claims=claims, choices={"task": f"one of {sorted(TASKS)} (digits at smoke/laptop; default cifar10)",
-                            "entries": "subset of metakit.studies.schedules.ENTRIES"},
-    default_csv="runs/tables/schedules_{profile}.csv"))
+                            "entries": "subset of metakit.studies.schedules.ENTRIES"}))
 
 
 def frozen_options(schedule_file: str | Path) -> dict[str, str]:

@@ -75,7 +75,10 @@ class Study:
     choices: Mapping[str, str] = dataclasses.field(default_factory=dict)  # choice -> its help (CLI flags)
     cell: Callable[[Mapping[str, Any], str, Path], Config] | None = None  # labels -> config, for `rerun_config`
     measures: Callable[[pd.DataFrame], str] | None = None  # a sentence of unpaired measurements for the README
-    default_csv: str = "runs/tables/{name}_{profile}.csv"
+
+    def default_csv(self, profile: str) -> Path:
+        """Where the study's CSV goes when none is named: ``runs/tables/<name>_<profile>.csv``."""
+        return Path("runs/tables") / f"{self.name}_{profile}.csv"
 
 
 def run_study(study: Study, plan: Plan, csv_path: str | Path | None = None, *, executor: Executor | None = None,
