@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from metakit.distributed import is_main
 from metakit.experiments import Config, run
+from metakit.experiments.checkpoint import on_checkpoint
+from metakit.experiments.resume import check_checkpoint_args, no_checkpoint_message
 from metakit.experiments.executors import make_executor
 from metakit.studies import STUDIES, Plan, get_study, run_study, write_study
 from metakit.studies.grid import read_csv
@@ -224,11 +227,15 @@ def parse_options(pairs: list[str], flag: str = "--option") -> dict:
     return options
 
 
-def check_checkpoint_dir(folder: str | None) -> None:
-    """Refuse a --checkpoint-dir that cannot be created or written, before any data is read."""
+def check_checkpoint_dir(folder: str | None, resume: bool = False) -> None:
+    """Refuse a --checkpoint-dir that is empty, cannot be created or written, or (with --resume) does not exist,
+    before any data is read."""
+    check_checkpoint_args(folder, resume)
     if folder is None:
         return
     path = Path(folder)
+    if resume and not path.is_dir():
+        raise ValueError(no_checkpoint_message(folder))
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
@@ -258,7 +265,7 @@ def run_main(args: argparse.Namespace) -> int:
                     schedule_options=parse_options(args.schedule_option, "--schedule-option"), progress=not args.no_progress)
     resolved = config.resolve()  # every bad value is refused here, before any data or folder is touched
     check_save_learner(args.save_learner, resolved)
-    check_checkpoint_dir(args.checkpoint_dir)
+    check_checkpoint_dir(args.checkpoint_dir, args.resume)
     result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     if not is_main():  # under torchrun, rank 0 reports
         return 0
@@ -267,7 +274,17 @@ def run_main(args: argparse.Namespace) -> int:
                      model=result.config.model, epochs=result.config.epochs)
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
     if args.json:
-        print(json.dumps({"config": dataclasses.asdict(result.config), "metrics": result.metrics}, default=str))
+        def finite(value):  # JSON has no NaN: a metric with no class to average (e.g. many_acc) is null
+            if isinstance(value, dict):
+                return {k: finite(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [finite(v) for v in value]
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+        print(json.dumps(finite({"config": dataclasses.asdict(result.config), "metrics": result.metrics}),
+                         default=str, allow_nan=False))
         return 0
     c = result.config
     print(f"method={c.method} dataset={c.dataset} imbalance={c.imbalance:g} noise={c.noise_kind}:{c.noise_rate:g} "
@@ -283,9 +300,50 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; every error is one line on stderr with exit status 2 (``--debug``: the traceback)."""
+    """The command line; every error is one line on stderr with exit status 2 (``--debug``: the traceback).
+
+    Ctrl-C is one line too (what was saved, how to go on) with exit status 130.
+    """
     args = build_parser().parse_args(argv)
     warnings.formatwarning = one_line_warning
+    saved: list[tuple[Path, int, int]] = []   # the last checkpoint written: (path, epochs done, epochs)
+
+    def note(path: Path, state: dict) -> None:
+        saved[:] = [(path, state.get("epochs_done"), (state.get("config") or {}).get("epochs"))]
+
+    try:
+        with on_checkpoint(note):
+            return command(args)
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        print(interrupted_line(args, saved[-1] if saved else None), file=sys.stderr, flush=True)
+        return 130
+
+
+def interrupted_line(args: argparse.Namespace, last: tuple[Path, int, int] | None) -> str:
+    """The one line of a Ctrl-C: what is on disk, and how to go on."""
+    if args.command == "run":
+        if last is not None:
+            path, done, total = last
+            return (f"interrupted: the last checkpoint is {path} (epoch {done} of {total}); run the same command "
+                    f"with --resume to go on from there.")
+        if args.checkpoint_dir is None:
+            return ("interrupted: nothing saved (no --checkpoint-dir); pass --checkpoint-dir DIR to make a run "
+                    "resumable.")
+        if args.resume:
+            return (f"interrupted: no new checkpoint written; the one it resumed from is still in "
+                    f"{args.checkpoint_dir}; run the same command to go on from there.")
+        return (f"interrupted before the first epoch ended: nothing saved in {args.checkpoint_dir}; run the same "
+                f"command to start again.")
+    if args.command in ("study", "table", "schedule-table"):
+        return ("interrupted: every finished run is kept in the study's CSV; run the same command to go on with "
+                "the rest.")
+    return "interrupted; run the same command to start again."
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the parsed command; every error is one line on stderr with exit status 2."""
     try:
         if args.command == "demo":
             from metakit.teaching.demo import main as demo_main

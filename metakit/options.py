@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 def option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
            low_open: bool = False, high_open: bool = False, choices: Sequence[Any] | None = None,
-           kind: type | None = None, nullable: bool = False, example: str = "") -> Any:
+           kind: type | None = None, nullable: bool = False, example: str = "", nonempty: bool = False) -> Any:
     """A dataclass field with its help and the values it allows.
 
     Args:
@@ -40,6 +40,8 @@ def option(default: Any, help: str, *, low: float | None = None, high: float | N
         kind: the value's type when the annotation does not say it plainly (int, float, str, bool).
         nullable: None is allowed (e.g. "take it from the profile", "off").
         example: a valid value quoted in the error's fix (default: the default).
+        nonempty: a string must not be empty or blank (a path, a device: '' would silently mean
+            "here" or "the default").
 
     Example:
         >>> f = option(0.1, "learning rate", low=0, low_open=True)
@@ -47,7 +49,8 @@ def option(default: Any, help: str, *, low: float | None = None, high: float | N
         ('learning rate', 0.1)
     """
     meta = dict(help=help, low=low, high=high, low_open=low_open, high_open=high_open,
-                choices=None if choices is None else tuple(choices), kind=kind, nullable=nullable, example=example)
+                choices=None if choices is None else tuple(choices), kind=kind, nullable=nullable, example=example,
+                nonempty=nonempty)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -117,6 +120,10 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
         return int(value) if integer else float(value)
     if kind is str and not isinstance(value, str):
         raise TypeError(f"{where}{name}={value!r} must be a string, e.g. {meta.get('example') or repr(meta.get('default'))}.")
+    if meta.get("nonempty") and isinstance(value, str) and not value.strip():
+        fix = f"give one, e.g. {meta['example']}" if meta.get("example") else "give one"
+        leave = ", or leave it out (None)" if meta.get("nullable") else ""
+        raise ValueError(f"{where}{name}={value!r} is empty; {fix}{leave}.")
     return value
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,13 +129,14 @@ class Config:
                                     example="1")
     options: dict = option({}, "method options, e.g. {'focal_gamma': 2} (see each method's options)", kind=dict)
     seed: int = option(0, "seeds the split, the init and the batch order", low=0)
-    device: str | None = option(None, "cpu, cuda, cuda:1, mps; None: metakit.device()", kind=str, nullable=True)
+    device: str | None = option(None, "cpu, cuda, cuda:1, mps; None: metakit.device()", kind=str, nullable=True,
+                                example="'cpu'", nonempty=True)
     amp: bool | None = option(None, "bf16 autocast on CUDA for plain steps; None: the profile's", kind=bool,
                               nullable=True)
     data_root: str | None = option(None, "where CIFAR and ImageNet live; None: $METAKIT_DATA or ./data", kind=str,
-                                   nullable=True)
+                                   nullable=True, example="'data'", nonempty=True)
     split_file: str | None = option(None, "load this saved split (data_prep.splits) instead of making one",
-                                    kind=str, nullable=True)
+                                    kind=str, nullable=True, example="'runs/split.json'", nonempty=True)
     progress: bool = option(True, "show tqdm progress bars", kind=bool)
 
     def resolve(self) -> "Config":
@@ -152,7 +154,7 @@ class Config:
         recipe = method.recipe(profile)
         dataset = self.dataset or recipe.get("dataset") or PROFILES[profile]["dataset"]
         filled = {**PROFILES[profile], **DATASET_PROFILES.get((profile, dataset), {}), **recipe}
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for name, default in filled.items():
             if values.get(name) is None:
                 values[name] = default
@@ -197,6 +199,24 @@ class Config:
         """The `SplitSpec` of this (resolved) config."""
         return SplitSpec(self.dataset, self.imbalance, self.lt_profile, self.noise_kind, self.noise_rate,
                          self.meta_per_class, self.seed, self.train_per_class)
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar (``np.int64(3)``, ``np.float32(0.1)``) as the Python number it stands for, also inside a
+    tuple or list; anything else unchanged. The validator accepts numpy numbers, and a run computes the same
+    with either, so a config holds (and its keys hash) the plain value.
+
+    Example:
+        >>> import numpy as np
+        >>> plain(np.int64(3)), plain((np.float64(0.5), 1))
+        (3, (0.5, 1))
+    """
+    if isinstance(value, (tuple, list)):
+        return type(value)(plain(v) for v in value)
+    item = getattr(value, "item", None)
+    if type(value).__module__ == "numpy" and callable(item) and not isinstance(value, (bool, str)):
+        return item()
+    return value
 
 
 def check_data(config: Config) -> None:
@@ -247,6 +267,19 @@ def check_streamed(config: Config) -> None:
     imagenet_options(config.data_options)
 
 
+def warn_meaningless(config: Config, bounds: list[float]) -> None:
+    """Warn (one line) about values that are valid but make part of the run do nothing: a warm-up as long as
+    the run, or a multistep milestone at or after its last epoch."""
+    if config.warmup_epochs and config.warmup_epochs >= config.epochs:
+        warnings.warn(f"warmup_epochs={config.warmup_epochs:g} >= epochs={config.epochs}: the whole run is warm-up "
+                      f"and the schedule never starts; use warmup_epochs < {config.epochs} (e.g. 0).", stacklevel=3)
+    late = [m for m, b in zip(config.milestones, bounds) if b >= config.epochs]
+    if config.schedule == "multistep" and late:
+        warnings.warn(f"milestones={config.milestones!r}: {', '.join(f'{m:g}' for m in late)} is at or beyond the "
+                      f"last epoch (epochs={config.epochs}), so its LR drop never happens; use milestones < "
+                      f"{config.epochs}, or fractions of the epochs (e.g. 0.5 0.75).", stacklevel=3)
+
+
 def validate(config: Config) -> Config:
     """Raise a clear error naming the field, the value and the allowed values; returns config.
 
@@ -267,6 +300,7 @@ def validate(config: Config) -> Config:
     if bounds != sorted(bounds) or len(set(bounds)) < len(bounds):
         raise ValueError(f"milestones={milestones!r} must increase (each boundary after the one before); "
                          f"sort them, e.g. {tuple(sorted(set(milestones)))}.")
+    warn_meaningless(config, bounds)
     if not isinstance(config.options, dict):
         raise TypeError(f"options={config.options!r} must be a dict of method options, e.g. {{'focal_gamma': 2}}.")
     check_data(config)

@@ -12,8 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import sys
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +36,8 @@ from metakit.methods.base import Method
 from metakit.models import build_model
 from metakit.schedules import build_schedule, full_train_loss
 from metakit.experiments.config import MAX_LR_FACTOR, Config
+from metakit.experiments.resume import (check_checkpoint_args, config_key, find_checkpoint, identity_key, run_identity,
+                                        state_identity)
 from metakit.experiments.feeds import make_feeds
 from metakit.experiments.loop import Trainer, evaluate, fit
 
@@ -165,16 +166,6 @@ def scorer(val: Batches | None, class_counts: list[int]):
     return score
 
 
-def config_key(config: Config) -> str:
-    """A short hash of everything that changes a run's numbers (not ``progress``).
-
-    Example:
-        >>> config_key(Config(profile="smoke").resolve()) == config_key(Config(profile="smoke", progress=False).resolve())
-        True
-    """
-    return hashlib.sha256(json.dumps(config.canonical(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> Result:
     """Train and evaluate one configuration.
 
@@ -182,20 +173,25 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
         config: the experiment; ``None`` fields come from its profile.
         checkpoint_dir: write a checkpoint there after every epoch (atomically), named by
             `config_key`. Use it for anything longer than a few minutes.
-        resume: continue from that checkpoint if it exists (a killed run picks up where it
-            stopped and ends with exactly the numbers of an uninterrupted run on CPU).
+        resume: continue from this config's checkpoint in ``checkpoint_dir`` (a killed run picks up
+            where it stopped and ends with exactly the numbers of an uninterrupted run on CPU), and say so
+            on stderr. Refused (ValueError) if the folder holds no checkpoint of this config: the error
+            names the nearest checkpoint there and the fields that differ.
 
     Returns:
         A `Result` with ``.history`` (DataFrame) and ``.metrics`` (dict, ``test_acc`` in %).
     """
     config = config.resolve()
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir=...: the folder the killed run wrote its checkpoints to.")
+    check_checkpoint_args(checkpoint_dir, resume)
+    source = find_checkpoint(config, checkpoint_dir) if resume else None   # refused before any data is read
     parts = build(config)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{config.method}-{config_key(config)}.pt"
     start, rows = 0, []
-    if resume and path.exists():
-        start, rows = restore_run(parts, load_checkpoint(path), path)
+    if source is not None:
+        start, rows = restore_run(parts, load_checkpoint(source), source)
+        path = source   # keep writing where the run was found (a file under an older key goes on)
+        if is_main():
+            print(f"resuming from epoch {start} of {config.epochs} ({source})", file=sys.stderr, flush=True)
 
     def on_epoch_end(epoch: int, rows: list[dict]) -> None:
         if is_main():  # one writer under torchrun
@@ -216,6 +212,7 @@ CHECKPOINT_FORMAT = 2  # 2: the method's state is its Method.state_dict() (1 scr
 def snapshot_run(parts: Parts, epochs_done: int, rows: list[dict]) -> dict:
     """The checkpoint of a run after ``epochs_done`` epochs (loadable with ``weights_only=True``)."""
     return {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(parts.config), "key": config_key(parts.config),
+            "identity": run_identity(parts.config),
             "epochs_done": epochs_done, "history": rows, "net": parts.trainer.net.state_dict(),
             "optimizer": parts.trainer.optimizer.state_dict(), "schedule": parts.trainer.schedule.state_dict(),
             "method": parts.method.state_dict(), "train_generator": parts.train.generator.get_state(),
@@ -228,7 +225,8 @@ def restore_run(parts: Parts, state: dict, path: Path) -> tuple[int, list[dict]]
         found = state.get("format") if isinstance(state, dict) else None
         raise ValueError(f"checkpoint '{path}' is not a metakit run checkpoint of format {CHECKPOINT_FORMAT} "
                          f"(format={found!r}); delete it to start fresh.")
-    if state["key"] != config_key(parts.config):
+    identity = state_identity(state)
+    if state["key"] != config_key(parts.config) and (identity is None or identity_key(identity) != config_key(parts.config)):
         theirs = state.get("config", {})
         diff = {k: (theirs.get(k), v) for k, v in dataclasses.asdict(parts.config).items() if theirs.get(k) != v}
         raise ValueError(f"checkpoint '{path}' belongs to another config (differs in {diff}); "
