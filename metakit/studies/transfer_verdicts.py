@@ -32,6 +32,8 @@ LEARNED = "sched_mlrsnet"
 BEST_MARGIN = -1.0     # points: frozen MLR-SNet − best hand schedule ≥ this
 LM_RATIO = 1.05        # the language model: frozen perplexity ≤ this × the best hand schedule's
 FIXED_STDS = 2.0       # momentum 0: mean delta over fixed > this × the delta's std
+# the frozen schedule against its ablations: beat the constant stand-ins; be within 1.0 of the authors' snapshots
+ABLATION_CLAIMS = {"constant_net": 0.0, "gamma_only": 0.0, "official_snapshots": BEST_MARGIN}
 
 
 def _by_seed(part: pd.DataFrame, method: str, column: str, variant: str = "") -> pd.Series:
@@ -179,4 +181,11 @@ def claims(df: pd.DataFrame) -> list[Claim]:
                                  headline=not r.variant and metric == "test_acc", where=where, topic=topic))
         if not math.isnan(getattr(r, "vs_fixed", math.nan)):
             out.append(Claim(learned, "sched_fixed", r.dataset, r.setting, 0.0, where=where))
+        if not r.variant:   # does the learned part matter, and do we match the authors' own snapshots?
+            for ablation, margin in ABLATION_CLAIMS.items():
+                if ((df["setting"] == r.setting) & (df["variant"] == ablation) & (df["momentum"] == r.momentum)).any():
+                    out.append(Claim(LEARNED, f"{LEARNED}:{ablation}", r.dataset, r.setting, margin, headline=True,
+                                     where=where,
+                                     topic=f"{LEARNED} {'beats' if margin == 0 else 'within 1 of'} its {ablation}, "
+                                           f"momentum {r.momentum:g}"))
     return out
