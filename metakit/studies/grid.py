@@ -157,16 +157,21 @@ def git_commit(folder: str | Path | None = None) -> str:
 
 
 def timed_run(config: Config, run_fn: Callable = run) -> dict[str, float]:
-    """The default job of a grid: run one config, return its scalar metrics and ``seconds``.
+    """The default job of a grid: run one config, return its scalar metrics, ``seconds`` and, for a method
+    that counts them, its ``meta_updates`` (a run's meta-learning budget).
 
     Example:
         >>> out = timed_run(Config(profile="smoke", epochs=1, progress=False))
         >>> sorted(out), 0 <= out["test_acc"] <= 100
         (['few_acc', 'many_acc', 'medium_acc', 'seconds', 'test_acc', 'val_acc'], True)
+        >>> timed_run(Config(method="mwnet", profile="smoke", epochs=1, progress=False))["meta_updates"] > 0
+        True
     """
     start = time.perf_counter()
-    metrics = run_fn(config).metrics
-    return {m: float(metrics[m]) for m in METRICS if m in metrics} | {"seconds": time.perf_counter() - start}
+    result = run_fn(config)
+    metrics, budget = result.metrics, getattr(getattr(result, "method", None), "meta_updates", None)
+    out = {m: float(metrics[m]) for m in METRICS if m in metrics} | {"seconds": time.perf_counter() - start}
+    return out | ({} if budget is None else {"meta_updates": int(budget)})
 
 
 def run_job(job_and_config: tuple[Callable, Config]) -> dict:
