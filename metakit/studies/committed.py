@@ -23,6 +23,7 @@ from metakit.studies.registry import get_study
 COMMITTED: list[tuple[str, str]] = [
     ("long_tail", "mnist1d/long_tail_laptop.csv"),
     ("long_tail", "digits/long_tail_laptop.csv"),
+    ("long_tail", "mnist1d/long_tail_mwnet_published_laptop.csv"),
     ("mfm_ablation", "mfm/mfm_ablation_laptop.csv"),
     ("mfm_ablation", "mfm/mfm_defaults_grid_laptop.csv"),
     ("mfm_transfer", "mfm/mfm_transfer_laptop.csv"),

@@ -201,7 +201,7 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     out = []
     for (dataset, setting), part in df.groupby(["dataset", "setting"], sort=False):
         methods = list(dict.fromkeys(part["method"]))
-        out += [Claim(m, REFERENCE_METHOD, dataset, setting, headline=m == "mfm")
+        out += [Claim(m, REFERENCE_METHOD, dataset, setting, headline=m in ("mfm", "mwnet"))
                 for m in methods if m != REFERENCE_METHOD and REFERENCE_METHOD in methods]
         out += [Claim("mfm", b, dataset, setting, headline=True) for b in BASELINES if {"mfm", b} <= set(methods)]
     return out
