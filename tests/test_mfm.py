@@ -145,10 +145,23 @@ def test_deferred_start_trains_exactly_as_cross_entropy_until_meta_learning_begi
 
 def test_meta_steps_counts_meta_updates():
     """meta_steps=k: k meta-updates of φ per meta-iteration (Adam's own step count), one real step."""
-    r = run(_smoke("mfm", options={"meta_start": 0.0, "meta_steps": 3}))
+    r = run(_smoke("mfm", options={"meta_start": 0.0, "meta_steps": 3, "meta_updates": None}))
     step = r.method.meta_step
     adam_steps = {int(state["step"]) for state in step.meta_optimizer.state.values()}
     assert adam_steps == {3 * step.calls} and step.calls > 0
+
+
+@pytest.mark.parametrize("dataset, meta_start", [("digits", 0.5), ("digits", 0.0), ("mnist1d", 0.5)])
+def test_meta_updates_is_the_run_count_whatever_the_dataset_size(dataset, meta_start):
+    """meta_updates=N: exactly N meta-updates of φ (Adam's own step count) whatever the steps an epoch."""
+    r = run(_smoke("mfm", dataset=dataset, epochs=2, options={"meta_start": meta_start, "meta_updates": 7}))
+    steps = {int(state["step"]) for state in r.method.meta_step.meta_optimizer.state.values()}
+    assert steps == {7} and r.method.meta_updates == 7
+
+
+def test_meta_updates_and_meta_steps_do_not_combine():
+    with pytest.raises(ValueError, match="meta_steps=3 is read only where meta_updates is None"):
+        MFM(4, [4, 3, 2, 1], meta_steps=3)
 
 
 def test_mfm_with_logit_adjustment_trains_on_adjusted_logits():

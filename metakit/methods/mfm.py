@@ -48,7 +48,12 @@ class MFMOptions:
                              kind=bool)
     meta_start: float = option(0.9, "fraction of the epochs trained by plain steps before φ is meta-learned (0: "
                                     "from the first step)", low=0, high=1, high_open=True, example="0.9")
-    meta_steps: int = option(1, "meta-updates of φ per iteration", low=1, example="5")
+    meta_updates: int | None = option(200, "meta-updates of φ per run, spread evenly over the steps from meta_start "
+                                           "on (several a step where the window has fewer steps), so digits and "
+                                           "MNIST-1D get the same budget; None: one every meta_every-th step "
+                                           "(meta_steps each)", low=1, high=10**6, nullable=True, example="200")
+    meta_steps: int = option(1, "meta-updates of φ per iteration (read where meta_updates is None)", low=1,
+                             example="5")
     meta_mode: str = option("eval", "the net's mode in the meta forward (eval: running BatchNorm statistics)",
                             choices=META_MODES)
     params: str = option("gamma+beta", "which of γ, β are learned (the other stays at the identity)",
@@ -106,6 +111,11 @@ class MFM(Method):
         self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
             o.meta_mode
         self.params, self.meta_gradient, self.drw = o.params, o.meta_gradient, o.drw
+        if o.meta_updates is not None and o.meta_steps != 1:
+            raise ValueError(f"method={self.name!r}: meta_steps={o.meta_steps} is read only where meta_updates is None "
+                             f"(the count sets the meta-updates a step); pass meta_updates=None with it.")
+        self.window_steps = 0    # steps taken since meta-learning started, and the meta-updates they made
+        self.updates = 0
         if self.kind != "film" and self.params != "gamma+beta":
             raise ValueError(f"params={self.params!r} applies to method='mfm' (per-channel γ, β); a modulator network "
                              f"produces both: leave params out for method={self.name!r}.")
@@ -148,13 +158,39 @@ class MFM(Method):
     def setup(self, trainer: "Trainer") -> None:
         """Build the meta-optimiser (Adam at ``Config.meta_lr``) and the `MetaStep`."""
         meta_lr = getattr(self.config, "meta_lr", None) or self.recipe("laptop")["meta_lr"]
-        meta_every = getattr(self.config, "meta_every", None) or 1
+        meta_every = 1 if self.counted else getattr(self.config, "meta_every", None) or 1
         weight_decay = trainer.optimizer.param_groups[0].get("weight_decay", 0.0)
         meta_optimizer = torch.optim.Adam([p for p in self.modulation.parameters() if p.requires_grad], lr=meta_lr)
         self.meta_step = MetaStep(trainer.net, self.modulation, trainer.optimizer, meta_optimizer,
                                   per_sample_loss=self._tracked_loss, meta_every=meta_every,
                                   weight_decay=weight_decay, meta_mode=self.meta_mode,
                                   first_order=self.meta_gradient == "first_order")
+
+    def due(self, iters: int) -> int:
+        """Meta-updates the coming step makes: ``meta_updates`` spread evenly over the window's steps.
+
+        Example:
+            >>> from types import SimpleNamespace as C
+            >>> m = MFM(10, [10] * 10, C(epochs=10), meta_start=0.5, meta_updates=12)
+            >>> [m.due(2) for m.window_steps in range(10)]   # 5 epochs of 2 steps
+            [1, 1, 1, 1, 2, 1, 1, 1, 1, 2]
+        """
+        if not self.counted:   # one every meta_every-th step, meta_steps each
+            return self.meta_steps if self.meta_step is None or self.meta_step.calls % self.meta_step.meta_every == 0 \
+                else 0
+        count, epochs = self.options.meta_updates, int(self.config.epochs)
+        total, t = iters * (epochs - self.first_meta_epoch(epochs)), self.window_steps
+        return (t + 1) * count // total - t * count // total
+
+    @property
+    def counted(self) -> bool:
+        """Whether ``meta_updates`` sets the cadence (it needs the run's epochs)."""
+        return self.options.meta_updates is not None and getattr(self.config, "epochs", None) is not None
+
+    @property
+    def meta_updates(self) -> int:
+        """Meta-updates of φ made so far (a run's meta-learning budget)."""
+        return self.updates
 
     def first_meta_epoch(self, epochs: int) -> int:
         """The epoch (0-based) meta-learning starts in: ⌊meta_start · epochs⌋, at most the last one.
@@ -175,8 +211,8 @@ class MFM(Method):
             self.modulation.enabled = self.meta_on
 
     def train_step(self, trainer: "Trainer", batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
-        """Before `first_meta_epoch` a plain step; then ``meta_steps`` meta-updates of φ on
-        (train_batch, meta_batch) and the real step. The LR comes from the schedule."""
+        """Before `first_meta_epoch` a plain step; then the `due` meta-updates of φ on (train_batch,
+        meta_batch) and the real step. The LR comes from the schedule."""
         if self.meta_step is None:
             raise RuntimeError(f"method={self.name!r}: call setup(trainer) before train_step.")
         if self.meta_gradient == "off" and self.meta_on:   # φ steps on the training loss, beside θ's real step
@@ -187,10 +223,12 @@ class MFM(Method):
         if not self.meta_on or meta_batch is None:   # plain step through the current modulation
             return Method.train_step(self, trainer, batch, None)
         trainer.set_lr()                   # before the virtual step, which reads the LR
-        if self.meta_step.calls % self.meta_step.meta_every == 0:   # the MetaStep call below adds one more
-            for _ in range(self.meta_steps - 1):
-                self.meta_step.meta_update((batch.x, batch.y), (meta_batch.x, meta_batch.y))
-        stats = self.meta_step((batch.x, batch.y), (meta_batch.x, meta_batch.y))
+        n = self.due(getattr(trainer.schedule, "iters_per_epoch", 1))
+        train, meta = (batch.x, batch.y), (meta_batch.x, meta_batch.y)
+        for _ in range(n - 1):             # the MetaStep call below makes the last one
+            self.meta_step.meta_update(train, meta)
+        stats = self.meta_step(train, meta) if n or not self.counted else self.meta_step.real_step(train)
+        self.window_steps, self.updates = self.window_steps + 1, self.updates + n
         out = {k: torch.as_tensor(v) for k, v in stats.items()}   # MetaStep returns 0-d tensors
         out["correct"] = (self._last_logits.argmax(1) == batch.y).sum()
         return out
@@ -214,7 +252,8 @@ class MFM(Method):
 
         The modulation's weights are also in the net's state dict; both hold the same values.
         """
-        return {**super().state_dict(), "meta_on": bool(self.meta_on), "drw_on": bool(self.drw_on)}
+        return {**super().state_dict(), "meta_on": bool(self.meta_on), "drw_on": bool(self.drw_on),
+                "window_steps": self.window_steps, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -222,6 +261,7 @@ class MFM(Method):
         if self.modulation is not None:
             self.modulation.enabled = self.meta_on
         self.drw_on = bool(state.get("drw_on", False))  # checkpoints from before the drw option have none
+        self.window_steps, self.updates = int(state.get("window_steps", 0)), int(state.get("updates", 0))
 
 
 @register
