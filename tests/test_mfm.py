@@ -210,3 +210,23 @@ def test_paper_profile_resolves_and_resnet32_meta_step_runs():
     stats = step((x, y), (x, y))
     assert math.isfinite(stats["meta_loss"])
     assert any(not torch.equal(a, p) for a, p in zip(before, method.modulation.parameters()))
+
+
+def test_mfm_with_ldam_drw_is_ldam_drws_loss_on_s_scaled_cosines():
+    """ldam=True, drw=True: the head outputs s·cos; the loss is ldam_drw's (margins, s, Σw·l/Σw) on those cosines."""
+    from metakit.methods.longtail import LDAMDRW
+    from metakit.methods.losses import NormedLinear
+    counts = [40, 20, 10, 5]
+    mfm = MFM(4, counts, Config(epochs=10), ldam=True, drw=True)
+    net = mfm.prepare(TinyNet())
+    assert isinstance(net.fc, NormedLinear) and net.fc.scale == 30
+    ldam = LDAMDRW(4, counts, Config(epochs=10))
+    torch.manual_seed(0)
+    cos, y = torch.rand(8, 4) * 2 - 1, torch.tensor([0, 0, 0, 1, 1, 2, 3, 3])
+    for epoch in (0, 8):                                                  # before and after DRW switches on
+        mfm.start_epoch(epoch, None), ldam.start_epoch(epoch, None)
+        torch.testing.assert_close(mfm.per_sample_loss(30 * cos, y).mean(), ldam.loss(cos, y))
+    r = run(_smoke("mfm", options={"ldam": True, "drw": True, "meta_start": 0.0}))
+    assert r.method.meta_updates > 0 and math.isfinite(r.metrics["test_acc"])
+    with pytest.raises(ValueError, match="ldam=True and logit_adj=True"):
+        MFM(4, counts, ldam=True, logit_adj=True)

@@ -136,11 +136,12 @@ def logit_adjusted_loss(logits: torch.Tensor, targets: torch.Tensor, log_prior: 
 
 
 class NormedLinear(nn.Module):
-    """Cosine classifier head: logits_c = <x/|x|, w_c/|w_c|>, in [−1, 1] (LDAM-DRW's head).
+    """Cosine classifier head: logits_c = scale·<x/|x|, w_c/|w_c|>, in [−scale, scale] (LDAM-DRW's head).
 
     Args:
         in_features: feature size.
         out_features: number of classes.
+        scale: a factor on the cosines (1 in LDAM-DRW, whose loss applies its s itself).
 
     Example:
         >>> head = NormedLinear(4, 3)
@@ -148,14 +149,15 @@ class NormedLinear(nn.Module):
         True
     """
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int, scale: float = 1.0):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features, self.out_features, self.scale = in_features, out_features, scale
         # (in, out) columns of norm 1, as in the LDAM-DRW code's uniform_().renorm_() init
         self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)          # (B, C)
+        cosines = F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)          # (B, C)
+        return cosines if self.scale == 1 else self.scale * cosines
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale:g}"

@@ -26,8 +26,9 @@ from metakit.meta.step import META_MODES
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
 from metakit.options import option
-from metakit.methods.losses import class_balanced_weights, log_priors, logit_adjusted_loss
-from metakit.methods.longtail import DRW_START, default_beta
+from metakit.methods.losses import (NormedLinear, class_balanced_weights, ldam_loss, ldam_margins, log_priors,
+                                    logit_adjusted_loss)
+from metakit.methods.longtail import DRW_START, LDAMDRWOptions, default_beta
 from metakit.learners.modulation import WHERE, attach, load_modulator, read_metadata, save_modulator
 from metakit.learners.modulation.attach import check_where
 
@@ -62,7 +63,10 @@ class MFMOptions:
                                          "direct use in the meta forward), off (the training batch's loss: no meta "
                                          "set)", choices=META_GRADIENTS)
     drw: bool = option(False, "combination: deferred re-weighting of the training loss (class-balanced weights "
-                              "from 80% of the epochs, as ldam_drw)", kind=bool)
+                              "from 80% of the epochs, reduced by Σw as ldam_drw)", kind=bool)
+    ldam: bool = option(False, "combination: LDAM's margin loss on a cosine head (max_m and s of ldam_drw); the head "
+                               "outputs s·cos, so the meta loss is cross-entropy of the same logits; with drw: "
+                               "MFM + LDAM-DRW", kind=bool)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,10 @@ class MFM(Method):
         self.where = check_where(o.where)
         self.logit_adj, self.meta_start, self.meta_steps, self.meta_mode = o.logit_adj, o.meta_start, o.meta_steps, \
             o.meta_mode
-        self.params, self.meta_gradient, self.drw = o.params, o.meta_gradient, o.drw
+        self.params, self.meta_gradient, self.drw, self.ldam = o.params, o.meta_gradient, o.drw, o.ldam
+        if self.ldam and self.logit_adj:
+            raise ValueError(f"method={self.name!r}: ldam=True and logit_adj=True are two losses for the real step; "
+                             f"pass one of them.")
         if o.meta_updates is not None and o.meta_steps != 1:
             raise ValueError(f"method={self.name!r}: meta_steps={o.meta_steps} is read only where meta_updates is None "
                              f"(the count sets the meta-updates a step); pass meta_updates=None with it.")
@@ -122,6 +129,7 @@ class MFM(Method):
         self.uses_meta_set = self.meta_gradient != "off"  # off: φ follows the training loss, no meta batches
         self.meta_on = self.meta_start == 0
         self.log_prior = log_priors(class_counts)                                        # (C,)
+        self.margins = ldam_margins(class_counts, LDAMDRWOptions.max_m)                  # (C,)
         self.drw_weights = class_balanced_weights(class_counts, default_beta(config))    # (C,), sum C
         self.drw_on = False
         self.model_name = getattr(config, "model", None)
@@ -130,7 +138,10 @@ class MFM(Method):
         self._last_logits: torch.Tensor | None = None
 
     def prepare(self, net: nn.Module) -> nn.Module:
-        """Attach the modulation layers (``net.modulation``); the model's code is untouched."""
+        """Attach the modulation layers (``net.modulation``); the model's code is untouched. With
+        ``ldam`` the head ``net.fc`` becomes a cosine head first (as ldam_drw's, scaled by its s)."""
+        if self.ldam:
+            net.fc = NormedLinear(net.fc.in_features, net.fc.out_features, scale=LDAMDRWOptions.s)
         self.modulation = attach(net, self.where, kind=self.kind, hidden=getattr(self, "hidden", 32))
         if self.params != "gamma+beta":   # the other one stays at the identity (γ = 1 or β = 0)
             fixed = "beta" if self.params == "gamma" else "gamma"
@@ -142,13 +153,17 @@ class MFM(Method):
         return list(theta(net, self.modulation).values())
 
     def per_sample_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy, or logit-adjusted cross-entropy with ``logit_adj=True`` (B,)."""
-        if self.logit_adj:
+        """Cross-entropy, logit-adjusted (``logit_adj``) or LDAM's (``ldam``), per sample (B,); with DRW on,
+        weighted so that their mean is ldam_drw's Σ w·loss / Σ w."""
+        if self.ldam:
+            loss = ldam_loss(logits / LDAMDRWOptions.s, targets, self.margins, LDAMDRWOptions.s)
+        elif self.logit_adj:
             loss = logit_adjusted_loss(logits, targets, self.log_prior)
         else:
             loss = F.cross_entropy(logits, targets, reduction="none")
         if self.drw_on:
-            loss = self.drw_weights.to(loss.device)[targets] * loss
+            w = self.drw_weights.to(loss.device)[targets]                               # (B,)
+            loss = w * loss * (len(w) / w.sum())
         return loss
 
     def _tracked_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

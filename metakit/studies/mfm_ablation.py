@@ -51,6 +51,7 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "meta_off": ("mfm", {"options": {"meta_gradient": "off"}}),
     "plus_logit_adj": ("mfm", {"options": {"logit_adj": True}}),
     "plus_drw": ("mfm", {"options": {"drw": True}}),
+    "plus_ldam_drw": ("mfm", {"options": {"ldam": True, "drw": True}}),
 }
 BOUNDS = {"fit_meta": "meta", "fit_val": "val"}  # variant of method "mfm_bound" → what γ/β are fitted on
 VARIANTS = [f"{m}" for m in HEADLINE] + list(ABLATIONS) + list(BOUNDS)
