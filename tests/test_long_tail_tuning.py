@@ -17,6 +17,14 @@ def test_every_method_gets_at_most_four_values_on_every_tuning_setting_beside_ce
         ("digits", "lt_if10"), ("digits", "lt_if20"), ("mnist1d", "lt_if100"), ("mnist1d", "lt_if10")}
 
 
+def test_every_grid_value_builds_its_method():
+    """Each value is a real option of its method (a typo would fail every run of that value)."""
+    from metakit.methods import METHODS
+    for run in STUDY.rows(Plan("smoke", (0,))):
+        c = run.config.resolve()
+        METHODS[c.method](4, [40, 20, 10, 5], c, **c.options)
+
+
 def test_the_choice_is_made_on_validation_never_on_test(tmp_path):
     def job(config):   # "test_wins" is best on test everywhere, "val_wins" on validation
         name = config.options.get("focal_gamma")

@@ -32,7 +32,7 @@ SETTINGS = (("digits", 10), ("digits", 20), ("mnist1d", 100), ("mnist1d", 10))  
 # method → variant → Config fields ("options": the method's); the first is its paper's or official code's value
 GRID: dict[str, dict[str, dict[str, Any]]] = {
     "cb_loss": {f"beta_{b:g}": {"options": {"beta": b}} for b in (0.9999, 0.9, 0.99, 0.999)},
-    "cb_resample": {f"beta_{b:g}": {"options": {"beta": b}} for b in (0.9999, 0.9, 0.99, 0.999)},
+    "cb_resample": {"": {}},   # each class equally often: no knob
     "focal": {f"focal_gamma_{g:g}": {"options": {"focal_gamma": g}} for g in (1.0, 0.5, 2.0, 3.0)},
     "logit_adj": {f"tau_{t:g}": {"options": {"tau": t}} for t in (1.0, 0.5, 1.5, 2.0)},
     "ldam_drw": {f"max_m_{m:g}": {"options": {"max_m": m}} for m in (0.5, 0.25, 0.75, 1.0)},
