@@ -168,3 +168,21 @@ def test_a_tour_edited_after_its_executed_copy_is_flagged(tmp_path):
     assert book._stale(tmp_path / "run", [source]) == []
     os.utime(source, (4e9, 4e9))
     assert book._stale(tmp_path / "run", [source]) == ["00_a.ipynb"]
+
+
+def test_the_students_site_stages_student_copies_and_the_instructors_site_the_solutions(tmp_path):
+    """No solution reaches the students' site: code stripped, outputs cleared from the first exercise on."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "README.md").write_text("# tiny\n")
+    path = executed(tmp_path / "00_a.ipynb", [text("before the exercises\n")], [text("the answer is 42\n")])
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].source = "### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"
+    nbformat.write(nb, path)
+    for student, shown in ((True, False), (False, True)):
+        src = tmp_path / f"src-{student}"
+        book.stage(src, [path], root, student=student)
+        staged = nbformat.read(src / "notebooks" / "00_a.ipynb", as_version=4)
+        page = nbformat.writes(staged)
+        assert ("answer = 42" in page) is shown and ("the answer is 42" in page) is shown
+        assert "before the exercises" in page                              # the tour's own outputs stay

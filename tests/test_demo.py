@@ -156,3 +156,15 @@ def test_two_notebooks_at_a_time_keep_their_results_cpu_and_the_tour_order(tmp_p
     bad = notebook(tmp_path / "02_bad.ipynb", 'PROFILE = "laptop"', "raise ValueError('boom')")
     with pytest.raises(NotebookFailed, match=r"02_bad.ipynb failed in cell \d+ .*ValueError: boom"):
         demo.demo("smoke", [first, bad], runs=tmp_path / "runs2", jobs=2)
+
+
+@pytest.mark.slow
+def test_the_first_screen_shows_progress_not_the_kernels_log(tmp_path, capfd):
+    """The kernel's transport warning and the KeyboardInterrupt of its normal shutdown go to its log file."""
+    good = notebook(tmp_path / "00_good.ipynb", 'PROFILE = "laptop"',
+                    "from metakit.teaching.report import publish\npublish('00_good', source='live', x=1)")
+    out = demo.demo("smoke", [good], runs=tmp_path / "runs")
+    screen = "".join(capfd.readouterr())
+    assert "[1/1] 00_good.ipynb: done in" in screen
+    assert "IPKernelApp" not in screen and "KeyboardInterrupt" not in screen, screen
+    assert (out / "logs" / "00_good.kernel.log").is_file()

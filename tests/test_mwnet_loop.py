@@ -1,5 +1,7 @@
 """Notebook 01's last exercise both ways: a hand-written MW-Net loop that is right passes the check
 against `run`'s mwnet at the same seed; plausible wrong loops fail with a hint naming their mistake."""
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,19 @@ from metakit.teaching import mwnet_loop as ml
 from metakit.teaching.run_checks import check_mwnet_loop
 
 CONFIG = ml.loop_config("digits", epochs=1)
+
+
+def _copies():
+    """A copy of `reference_loop` (and its `_meta_update`): stands in for a student's loop with one mistake.
+    The check refuses the library's own function objects as answers, not a loop that computes the same."""
+    space = dict(vars(ml))
+    for name in ("reference_loop", "_meta_update"):
+        fn = getattr(ml, name)
+        space[name] = types.FunctionType(fn.__code__, space, name, fn.__defaults__)
+    return space["reference_loop"]
+
+
+student_loop = _copies()
 
 
 def hand_loop(parts, epochs, *, updated=True, graph=True, normalise=True, clone_buffers=True):
@@ -132,17 +147,17 @@ def test_plausible_wrong_loops_fail_with_their_hint(flags, hint):
 
 @pytest.mark.parametrize("mistake", sorted(ml.MISTAKES))
 def test_every_known_mistake_is_named(mistake):
-    message = failure(lambda parts, epochs: ml.reference_loop(parts, epochs, mistake))
+    message = failure(lambda parts, epochs: student_loop(parts, epochs, mistake))
     assert ml.MISTAKES[mistake] in message, message
 
 
 def same_order_loop(parts, epochs):
     """Wrong only across epochs: the first epoch's batch order again and again."""
-    ml.reference_loop(ml.LoopParts(parts.net, parts.weight_net, parts.optimizer, parts.meta_optimizer, parts.schedule,
-                                   list(parts.train), parts.meta, parts.weight_decay), epochs)
+    student_loop(ml.LoopParts(parts.net, parts.weight_net, parts.optimizer, parts.meta_optimizer, parts.schedule,
+                              list(parts.train), parts.meta, parts.weight_decay), epochs)
 
 
-@pytest.mark.parametrize("loop", [lambda parts, epochs: ml.reference_loop(parts, 1), same_order_loop],
+@pytest.mark.parametrize("loop", [lambda parts, epochs: student_loop(parts, 1), same_order_loop],
                          ids=["one_epoch_short", "same_batch_order"])
 def test_a_loop_wrong_across_epochs_fails_after_the_first_steps(loop):
     message = failure(loop, ml.loop_config("digits", epochs=2))
@@ -155,3 +170,19 @@ def test_the_template_and_a_wrong_method_are_named():
     assert "still raises NotImplementedError" in failure(template)
     with pytest.raises(ValueError, match="config.method='ce': the loop exercise trains Meta-Weight-Net"):
         ml.loop_parts(ml.loop_config().__class__(method="ce", profile="smoke"))
+
+
+@pytest.mark.parametrize("answer,name", [
+    (ml.reference_loop, "metakit.teaching.mwnet_loop.reference_loop"),                     # my_mwnet_training = reference_loop
+    (lambda parts, epochs: ml.reference_loop(parts, epochs), "mwnet_loop.reference_loop"),  # a wrapper
+    (lambda parts, epochs: ml._meta_update(parts, None, None, None, 0.1, None), "mwnet_loop._meta_update"),
+    (lambda parts, epochs: ml.library_steps(CONFIG, 1), "mwnet_loop.library_steps"),
+    (lambda parts, epochs: [__import__("metakit.methods.mwnet", fromlist=["MWNet"]).MWNet.train_step(None, None, None, None)],
+     "metakit.methods.mwnet.MWNet.train_step"),
+])
+def test_the_library_loops_are_refused_as_answers(answer, name):
+    """The reference loop stays importable (the check diagnoses mistakes with it) but never passes as an answer."""
+    message = failure(answer)
+    assert "called the library's" in message and name in message and "write it yourself" in message
+    parts = ml.loop_parts(CONFIG, steps=1)
+    ml.reference_loop(parts, 1)                                      # switched back on after the check

@@ -1,6 +1,7 @@
 """The checks of the training exercises (notebooks 03–05) both ways, with hints that hold no answer."""
 import math
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,8 @@ import torch
 from metakit.experiments import Config
 from metakit.learners.lr_net import LRSnapshots, MLRSNet, save_schedule
 from metakit.teaching import run_checks
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def failure(check, *args, **kwargs) -> str:
@@ -130,3 +133,54 @@ def test_every_step_both_ways(capsys):
     assert "first epoch differs" in check(history["mlrsnet_final_net"])
     assert "not a dict" in check({})
     assert "epochs" in check(history["mlrsnet_every_step"].iloc[:2])
+
+
+def test_small_lr_refuses_a_fixed_row_written_by_hand(capsys):
+    """With the profile, the check reruns the fixed baseline: a fabricated row at lr 0.02 fails."""
+    from metakit.studies.schedules import schedule_job, table_config
+
+    fixed = schedule_job(table_config("cifar10", "fixed", "smoke", 0, model="mlp", lr=0.02, dataset="digits"))
+    real = small(fixed_lr=fixed["final_lr"])
+    real.loc[real.schedule == "fixed", "test_acc"] = fixed["test_acc"]
+    run_checks.check_small_lr(real, REFERENCE, profile="smoke", seed=0, dataset="digits")
+    assert "✓" in capsys.readouterr().out
+    message = failure(run_checks.check_small_lr, small(), REFERENCE, profile="smoke", seed=0, dataset="digits")
+    assert "don't write the row" in message and f"{fixed['test_acc']:.1f}" not in message
+    assert "not a NoneType" in failure(run_checks.check_small_lr, None, REFERENCE)
+
+
+def test_unscaled_lr_needs_no_vocabulary_for_a_raw_loss_net_and_the_prompt_does_not_ask_for_it(schedule_file):
+    """The official net reads the raw loss: num_classes changes nothing, so the exercise no longer asks for it."""
+    import nbformat
+    from metakit.learners.lr_net import load_schedule
+    from metakit.schedules import LearnedSchedule
+
+    opt = lambda: torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3.0)   # noqa: E731
+    without = LearnedSchedule(load_schedule(schedule_file)[0].last, opt()).step(3.0)
+    run_checks.check_unscaled_lr(without, schedule_file, vocab_size=50)
+    assert without == LearnedSchedule(load_schedule(schedule_file)[0].last, opt(), num_classes=50).step(3.0)
+    nb = nbformat.read(next((ROOT / "notebooks").glob("05_*.ipynb")), as_version=4)
+    prompt = next(c.source for c in nb.cells if "unscaled_lr" in c.source and c.cell_type == "markdown")
+    assert "num_classes" not in prompt
+    assert "still None" in failure(run_checks.check_unscaled_lr, None, schedule_file, vocab_size=50)
+
+
+# ---- first_lr (notebook 03): a fresh LearnedSchedule on the last snapshot, first step, loss log(10)
+def test_first_lr_both_ways(schedule_file, capsys):
+    from metakit.learners.lr_net import load_schedule
+    from metakit.schedules import LearnedSchedule
+
+    def first(snapshot="last", steps=1):
+        snaps = load_schedule(schedule_file)[0]
+        net = snaps.last if snapshot == "last" else snaps.at_epoch(1)
+        schedule = LearnedSchedule(net, torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1))
+        return [schedule.step(math.log(10)) for _ in range(steps)][-1]
+
+    right = first()
+    run_checks.check_first_lr(right, schedule_file)
+    assert "✓" in capsys.readouterr().out
+    for wrong, hint in [(first("first"), "first snapshot"), (first(steps=2), "second step"),
+                        (right * 1.5, "is not the first LR"), (torch.tensor(right), "one float"),
+                        (None, "still None")]:
+        message = failure(run_checks.check_first_lr, wrong, schedule_file)
+        assert hint in message and f"{right:.4f}" not in message and f"{right:.4g}" not in message, message

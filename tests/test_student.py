@@ -93,3 +93,53 @@ def test_student_copies_of_the_tour(tmp_path):
                 assert not kept & set(removed) - {""}, f"{path.name}: solution text survived"
             if student.cell_type == "code":
                 assert student.outputs == [] and student.execution_count is None
+
+
+def test_keep_leaves_a_students_work_and_writes_the_missing_copies(tmp_path):
+    first, second = NOTEBOOKS[:2]
+    (tmp_path / first.name).write_text("my work")
+    assert main([str(first), str(second), "--out", str(tmp_path), "--keep"]) == 0
+    assert (tmp_path / first.name).read_text() == "my work" and (tmp_path / second.name).is_file()
+
+
+# the cells of the student copies that read results/ (the five-seed verdict sections), by notebook
+RESULT_CELLS = {"02": ["02-results-1", "5ded714c", "d7c9b049"], "03": ["03-table"],
+                "04": ["04-results-1"], "05": ["c05-tables-verdicts", "c05-noise"]}
+
+
+def _imports(cells) -> str:
+    """The notebook's top-level import statements (what its result cells use)."""
+    import ast
+
+    lines = []
+    for cell in cells:
+        if cell.cell_type == "code":
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                continue
+            lines += [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("number", sorted(RESULT_CELLS))
+def test_student_copies_read_results_from_their_own_folder(number, tmp_path, monkeypatch, capsys):
+    """A student copy run from notebooks/student/ finds the committed tables and prints its verdicts."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith(number))
+    assert main([str(path), "--out", str(tmp_path)]) == 0
+    cells = nbformat.read(tmp_path / path.name, as_version=4).cells
+    by_id = {c.get("id"): c for c in cells}
+    params = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    setup = next(c for c in cells if 'os.environ.get("METAKIT_PROFILE"' in c.source)
+    student = ROOT / "notebooks" / "student"
+    student.mkdir(exist_ok=True)                                           # git-ignored; `make student` makes it
+    monkeypatch.chdir(student)
+    space = {}
+    exec(_imports(cells), space)
+    exec(params.source, space)
+    exec("\n".join(line for line in setup.source.splitlines() if "results_dir" in line), space)
+    for cell_id in RESULT_CELLS[number]:
+        exec(by_id[cell_id].source, space)
+    out = capsys.readouterr().out
+    assert "is not there yet" not in out and "not there" not in out, out
+    assert any(word in out for word in ("ahead", "behind", "tie", "inconclusive", "|")), out

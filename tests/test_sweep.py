@@ -42,7 +42,7 @@ def test_bad_seeds_and_base():
 
 def test_tidy_rows_match_single_runs_and_cache_is_used(tmp_path, capsys):
     table = ablate({"imbalance": [1, 10]}, BASE, seeds=[0], cache=tmp_path)
-    assert list(table.columns) == ["imbalance", "seed", "test_acc", "many_acc", "medium_acc", "few_acc",
+    assert list(table.columns) == ["imbalance", "seed", "val_acc", "test_acc", "many_acc", "medium_acc", "few_acc",
                                    "seconds", "cached", "error"]
     assert list(table["imbalance"]) == [1, 10] and not table["cached"].any()
     assert "finished=2" in capsys.readouterr().err and table["error"].isna().all()

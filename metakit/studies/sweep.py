@@ -8,7 +8,7 @@ any executor, then keeps the columns a notebook reads: the varied fields, seed a
 Example:
     >>> table = ablate({"imbalance": [1, 10]}, Config(profile="smoke", epochs=1), cache=False, progress=False)
     >>> list(table.columns[:3]), len(table)
-    (['imbalance', 'seed', 'test_acc'], 2)
+    (['imbalance', 'seed', 'val_acc'], 2)
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from metakit.experiments import Config, run
 from metakit.methods import get_method
 from metakit.methods.registry import worker_modules
 
-METRICS = ("test_acc", "many_acc", "medium_acc", "few_acc")
+METRICS = ("val_acc", "test_acc", "many_acc", "medium_acc", "few_acc")
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 
 

@@ -1,8 +1,13 @@
 """``make book``: the course site, built offline with Sphinx and myst-nb from the executed tour.
 
-The pages: an index that is the README, one page per notebook of the tour in order (their outputs
-as ``make demo`` left them in ``runs/latest/notebooks``; the demo runs first when there are none),
-``docs/architecture.md``, the ``docs/guide/`` pages, and the committed ``results/`` tables. Nothing executes inside Sphinx
+Two audiences, two sites. ``make book`` builds the students' site into ``runs/book/html``: each
+notebook is a student copy of its executed run (`metakit.teaching.student.site_notebook`: solutions
+stripped, hidden tests dropped, outputs cleared from the first exercise on). ``make book-instructor``
+(``--instructor``) builds the solutions site into ``runs/book-instructor/html``; never publish that one
+to students. The pages: an index that is the README, one page per notebook of the tour in order
+(their outputs as ``make demo`` left them in ``runs/latest/notebooks``; the demo runs first when
+there are none), ``docs/students.md``, ``docs/architecture.md``, the ``docs/guide/`` pages, and the
+committed ``results/`` tables. Nothing executes inside Sphinx
 (``nb_execution_mode = "off"``, ``docs/book/conf.py``) and nothing is fetched: the theme ships its
 assets, ipywidgets' CDN scripts are off, and a page that would load a script, a style sheet or an
 image from the network fails the build. So does every Sphinx warning (``-W``: a missing page, a bad
@@ -10,7 +15,8 @@ cross-reference) and a notebook that carries an error output or stopped partway.
 in a temporary folder and swapped in whole: ``runs/book/html`` is a link to the newest good build,
 so a failed build leaves the last good site in place.
 
-    python -m metakit.teaching.book                      # from runs/latest/notebooks (or run the demo)
+    python -m metakit.teaching.book                      # students' site, from runs/latest/notebooks
+    python -m metakit.teaching.book --instructor         # solutions site, into runs/book-instructor
     python -m metakit.teaching.book --notebooks DIR --out runs/book
 """
 from __future__ import annotations
@@ -131,15 +137,19 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "(an interactive widget: it needs a running kernel, so open this notebook in Jupyter, e.g. make lab)"
 
 
-def copy_notebook(path: Path, target: Path) -> None:
-    """Copy an executed notebook, each widget's text form (``VBox(children=...``) replaced by `WIDGET_NOTE`.
+def copy_notebook(path: Path, target: Path, student: bool = True) -> None:
+    """Copy an executed notebook, each widget's text form (``VBox(children=...``) replaced by `WIDGET_NOTE`;
+    ``student``: as the students' site shows it (`metakit.teaching.student.site_notebook`).
 
     A static page cannot run a widget (and ipywidgets' embed scripts would come from a CDN); the
     site shows the note instead (``docs/book/conf.py`` ranks the widget view below text).
     """
     import nbformat
 
+    from metakit.teaching.student import site_notebook
+
     nb = nbformat.read(path, as_version=4)
+    nb = site_notebook(nb, path.name) if student else nb
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if WIDGET in output.get("data", {}):
@@ -147,14 +157,19 @@ def copy_notebook(path: Path, target: Path) -> None:
     nbformat.write(nb, target)
 
 
-def stage(src: Path, notebooks: Sequence[Path], root: Path = ROOT) -> None:
-    """Write the Sphinx source tree into the new folder ``src``: index, README, notebooks, results, docs."""
+def stage(src: Path, notebooks: Sequence[Path], root: Path = ROOT, student: bool = True) -> None:
+    """Write the Sphinx source tree into the new folder ``src``: index, README, notebooks (student copies unless
+    ``student`` is False), results, docs."""
     (src / "_include").mkdir(parents=True)
     shutil.copyfile(root / "README.md", src / "_include" / "README.md")
     (src / "notebooks").mkdir()
     for path in notebooks:
-        copy_notebook(path, src / "notebooks" / path.name)
+        copy_notebook(path, src / "notebooks" / path.name, student)
     reference = []
+    if (root / "docs" / "students.md").is_file():               # "Students: start here", linked from the README
+        (src / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(root / "docs" / "students.md", src / "docs" / "students.md")
+        reference.append("docs/students")
     if (root / "docs" / "architecture.md").is_file():
         shutil.copyfile(root / "docs" / "architecture.md", src / "architecture.md")
         reference.append("architecture")
@@ -225,8 +240,10 @@ def _swap_in(site: Path, out: Path) -> Path:
 
 
 def build(executed: str | Path, out: str | Path = "runs/book", expected: Sequence[str] = (),
-          root: Path = ROOT) -> Path:
+          root: Path = ROOT, instructor: bool = False) -> Path:
     """Build the site from the executed notebooks in ``executed``; returns ``out/html/index.html``.
+
+    The students' site by default (student copies of the notebooks); ``instructor`` keeps the solutions.
 
     Raises `BookError` (one line) for bad input, and with Sphinx's warnings below the first line when
     a page is broken. ``root`` holds README.md, docs/ and results/.
@@ -245,7 +262,7 @@ def build(executed: str | Path, out: str | Path = "runs/book", expected: Sequenc
         raise BookError(f"--out {out}: cannot make that folder ({err.strerror}); pass a folder you can write.") from None
     work = Path(tempfile.mkdtemp(dir=out, prefix=".build-"))
     try:
-        stage(work / "src", notebooks, root)
+        stage(work / "src", notebooks, root, student=not instructor)
         site = work / "html"
         command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(CONF), "-W", "--keep-going", "-q",
                    "-d", str(work / "doctrees"), str(work / "src"), str(site)]
@@ -275,8 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metakit.teaching.book", description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", default=None,
                         help=f"folder of executed notebooks (default: {LATEST}, running `make demo` when it is absent)")
-    parser.add_argument("--out", default="runs/book", help="the site goes to OUT/html (default: runs/book)")
+    parser.add_argument("--out", default=None, help="the site goes to OUT/html (default: runs/book, "
+                                                    "runs/book-instructor with --instructor)")
+    parser.add_argument("--instructor", action="store_true", help="the solutions site (not for students)")
     args = parser.parse_args(argv)
+    args.out = args.out or ("runs/book-instructor" if args.instructor else "runs/book")
     expected: Sequence[str] = ()
     try:
         if args.notebooks is None:
@@ -291,11 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.warn(f"{', '.join(stale)} changed after {LATEST} was executed; "
                               "run `make demo` for a fresh tour.", stacklevel=1)
             args.notebooks = LATEST
-        index = build(args.notebooks, args.out, expected)
+        index = build(args.notebooks, args.out, expected, instructor=args.instructor)
     except (BookError, NotebookFailed, FileNotFoundError) as err:
         print(f"make book FAILED: {err}", file=sys.stderr)
         return 2
-    print(f"course site: {index}")
+    print(f"{'instructors' if args.instructor else 'students'}' course site: {index}")
     return 0
 
 

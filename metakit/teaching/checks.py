@@ -1,12 +1,17 @@
 """Checks for the notebooks' exercises: a friendly ✓ when right, an AssertionError with a hint when not.
 
 Each check compares the student's answer with an independent computation from the package, and
-says what is wrong (the sign, the order, a missing term) without printing the right answer.
-Checks on whole runs (notebooks 03–05) live in `metakit.teaching.run_checks`.
+says what is wrong (the sign, the order, a missing term) without printing the right answer. Where
+the exercise is to write what the package already has, the library's version is switched off
+while the answer runs (`metakit.teaching.guard`): calling it is told, not passed. An unmodified
+template or a crash becomes a one-line hint. Checks on tables (notebooks 02, 06) live in
+`metakit.teaching.table_checks`, on whole runs (03–05) in `metakit.teaching.run_checks`.
 
 Example:
-    >>> check_counts([50, 5], imbalance=10, n_max=50, num_classes=2)
-    ✓ counts match the exp long tail (imbalance 10, n_max 50).
+    >>> check_counts(lambda n_max, c, imbalance: longtail_counts(n_max, c, imbalance), imbalance=10, n_max=50,
+    ...              num_classes=2)
+    Traceback (most recent call last):
+    AssertionError: Not yet. Hint: my_counts called the library's metakit.data.longtail.longtail_counts: this exercise is to write it yourself (the check compares yours with it).
 """
 from __future__ import annotations
 
@@ -15,15 +20,15 @@ import math
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from metakit.data.longtail import longtail_counts
-from metakit.studies.sweep import FIELDS
 from metakit.meta import MetaLearner, lookahead
+from metakit.teaching import toy
+from metakit.teaching.guard import LibraryCalled, first_derivatives, refusing
 from metakit.teaching.toy import meta_loss, toy_problem
 
 
@@ -32,56 +37,91 @@ def _ok(message: str) -> None:
 
 
 def _require(condition: bool, hint: str) -> None:
+    __tracebackhide__ = True                       # IPython shows the cell and the hint, not this frame
     if not condition:
         raise AssertionError(f"Not yet. Hint: {hint}")
 
 
-def _call(fn: Callable, *args, what: str):
-    """``fn(*args)``; the unmodified template (NotImplementedError) becomes a hint, not a traceback."""
+def _call(fn: Callable, *args, what: str, refuse: tuple = (), crash: Callable | None = None):
+    """``fn(*args)`` with ``refuse``'s functions switched off; a template, a call to them or a crash becomes a hint.
+
+    ``crash(err)`` may turn an exception into a more specific hint (or None for the generic one).
+    """
+    __tracebackhide__ = True
+    if not callable(fn):
+        _require(False, f"{what} must be a function (def {what}(...)), not a {type(fn).__name__}.")
     try:
-        return fn(*args)
+        with refusing(*refuse):
+            return fn(*args)
     except NotImplementedError:
-        raise AssertionError(f"Not yet. Hint: {what} still raises NotImplementedError: replace the "
-                             "placeholder line with your solution.") from None
+        hint = f"{what} still raises NotImplementedError: replace the placeholder line with your solution."
+    except LibraryCalled as err:
+        hint = (f"{what} called the library's {err}: this exercise is to write it yourself (the check compares "
+                "yours with it).")
+    except Exception as err:  # noqa: BLE001 — any crash of the student's code gets one line, not a traceback
+        hint = (crash(err) if crash else None) or (f"{what} raised {type(err).__name__}: "
+                                                  f"{(str(err).splitlines() or [''])[0]}")
+    raise AssertionError(f"Not yet. Hint: {hint}") from None
 
 
 def _number(value, what: str) -> float:
+    __tracebackhide__ = True
+    _require(value is not None, f"{what} returned None: end it with return.")
     _require(isinstance(value, (int, float, np.number)) or (torch.is_tensor(value) and value.numel() == 1),
              f"{what} must return one number, not {type(value).__name__}.")
     return float(value)
 
 
-def check_counts(counts, imbalance: float, n_max: int, num_classes: int | None = None, profile: str = "exp") -> None:
-    """Your per-class counts equal the long tail of ``imbalance`` (largest class ``n_max``, ``num_classes`` classes).
+# (n_max, num_classes, imbalance) at which my_counts is checked besides the notebook's own point
+COUNT_POINTS = ((100, 10, 10), (600, 7, 100), (40, 3, 4))
+
+
+def check_counts(fn: Callable[[int, int, float], list], imbalance: float, n_max: int, num_classes: int,
+                 profile: str = "exp") -> None:
+    """``fn(n_max, num_classes, imbalance)`` gives the long tail's per-class counts, here and at `COUNT_POINTS`.
+
+    Checked at several points, so counts written out by hand for the notebook's point do not pass;
+    `metakit.data.longtail.longtail_counts` (what the answer is compared with) is switched off while ``fn`` runs.
 
     Example:
-        >>> check_counts([10, 1, 1], 10, 10, 3)
-        Traceback (most recent call last):
-        AssertionError: Not yet. Hint: class 1 keeps 1 images: too few for the exp profile at imbalance 10 (it falls from n_max at class 0 to n_max/imbalance at the last class).
+        >>> check_counts(lambda n, c, f: [int(n * (1 / f) ** (i / (c - 1))) for i in range(c)], 10, 50, 2)
+        ✓ counts match the exp long tail at 4 points (n_max, classes, imbalance), e.g. (50, 2, 10).
     """
+    __tracebackhide__ = True
+    _require(callable(fn), f"pass your function itself (check_counts(my_counts, ...)), not its counts "
+                           f"({type(fn).__name__}): the check calls it at several points.")
+    for point in ((n_max, num_classes, imbalance), *COUNT_POINTS):
+        counts = _call(fn, *point, what="my_counts", refuse=(longtail_counts,))
+        _counts_at(counts, *point, profile)
+    _ok(f"counts match the {profile} long tail at {1 + len(COUNT_POINTS)} points (n_max, classes, imbalance), "
+        f"e.g. ({n_max}, {num_classes}, {imbalance:g}).")
+
+
+def _counts_at(counts, n_max: int, num_classes: int, imbalance: float, profile: str) -> None:
+    __tracebackhide__ = True
+    at = f"at n_max={n_max}, num_classes={num_classes}, imbalance={imbalance:g}"
     _require(isinstance(counts, (list, tuple, np.ndarray)),
-             f"counts must be a list with one whole number per class, not {type(counts).__name__}.")
-    num_classes = len(counts) if num_classes is None else num_classes
-    _require(len(counts) == num_classes, f"you gave {len(counts)} counts for {num_classes} classes: one per class.")
+             f"my_counts must return a list with one whole number per class, not {type(counts).__name__}.")
+    _require(len(counts) == num_classes, f"{at} you gave {len(counts)} counts for {num_classes} classes: one per class.")
     _require(all(isinstance(c, (int, np.integer)) or (isinstance(c, float) and c.is_integer()) for c in counts),
              "counts are whole numbers of images, one int per class.")
     counts = [int(c) for c in counts]
     want = longtail_counts(n_max, num_classes, imbalance, profile)
-    if counts != want:
-        _require(counts != want[::-1], "class 0 is the head: the counts fall as the class index grows.")
-        _require(counts[0] == want[0], f"class 0 (the head) keeps all n_max = {n_max} images; yours {counts[0]}.")
-        if profile == "exp":
-            exact = [n_max * (1.0 / imbalance) ** (i / (num_classes - 1)) for i in range(num_classes)]
-            _require(counts != [round(c) for c in exact] and counts != [math.ceil(c) for c in exact],
-                     "a count is rounded down to a whole image (int), not to the nearest or up.")
-            _require(counts[-1] == want[-1], f"the last class (the tail) should be imbalance = {imbalance:g} times "
-                                             "smaller than the head: the exponent reaches 1 at the last class.")
-        i = next(i for i, (a, b) in enumerate(zip(counts, want)) if a != b)
-        shape = ("it falls from n_max at class 0 to n_max/imbalance at the last class" if profile == "exp"
-                 else "the first half of the classes keeps n_max, the rest n_max/imbalance")
-        _require(False, f"class {i} keeps {counts[i]} images: too {'many' if counts[i] > want[i] else 'few'} "
-                        f"for the {profile} profile at imbalance {imbalance:g} ({shape}).")
-    _ok(f"counts match the {profile} long tail (imbalance {imbalance:g}, n_max {n_max}).")
+    if counts == want:
+        return
+    _require(counts != want[::-1], "class 0 is the head: the counts fall as the class index grows.")
+    _require(counts[0] == want[0], f"{at} class 0 (the head) keeps all n_max = {n_max} images; yours {counts[0]}.")
+    if profile == "exp":
+        exact = [n_max * (1.0 / imbalance) ** (i / (num_classes - 1)) for i in range(num_classes)]
+        _require(counts != [round(c) for c in exact] and counts != [math.ceil(c) for c in exact],
+                 "a count is rounded down to a whole image (int), not to the nearest or up.")
+        _require(counts[-1] == want[-1], f"{at} the last class (the tail) should be imbalance = {imbalance:g} times "
+                                         "smaller than the head: the exponent reaches 1 at the last class.")
+    i = next(i for i, (a, b) in enumerate(zip(counts, want)) if a != b)
+    shape = ("it falls from n_max at class 0 to n_max/imbalance at the last class" if profile == "exp"
+             else "the first half of the classes keeps n_max, the rest n_max/imbalance")
+    _require(False, f"{at} class {i} keeps {counts[i]} images: too {'many' if counts[i] > want[i] else 'few'} "
+                    f"for the {profile} profile ({shape}).")
 
 
 def check_changed_fraction(fn: Callable[[float, int], float]) -> None:
@@ -91,6 +131,7 @@ def check_changed_fraction(fn: Callable[[float, int], float]) -> None:
         >>> check_changed_fraction(lambda p, c: p * (c - 1) / c)
         ✓ uniform noise changes p·(C−1)/C of the labels: it may draw the true class.
     """
+    __tracebackhide__ = True
     for p, c in itertools.product((0.2, 0.4, 0.8, 0.0), (2, 10, 100)):
         got, want = _number(_call(fn, p, c, what="changed_fraction"), "changed_fraction"), p * (c - 1) / c
         if np.isclose(got, want):
@@ -112,41 +153,62 @@ def _random_problem(seed: int, frozen: bool):
     return net, x, y
 
 
+def _grads_held(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Fill every trainable ``.grad`` with a stand-in for the last real step's gradient (as in a training loop)."""
+    held = {}
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            p.grad = torch.full_like(p, 0.37)
+            held[name] = p.grad.clone()
+    return held
+
+
 def check_lookahead(fn: Callable) -> None:
     """``fn(net, loss, lr, weight_decay)`` is θ' = θ − lr·(∇θ loss + weight_decay·θ) over the trainable θ, by name.
 
     θ' must stay differentiable in ``lr`` and in what the loss depends on; a parameter with
-    ``requires_grad=False`` is left out, as `metakit.meta.lookahead` does.
+    ``requires_grad=False`` is left out, as `metakit.meta.lookahead` does (switched off while ``fn``
+    runs). The parameters' ``.grad`` hold a previous gradient, as in a training loop: the look-ahead
+    must neither read nor change them (``backward`` + ``.grad`` would).
 
     Example:
-        >>> check_lookahead(lambda net, loss, lr, wd: lookahead(net, loss, lr, weight_decay=wd))
-        ✓ your look-ahead equals metakit.meta.lookahead (with weight decay, frozen parameters left out), and its hypergradients too.
+        >>> check_lookahead(lambda net, loss, lr, wd: {n: p - lr * (g + wd * p) for (n, p), g in zip(
+        ...     net.named_parameters(), torch.autograd.grad(loss, list(net.parameters()), create_graph=True))})
+        Traceback (most recent call last):
+        AssertionError: Not yet. Hint: my_lookahead raised RuntimeError on a net with a frozen parameter (requires_grad=False): only the trainable parameters have a gradient.
     """
+    __tracebackhide__ = True
     for seed, wd, frozen in ((0, 0.0, False), (1, 0.1, False), (2, 0.05, True)):
         net, x, y = _random_problem(seed, frozen)
         lr = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
         phi = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)     # a meta-parameter in the loss
         ours = lookahead(net, phi * F.cross_entropy(net(x), y), lr, weight_decay=wd)
-        try:
-            yours = _call(fn, net, phi * F.cross_entropy(net(x), y), lr, wd, what="my_lookahead")  # a fresh graph
-        except RuntimeError as err:
-            if not frozen:
-                raise
-            raise AssertionError(f"Not yet. Hint: your look-ahead raised {err!r} on a net with a frozen parameter "
-                                 "(requires_grad=False): only the trainable parameters have a gradient.") from None
+        held = _grads_held(net)
+        frozen_hint = ("my_lookahead raised RuntimeError on a net with a frozen parameter (requires_grad=False): "
+                       "only the trainable parameters have a gradient.")
+        yours = _call(fn, net, phi * F.cross_entropy(net(x), y), lr, wd, what="my_lookahead", refuse=(lookahead,),
+                      crash=lambda err: frozen_hint if frozen and isinstance(err, RuntimeError) else None)
         _require(isinstance(yours, dict), f"return a dict keyed by parameter name, not {type(yours).__name__}.")
         extra, missing = sorted(set(yours) - set(ours)), sorted(set(ours) - set(yours))
         _require(not extra, f"θ' holds {extra}: a frozen parameter (requires_grad=False) is not stepped; leave it out.")
         _require(not missing, f"θ' lacks {missing}: return one entry per trainable parameter.")
-        grads = dict(zip(ours, torch.autograd.grad(F.cross_entropy(net(x), y) * phi, [p for n, p in net.named_parameters()
-                                                                                     if n in ours])))
         params = dict(net.named_parameters())
+        _require(all(params[n].grad is not None and torch.equal(params[n].grad, g) for n, g in held.items()),
+                 "your look-ahead changed the parameters' .grad (in a training loop they hold the real step's "
+                 "gradient): take the gradient with torch.autograd.grad(..., create_graph=True), which returns it "
+                 "and leaves .grad alone.")
+        grads = dict(zip(ours, torch.autograd.grad(F.cross_entropy(net(x), y) * phi, [params[n] for n in ours])))
         for name in ours:
-            if torch.allclose(yours[name], ours[name]):
+            mine = yours[name]
+            _require(torch.is_tensor(mine) and mine.shape == params[name].shape,
+                     f"θ'[{name!r}] must be a tensor shaped like the parameter {tuple(params[name].shape)}.")
+            _require(mine.dtype == params[name].dtype, f"θ'[{name!r}] is {mine.dtype} but the parameters are "
+                                                      f"{params[name].dtype}: keep their dtype (no .float()).")
+            if torch.allclose(mine, ours[name]):
                 continue
-            _require(not torch.allclose(yours[name], params[name] + lr * (grads[name] + wd * params[name])),
+            _require(not torch.allclose(mine, params[name] + lr * (grads[name] + wd * params[name])),
                      f"θ'[{name!r}] moved up the gradient: the step goes against it.")
-            _require(not torch.allclose(yours[name], params[name] - lr * grads[name]),
+            _require(not torch.allclose(mine, params[name] - lr * grads[name]),
                      f"θ'[{name!r}] lacks the weight decay: with weight_decay={wd} the step also shrinks θ.")
             _require(False, f"θ'[{name!r}] differs from one SGD step with weight_decay={wd}.")
         probe = torch.randn(3, 5, dtype=torch.float64)
@@ -162,26 +224,53 @@ def check_lookahead(fn: Callable) -> None:
         "and its hypergradients too.")
 
 
+class _Wiggle(nn.Module):
+    """A ripple on the hidden features that autograd does not see (detached): finite differences do."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + 0.05 * torch.sin(40 * h).detach()
+
+
+def _hypergradient(net, train_batch, meta_batch, lr: float) -> float:
+    alpha = torch.tensor(lr, dtype=torch.float64, requires_grad=True)
+    learner = MetaLearner()                                   # φ = α alone, plain mean loss
+    learner.inner_lr = lambda loss, base: alpha
+    return torch.autograd.grad(meta_loss(net, learner, train_batch, meta_batch, lr), alpha)[0].item()
+
+
 def check_lr_hypergradient(fn: Callable) -> None:
     """``fn(net, train_batch, meta_batch, lr)`` is dL_meta/dα using first derivatives only.
 
+    Refused: a gradient taken with ``create_graph=True`` (a double backward, e.g. through
+    `metakit.meta.lookahead` or `metakit.teaching.toy.meta_loss`, both switched off while ``fn``
+    runs), and finite differences, which a net with a ripple autograd does not see (`_Wiggle`) tells apart.
+
     Example:
         >>> def reference(net, tb, mb, lr):
-        ...     a = torch.tensor(float(lr), dtype=torch.float64, requires_grad=True)
-        ...     learner = MetaLearner(); learner.inner_lr = lambda loss, base: a
-        ...     return torch.autograd.grad(meta_loss(net, learner, tb, mb, lr), a)[0].item()
+        ...     (x, y), (xm, ym) = tb, mb
+        ...     g = torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters()))
+        ...     new = {n: (p - lr * gi).detach().requires_grad_() for (n, p), gi in zip(net.named_parameters(), g)}
+        ...     gm = torch.autograd.grad(F.cross_entropy(functional_call(net, new, (xm,)), ym), list(new.values()))
+        ...     return -sum((a * b).sum() for a, b in zip(gm, g)).item()
         >>> check_lr_hypergradient(reference)
-        ✓ dL_meta/dα = −⟨∇L_meta(θ'), ∇L_train(θ)⟩ matches autograd through the look-ahead.
+        ✓ dL_meta/dα = −⟨∇L_meta(θ'), ∇L_train(θ)⟩ matches autograd through the look-ahead, from first derivatives only.
     """
-    for seed, lr in ((0, 0.1), (1, 0.5)):
-        net, train_batch, meta_batch = toy_problem(seed=seed)
-        alpha = torch.tensor(lr, dtype=torch.float64, requires_grad=True)
-        learner = MetaLearner()                                   # φ = α alone, plain mean loss
-        learner.inner_lr = lambda loss, base: alpha
-        want = torch.autograd.grad(meta_loss(net, learner, train_batch, meta_batch, lr), alpha)[0].item()
-        got = _number(_call(fn, net, train_batch, meta_batch, lr, what="lr_hypergradient"), "lr_hypergradient")
+    __tracebackhide__ = True
+    library = (lookahead, meta_loss, toy.directional_difference)
+    for seed, lr, wiggle in ((0, 0.1, False), (1, 0.5, False), (2, 0.3, True)):
+        net, train_batch, meta_batch = toy_problem(seed=seed, modulation=_Wiggle() if wiggle else None)
+        want = _hypergradient(net, train_batch, meta_batch, lr)
+        with first_derivatives() as seen:
+            got = _number(_call(fn, net, train_batch, meta_batch, lr, what="lr_hypergradient", refuse=library),
+                          "lr_hypergradient")
+        _require(not seen.double, "first derivatives only: your answer takes a gradient with create_graph=True (a "
+                                  "double backward; torch.func transforms build one too). Detach θ' and make it a "
+                                  "leaf, as the exercise says.")
         if np.isclose(got, want, rtol=1e-6, atol=1e-10):
             continue
+        _require(not wiggle, "yours matches on smooth nets but not on one whose forward has a ripple autograd does "
+                             "not see: it looks like a finite difference. Take both gradients with "
+                             "torch.autograd.grad (exact first derivatives), not by moving α a little.")
         (x, y), (xm, ym) = train_batch, meta_batch
         params = list(net.parameters())
         g = torch.autograd.grad(F.cross_entropy(net(x), y), params)
@@ -192,87 +281,4 @@ def check_lr_hypergradient(fn: Callable) -> None:
         _require(not np.isclose(got, at_theta, rtol=1e-6), "take ∇θ L_meta at the stepped weights θ', not at θ.")
         _require(False, f"yours gives {got:.6g} (seed {seed}, lr {lr}), not the derivative autograd finds through "
                         "the look-ahead: dL_meta/dα = −(∇θ L_meta at θ') · g, summed over every parameter.")
-    _ok("dL_meta/dα = −⟨∇L_meta(θ'), ∇L_train(θ)⟩ matches autograd through the look-ahead.")
-
-
-def check_grid(grid: dict, runs: int, must_vary: tuple[str, ...] = (), expect: dict | None = None) -> None:
-    """``grid`` is a valid `metakit.studies.sweep.ablate` grid of ``runs`` configurations varying ``must_vary``.
-
-    Args:
-        grid: the student's field → values.
-        runs: how many configurations the exercise asks for.
-        must_vary: fields that must take at least two values; with it, no other field may vary.
-        expect: the values the exercise asks for, per field (compared as sets); the hint names the
-            field, never the values.
-
-    Example:
-        >>> check_grid({"imbalance": [1, 10], "noise_rate": [0.0]}, runs=2)
-        ✓ a grid of 2 configurations over imbalance, noise_rate.
-    """
-    from metakit.experiments import Config
-    from metakit.studies.sweep import jobs
-
-    _require(isinstance(grid, dict) and len(grid) > 0, "a grid is a non-empty dict: field name → list of values.")
-    for name, values in grid.items():
-        _require(name in FIELDS, f"{name!r} is not a Config field; fields are {FIELDS}.")
-        _require(isinstance(values, list) and len(values) > 0, f"grid[{name!r}] must be a non-empty list.")
-        _require(len({repr(v) for v in values}) == len(values), f"grid[{name!r}] repeats a value: every "
-                                                                "configuration would run twice.")
-    for name in must_vary:
-        _require(len(grid.get(name, [])) > 1, f"vary {name!r}: give it at least two values.")
-    others = [name for name, values in grid.items() if len(values) > 1 and name not in must_vary]
-    _require(not must_vary or not others, f"the exercise varies {', '.join(must_vary)} only; {others} varies too.")
-    try:
-        jobs(grid, Config(profile="smoke"))                       # resolves every config: bad values say why
-    except (ValueError, TypeError) as err:
-        raise AssertionError(f"Not yet. Hint: a configuration of your grid is not valid: {err}") from None
-    size = int(np.prod([len(v) for v in grid.values()]))
-    _require(size == runs, f"your grid has {size} configurations (the product of the list lengths); we asked for {runs}.")
-    for name, values in (expect or {}).items():
-        _require({repr(v) for v in grid.get(name, [])} == {repr(v) for v in values},
-                 f"grid[{name!r}] = {grid.get(name)!r} holds other values than the exercise asks for; reread it.")
-    _ok(f"a grid of {size} configurations over {', '.join(grid)}.")
-
-
-def _best_tables(field: str) -> list[pd.DataFrame]:
-    """Tables on which the single best run, the median, the max and the first seed all point elsewhere than the mean."""
-    runs = {"a": [90.0, 10.0, 10.0],      # the single best run, the best maximum and first seed
-            "b": [40.0, 45.0, 70.0],      # the best mean: the answer
-            "c": [50.0, 50.0, 50.0],      # the best median
-            "d": [20.0, 20.0, 20.0]}      # the lowest mean
-    tables = []
-    for values in ((3, 7, 11, 15), (13, 9, 15, 5)):               # b is 7, then 9: never first or last by value
-        label = dict(zip("abcd", values))
-        tables.append(pd.DataFrame([{field: label[k], "seed": s, "test_acc": acc}
-                                    for k, accs in runs.items() for s, acc in enumerate(accs)]))
-    return tables
-
-
-def check_best(fn: Callable[[pd.DataFrame, str], object], table: pd.DataFrame, field: str) -> None:
-    """``fn(table, field)`` returns the value of ``field`` with the highest mean ``test_acc`` over seeds.
-
-    ``fn`` runs on ``table`` and on two small tables of the check's own, on which the single best
-    run, the median and the maximum over seeds point to another value than the mean.
-
-    Example:
-        >>> t = pd.DataFrame({"lr": [0.1, 0.1, 0.5, 0.5], "seed": [0, 1, 0, 1], "test_acc": [80, 90, 99, 60]})
-        >>> check_best(lambda t, f: t.groupby(f)["test_acc"].mean().idxmax(), t, "lr")
-        ✓ best lr = 0.1 (mean test accuracy 85.0% over seeds).
-    """
-    for t in [*_best_tables(field), table]:
-        means = t.groupby(field)["test_acc"].mean()
-        want, got = means.idxmax(), _call(fn, t.copy(), field, what="best_setting")
-        _require(np.ndim(got) == 0 and not isinstance(got, (dict, pd.DataFrame, pd.Series)),
-                 f"return one value of {field!r}, not a {type(got).__name__}.")
-        if got == want:
-            continue
-        by_seed = t.groupby(field)["test_acc"]
-        _require(got in set(means.index), f"yours {got!r} is not a value of {field!r} in the table.")
-        _require(got != t.loc[t["test_acc"].idxmax(), field], "yours is the setting of the single best run: "
-                                                             "average test_acc over the seeds first.")
-        _require(got != by_seed.median().idxmax() and got != by_seed.max().idxmax(),
-                 "average over seeds with the mean (not the median or the maximum).")
-        _require(got != means.idxmin(), "yours has the lowest mean: take the highest.")
-        _require(False, f"yours {got!r} is not the value of {field!r} with the highest mean test_acc over seeds.")
-    means = table.groupby(field)["test_acc"].mean()
-    _ok(f"best {field} = {means.idxmax()} (mean test accuracy {means.max():.1f}% over seeds).")
+    _ok("dL_meta/dα = −⟨∇L_meta(θ'), ∇L_train(θ)⟩ matches autograd through the look-ahead, from first derivatives only.")

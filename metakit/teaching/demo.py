@@ -7,7 +7,11 @@ as ``runs/latest``) it writes the executed notebooks, their HTML, the headline f
 results each notebook publishes (`metakit.teaching.report`), and ``summary.json``: per notebook its
 seconds and its headline numbers by source (``live``, or the committed ``results/...csv`` they were
 read from). A failing notebook stops the demo with the notebook, the cell and the error, and a
-non-zero exit; so does a notebook that ran but published no headline numbers.
+non-zero exit; so does a notebook that ran but published no headline numbers. Each kernel's own log
+(its TCP-transport warning, the ``KeyboardInterrupt caught in kernel`` of a normal shutdown, which
+interrupts the kernel before asking it to stop) goes to ``logs/<notebook>.kernel.log``, not the
+screen: the screen shows progress and results. The executed notebooks and HTML hold the solutions:
+the demo is the instructors' tour; students get `metakit.teaching.student` copies (``make book``).
 """
 from __future__ import annotations
 
@@ -73,8 +77,29 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def quiet_kernel_manager(log: Path) -> type:
+    """A kernel manager class whose kernels write their stdout and stderr to ``log`` (appended), not the terminal.
+
+    Example:
+        >>> quiet_kernel_manager(Path("runs/x.kernel.log")).__name__
+        'QuietKernelManager'
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as stream:             # the kernel process keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": stream, "stderr": stream})
+
+    return QuietKernelManager
+
+
 def run_notebook(path: Path, out: Path, profile: str, timeout: int = 900) -> float:
-    """Execute one notebook into ``out/notebooks`` and convert it to HTML; returns seconds taken."""
+    """Execute one notebook into ``out/notebooks`` and convert it to HTML; returns seconds taken.
+
+    The kernel's own log goes to ``out/logs/<notebook>.kernel.log`` (`quiet_kernel_manager`).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -84,7 +109,8 @@ def run_notebook(path: Path, out: Path, profile: str, timeout: int = 900) -> flo
     try:
         papermill.execute_notebook(str(path), str(executed), parameters={"PROFILE": profile}, cwd=str(path.parent),
                                    kernel_name="python3", progress_bar=False, log_output=False,
-                                   execution_timeout=timeout)
+                                   execution_timeout=timeout,
+                                   kernel_manager_class=quiet_kernel_manager(out / "logs" / f"{path.stem}.kernel.log"))
     except PapermillExecutionError as err:
         raise NotebookFailed(f"{path} failed in cell {err.cell_index} (execution count {err.exec_count}): "
                              f"{err.ename}: {err.evalue}\n  the partly executed notebook is {executed}") from None

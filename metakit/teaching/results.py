@@ -24,6 +24,7 @@ import pandas as pd
 
 from metakit.options import require
 
+ROOT_ENV = "METAKIT_ROOT"   # the checkout holding results/, when neither the working folder nor the package is in it
 KINDS = ("long-tail", "noise", "mfm-ablation", "mfm-transfer", "schedule-transfer")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the arguments each committed table is made with, beyond profile, dataset and out
@@ -31,6 +32,43 @@ ARGUMENTS = {"long-tail": "--imbalances 100 50 10", "noise": "", "mfm-ablation":
              "mfm-transfer": "--targets if50 variant if10 width --methods ce mfm mfm_frozen mfm_init"}
 ONE_DATASET = {"mfm-transfer"}  # tables of one fixed dataset: no --datasets
 SCHEDULE_TABLES = {"schedule-transfer"}  # made by `schedule-table transfer --source <dataset> --out <csv>`
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The metakit checkout: ``$METAKIT_ROOT``, else the nearest folder at or above ``start`` (default: the
+    working folder) holding ``results/`` and ``notebooks/``, else the checkout this package is installed from.
+
+    Example:
+        >>> repo_root(REPO_ROOT / "notebooks" / "student") == REPO_ROOT
+        True
+    """
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "results").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    if (REPO_ROOT / "results").is_dir():
+        return REPO_ROOT
+    raise FileNotFoundError(f"no metakit checkout (a folder with results/ and notebooks/) at or above {here}; "
+                            f"run from inside the checkout or set {ROOT_ENV}=/path/to/metakit.")
+
+
+def results_dir(folder: str | Path) -> Path:
+    """``folder`` (e.g. ``"results/digits"``, relative to the checkout) as an absolute path, from any working folder.
+
+    Example:
+        >>> results_dir("results/digits") == REPO_ROOT / "results" / "digits"
+        True
+    """
+    folder = Path(folder)
+    return folder if folder.is_absolute() else repo_root() / folder
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when inside it (what a reader can type from the repository root)."""
+    full = Path(os.path.abspath(path))
+    return full.relative_to(REPO_ROOT).as_posix() if full.is_relative_to(REPO_ROOT) else str(path)
 
 
 def csv_path(folder: str | Path, kind: str, profile: str = "laptop") -> Path:
@@ -70,7 +108,7 @@ def missing_line(folder: str | Path, kind: str, profile: str = "laptop", dataset
         >>> missing_line("results/mnist1d", "noise").split(": ")[0]
         'results/mnist1d/noise_laptop.csv is not there yet'
     """
-    return (f"{csv_path(folder, kind, profile)} is not there yet: make it with "
+    return (f"{_shown(csv_path(folder, kind, profile))} is not there yet: make it with "
             f"`{make_command(folder, kind, profile, dataset)}` (from the repository root); "
             f"this notebook carries on without it.")
 

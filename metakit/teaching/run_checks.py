@@ -105,13 +105,17 @@ def check_best_epoch(best_epoch, runs: dict) -> None:
     _ok("best_epoch names the epoch of the best validation accuracy of every run.")
 
 
-def check_small_lr(small_lr, reference: pd.DataFrame, lr: float = 0.02) -> None:
+def check_small_lr(small_lr, reference: pd.DataFrame, lr: float = 0.02, *, profile: str | None = None,
+                   seed: int = 0, dataset: str | None = None) -> None:
     """``small_lr`` is the transfer table of the MLP variation at ``lr`` for ``fixed`` and ``learned`` (notebook 05).
 
     ``reference`` holds the same variation's rows at the source LR (from the notebook's
     ``transfer``): the learned schedule sets every step's LR itself, so its row must equal the
-    reference's learned row, while the fixed baseline must end at ``lr``.
+    reference's learned row, while the fixed baseline must end at ``lr``. With ``profile``, the
+    fixed baseline is rerun (MLP at ``lr``, ``seed``, ``dataset``; as long as the student's run of
+    it): a row written by hand does not pass.
     """
+    __tracebackhide__ = True
     _require(isinstance(small_lr, pd.DataFrame) and {"schedule", "final_lr", "test_acc"} <= set(small_lr.columns),
              f"store the table transfer_table returns, not a {type(small_lr).__name__}.")
     _require(list(small_lr["schedule"]) == ["fixed", "learned"], f"small_lr has the schedules "
@@ -125,36 +129,79 @@ def check_small_lr(small_lr, reference: pd.DataFrame, lr: float = 0.02) -> None:
              math.isclose(float(learned["final_lr"]), float(ref["final_lr"]), rel_tol=1e-6),
              "your learned run differs from the MLP variation's learned run above, which it should repeat: "
              "the same model (mlp) and data, and the learned schedule ignores lr.")
+    if profile is not None:
+        from metakit.studies.schedules import schedule_job, table_config
+
+        rerun = schedule_job(table_config("cifar10", "fixed", profile, seed, model="mlp", lr=lr, dataset=dataset))
+        _require(math.isclose(float(fixed["test_acc"]), rerun["test_acc"], abs_tol=1e-6),
+                 "your fixed row's test accuracy is not what the fixed baseline reaches on the MLP at this lr "
+                 "(rerun here at the same profile and seed): run it with transfer_table, don't write the row.")
     _ok(f"small_lr runs the MLP at lr {lr}: the fixed baseline at {lr}, the learned schedule unchanged.")
+
+
+def _first_lr(schedule_file: str | Path, snapshot: str = "last", loss: float = 3.0, gamma: float | None = None,
+              vocab_size: int | None = None, steps: int = 1) -> float:
+    """The LR a fresh `LearnedSchedule` on one snapshot of ``schedule_file`` gives to ``loss`` at its ``steps``-th step."""
+    from metakit.learners.lr_net import load_schedule
+
+    snapshots = load_schedule(schedule_file)[0]                       # a fresh state (h, c)
+    net = snapshots.last if snapshot == "last" else snapshots.at_epoch(1)
+    if vocab_size is not None:
+        net.num_classes = int(vocab_size)
+        if net.normalise:
+            net.loss_scale.fill_(math.log(vocab_size))
+    if gamma is not None:
+        net.gamma.fill_(gamma)
+    net.reset_state()
+    with torch.no_grad():
+        for _ in range(steps - 1):
+            net.after_step(torch.tensor(float(loss)))
+        return float(net.inner_lr(torch.tensor(float(loss))))
+
+
+def _one_float(value, name: str) -> None:
+    __tracebackhide__ = True
+    _require(value is not None, f"{name} is still None: compute it in the cell above.")
+    _require(isinstance(value, (int, float)) and not isinstance(value, bool),
+             f"{name} is one float (what .step returns), not a {type(value).__name__}.")
+
+
+def check_first_lr(first_lr, schedule_file: str | Path, loss: float = math.log(10)) -> None:
+    """``first_lr`` is the first LR the last snapshot of ``schedule_file``, as a `LearnedSchedule`, gives to ``loss`` (notebook 03).
+
+    Example:
+        >>> from metakit.learners.lr_net import LRSnapshots, MLRSNet, save_schedule
+        >>> import tempfile, pathlib
+        >>> f = save_schedule(LRSnapshots.of([MLRSNet(10, hidden=4, gamma=g) for g in (0.1, 0.2)]),
+        ...                   pathlib.Path(tempfile.mkdtemp()) / "s.pt")
+        >>> check_first_lr(0.5, f)
+        Traceback (most recent call last):
+        AssertionError: Not yet. Hint: yours (0.5) is not the first LR the last snapshot gives to a loss of log(10).
+    """
+    __tracebackhide__ = True
+    _one_float(first_lr, "first_lr")
+    if math.isclose(first_lr, _first_lr(schedule_file, "last", loss), rel_tol=1e-6):
+        _ok("first_lr is the last snapshot's LR for a loss of log(10) on a fresh schedule's first step.")
+        return
+    _require(not math.isclose(first_lr, _first_lr(schedule_file, "first", loss), rel_tol=1e-6),
+             "that is the first snapshot; use the last one.")
+    _require(not math.isclose(first_lr, _first_lr(schedule_file, "last", loss, steps=2), rel_tol=1e-6),
+             "that is the LR of the second step: the LSTM carries a state, so take the first .step of a fresh schedule.")
+    _require(False, f"yours ({first_lr:.4g}) is not the first LR the last snapshot gives to a loss of log(10).")
 
 
 def check_unscaled_lr(unscaled_lr, schedule_file: str | Path, vocab_size: int, loss: float = 3.0) -> None:
     """``unscaled_lr`` is the first LR the last snapshot of ``schedule_file`` gives to ``loss`` with its learned γ (notebook 05)."""
-    from metakit.learners.lr_net import load_schedule
-
-    _require(isinstance(unscaled_lr, (int, float)) and not isinstance(unscaled_lr, bool),
-             f"unscaled_lr is one float (what .step returns), not a {type(unscaled_lr).__name__}.")
-
-    def first_lr(snapshot: str, gamma: float | None = None) -> float:
-        snapshots = load_schedule(schedule_file)[0]                   # a fresh state (h, c)
-        net = snapshots.last if snapshot == "last" else snapshots.at_epoch(1)
-        net.num_classes = int(vocab_size)
-        if net.normalise:
-            net.loss_scale.fill_(math.log(vocab_size))
-        if gamma is not None:
-            net.gamma.fill_(gamma)
-        with torch.no_grad():
-            return float(net.inner_lr(torch.tensor(float(loss))))
-
-    if math.isclose(unscaled_lr, first_lr("last"), rel_tol=1e-6):
+    __tracebackhide__ = True
+    _one_float(unscaled_lr, "unscaled_lr")
+    if math.isclose(unscaled_lr, _first_lr(schedule_file, "last", loss, vocab_size=vocab_size), rel_tol=1e-6):
         _ok("unscaled_lr is the last snapshot's first LR with its learned γ: no re-scaling to the LM's LR.")
         return
-    _require(not math.isclose(unscaled_lr, first_lr("last", gamma=2 * 3.0), rel_tol=1e-6),
+    _require(not math.isclose(unscaled_lr, _first_lr(schedule_file, "last", loss, 2 * 3.0, vocab_size), rel_tol=1e-6),
              "yours re-scales γ to the optimiser's LR: leave base_lr out, keep the learned γ.")
-    _require(not math.isclose(unscaled_lr, first_lr("first"), rel_tol=1e-6), "that is the first snapshot; "
-                                                                            "load the last one.")
+    _require(not math.isclose(unscaled_lr, _first_lr(schedule_file, "first", loss, vocab_size=vocab_size),
+                              rel_tol=1e-6), "that is the first snapshot; load the last one.")
     _require(False, f"yours ({unscaled_lr:.4g}) is not the first LR the last snapshot gives to a loss of {loss:g}.")
-
 
 
 STEP_TOL = 5e-6   # after the first steps, at least (see check_mwnet_loop for the measurements behind both)
@@ -162,16 +209,22 @@ RUN_TOL = 1e-2    # after the whole run, at least
 
 
 def _train_yours(fn, parts, epochs: int) -> None:
+    """Run the student's loop with the library's loops switched off (`metakit.teaching.guard`)."""
+    from metakit.meta.step import MetaStep
+    from metakit.methods.mwnet import MWNet
+    from metakit.teaching import mwnet_loop as ml
     from metakit.teaching.checks import _call
 
-    try:
-        _call(fn, parts, epochs, what="my_mwnet_training")
-    except RuntimeError as err:
+    __tracebackhide__ = True
+
+    def crash(err: Exception) -> str | None:
         text = str(err)
-        graph = "does not require grad" in text or "not have been used in the graph" in text
-        _require(not graph, "your meta loss does not reach the weight net's parameters: θ' must keep the graph of "
-                            "∇θ L_train (create_graph=True), and the weights in the virtual step must not be detached.")
-        raise AssertionError(f"Not yet. Hint: your loop raised RuntimeError: {text.splitlines()[0]}") from None
+        if isinstance(err, RuntimeError) and ("does not require grad" in text or "not have been used" in text):
+            return ("your meta loss does not reach the weight net's parameters: θ' must keep the graph of ∇θ L_train "
+                    "(create_graph=True), and the weights in the virtual step must not be detached.")
+        return None
+    _call(fn, parts, epochs, what="my_mwnet_training", crash=crash,
+          refuse=(ml.reference_loop, ml._meta_update, ml.library_steps, MWNet.train_step, MetaStep.__call__, MetaStep.meta_update))
 
 
 def _far(a: dict, b: dict, start: dict) -> float:
@@ -209,11 +262,13 @@ def check_mwnet_loop(fn, config=None, steps: int = 3) -> None:
     Example:
         >>> from metakit.teaching.mwnet_loop import loop_config, reference_loop
         >>> check_mwnet_loop(reference_loop, loop_config("digits", epochs=1))  # doctest: +ELLIPSIS
-        ✓ your loop matches metakit's mwnet run: after 1 epoch (7 steps) ...
+        Traceback (most recent call last):
+        AssertionError: Not yet. Hint: my_mwnet_training called the library's metakit.teaching.mwnet_loop.reference_loop: ...
     """
     from metakit.experiments import run
     from metakit.teaching import mwnet_loop as ml
 
+    __tracebackhide__ = True
     config = (config or ml.loop_config()).resolve()
     general = dataclasses.replace(config, options={**config.options, "rule": "general"})
     start = ml.snapshot(ml.loop_parts(config))

@@ -13,7 +13,8 @@ indentation, ``raise NotImplementedError("Exercise: write your solution here")``
 Markers must pair up inside one code cell, else an error names the notebook, cell and line.
 Copies go to ``notebooks/student/`` (git-ignored): the cells of `metakit.teaching.course`'s release.
 
-Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student]``.
+Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student] [--keep]``
+(``--keep``: copies already there are a student's work; write only the missing ones, as ``make lab`` does).
 """
 from __future__ import annotations
 
@@ -95,8 +96,31 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
     return copy
 
 
-def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
+def site_notebook(executed: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+    """The students' course-site copy of an executed notebook: solutions stripped, outputs kept up to the first
+    exercise and cleared from there on (an exercise's output, its check's ✓ and what follows can show the answer).
+
+    Example:
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", execution_count=1, outputs=[
+        ...     nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]),
+        ...     nbformat.v4.new_code_cell("### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION", execution_count=2)])
+        >>> [len(c.outputs) for c in site_notebook(nb).cells], site_notebook(nb).cells[1].source
+        ([1, 0], 'raise NotImplementedError("Exercise: write your solution here")')
+    """
+    first = next((i for i, c in enumerate(executed.cells) if c.cell_type == "code" and BEGIN in c.source),
+                 len(executed.cells))
+    copy = student_notebook(executed, name)
+    for cell, original in list(zip(copy.cells, executed.cells))[:first]:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = original.outputs, original.execution_count
+    return copy
+
+
+def write_student_copies(notebooks: list[Path], out_dir: Path, keep: bool = False) -> list[Path]:
     """Write a student copy of each notebook into ``out_dir``; all are checked before any is written.
+
+    Args:
+        keep: leave a copy that is already in ``out_dir`` as it is (it may hold the student's answers).
 
     Returns:
         The written paths, in the given order.
@@ -108,7 +132,8 @@ def write_student_copies(notebooks: list[Path], out_dir: Path) -> list[Path]:
         notebook = nbformat.read(path, as_version=4)
         copy = student_notebook(notebook, path.name)
         nbformat.validate(copy)
-        copies.append((out_dir / path.name, copy))
+        if not (keep and (out_dir / path.name).exists()):
+            copies.append((out_dir / path.name, copy))
     return [atomic_write_text(target, nbformat.writes(copy)) for target, copy in copies]
 
 
@@ -116,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metakit.teaching.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
     parser.add_argument("--out", type=Path, default=Path("notebooks/student"), help="where the copies go")
+    parser.add_argument("--keep", action="store_true", help="keep copies already there (a student's work)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         print("error: no notebooks given and none match notebooks/[0-9][0-9]_*.ipynb", file=sys.stderr)
         return 2
     try:
-        written = write_student_copies(notebooks, args.out)
+        written = write_student_copies(notebooks, args.out, keep=args.keep)
     except (MarkerError, FileNotFoundError, nbformat.ValidationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
