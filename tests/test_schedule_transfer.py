@@ -32,9 +32,10 @@ def test_each_variation_changes_one_thing_by_its_stated_factor(source, other, mo
     assert base.model not in models
     moved = resolved["dataset"]
     assert moved.dataset == other and moved.model == table_config("cifar10", "fixed", "laptop", dataset=other).resolve().model
-    assert (resolved["noise_uniform_40"].noise_kind, resolved["noise_uniform_40"].noise_rate) == ("uniform", 0.4)
+    for kind in ("uniform", "flip"):
+        assert (resolved[f"noise_{kind}_40"].noise_kind, resolved[f"noise_{kind}_40"].noise_rate) == (kind, 0.4)
     narrow = {n: c.width for n, c in resolved.items() if c.dataset == "mnist1d" and c.model == "resnet1d"}
-    assert list(narrow.values()) == [16] * len(narrow) and len(narrow) == (1 if source == "digits" else 6)
+    assert list(narrow.values()) == [16] * len(narrow) and len(narrow) == (1 if source == "digits" else 7)
     assert all(c.width is None for n, c in resolved.items() if n.startswith("arch_"))
     for name, c in resolved.items():   # everything else stays the source task's
         assert (c.lr, c.momentum, c.weight_decay, c.schedule) == (base.lr, 0.0, base.weight_decay, "cosine"), name

@@ -90,7 +90,7 @@ def variations(source: str, profile: str) -> dict[str, dict[str, Any]]:
     }
     out |= {f"arch_{model}": {"model": model} for model in OTHER_MODELS[source]}
     out["dataset"] = {"dataset": other_dataset(source)}
-    out["noise_uniform_40"] = {"noise_kind": "uniform", "noise_rate": 0.4}
+    out |= {f"noise_{kind}_40": {"noise_kind": kind, "noise_rate": 0.4} for kind in ("uniform", "flip")}
     return out
 
 
