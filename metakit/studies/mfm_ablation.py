@@ -3,7 +3,7 @@
 Rows, all over the same seeds and splits (so every delta is paired): the headline methods
 (`HEADLINE`, ``ce`` the reference), ``mfm`` with one choice changed (`ABLATIONS`: where γ/β act,
 γ- or β-only, when meta-learning starts, meta-set size, meta-LR, the meta forward's BatchNorm mode,
-the meta-gradient), combinations with another method's trick (`COMBINATIONS`, never the MFM row),
+the meta-gradient; ``net_*``: the modulator network's width, sharing and meta-LR), combinations with another method's trick (`COMBINATIONS`, never the MFM row),
 and the frozen-θ bound (`BOUNDS`, `metakit.probes.mfm_bound`). `choose_defaults` ranks MFM's
 variants on validation over IF 10 and 100 together; other imbalances stay held out.
 
@@ -52,6 +52,11 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "plus_logit_adj": ("mfm", {"options": {"logit_adj": True}}),
     "plus_drw": ("mfm", {"options": {"drw": True}}),
     "plus_ldam_drw": ("mfm", {"options": {"ldam": True, "drw": True}}),
+    # the modulator network (mfm_net): why per-sample γ/β trail per-channel ones
+    "net_hidden_8": ("mfm_net", {"options": {"hidden": 8}}),
+    "net_hidden_128": ("mfm_net", {"options": {"hidden": 128}}),
+    "net_shared": ("mfm_net", {"options": {"shared": True}}),
+    "net_meta_lr_1e-4": ("mfm_net", {"meta_lr": 1e-4}),
 }
 BOUNDS = {"fit_meta": "meta", "fit_val": "val"}  # variant of method "mfm_bound" → what γ/β are fitted on
 VARIANTS = [f"{m}" for m in HEADLINE] + list(ABLATIONS) + list(BOUNDS)
@@ -107,7 +112,7 @@ def ablation_runs(datasets: Sequence[str], imbalances: Sequence[float], seeds: S
     return runs
 
 
-COMBINATIONS = ("plus_logit_adj", "plus_drw")  # MFM with another method's trick: reported, never a default
+COMBINATIONS = ("plus_logit_adj", "plus_drw", "plus_ldam_drw")  # MFM with another method's trick: reported, never a default
 
 
 def choose_defaults(df: pd.DataFrame, method: str = "mfm") -> pd.DataFrame:
