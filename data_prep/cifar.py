@@ -11,7 +11,6 @@ file's MD5; move the files into ``<root>/<folder>``. The checksums are the table
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -21,8 +20,10 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from data_prep import Parser
 from metakit.data.cifar import CIFAR, check_name, md5_file
 from metakit.data.sources import default_root
+from metakit.io import check_writable_folder
 
 Log = Callable[[str], None]
 
@@ -144,8 +145,8 @@ def prepare(name: str, root: str | Path, log: Log = print) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.cifar``: returns the exit code (2: bad arguments, 1: failure)."""
-    parser = argparse.ArgumentParser(prog="python -m data_prep.cifar",
-                                     description="Download and verify CIFAR-10/100 into torchvision's layout.")
+    parser = Parser(prog="python -m data_prep.cifar",
+                    description="Download and verify CIFAR-10/100 into torchvision's layout.")
     parser.add_argument("--root", default=None,
                         help="folder to hold the datasets (default: $METAKIT_DATA or ./data)")
     parser.add_argument("--dataset", required=True, choices=(*CIFAR, "all"), help="which dataset, or all")
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     root = default_root() if args.root is None else Path(args.root)
     if root.exists() and not root.is_dir():
         parser.error(f"argument --root: '{root}' is a file, not a folder; pass a folder, e.g. --root data.")
+    try:
+        check_writable_folder(root, "--root", "data")
+    except ValueError as err:
+        parser.error(f"argument {err}")
     names = tuple(CIFAR) if args.dataset == "all" else (args.dataset,)
     try:
         root.mkdir(parents=True, exist_ok=True)

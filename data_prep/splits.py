@@ -2,6 +2,8 @@
 
     python -m data_prep.splits --dataset digits --imbalance 10 --noise-kind uniform \\
         --noise-rate 0.4 --meta-per-class 10 --seed 0 --out splits/x.json
+    python -m data_prep.splits --dataset mnist1d --data-size small --train-per-class 100 --meta-per-class 10 \\
+        --imbalance 10 --out splits/m.json                 # fits a smoke-profile MNIST-1D run
     python -m data_prep.splits --check splits/x.json
 
 Load the file with ``Config(split_file="splits/x.json")``. For CIFAR the labels come from
@@ -18,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep import Parser
 from metakit.data.longtail import LT_PROFILES
 from metakit.data.noise import NOISE_KINDS
-from metakit.data.sources import DATASETS, load_source
-from metakit.data.splits import Split, SplitSpec, load_split, make_split, save_split
+from metakit.data.sources import DATA_SIZES, DATASETS, load_source
+from metakit.data.splits import Split, SplitSpec, check_fits, load_split, make_split, save_split
+from metakit.io import check_writable_file
 
 
 def describe(split: Split) -> str:
@@ -47,14 +51,19 @@ def describe(split: Split) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_prep.splits",
-                                     description="Write a split file (meta set, long tail, label noise) or check one.")
+    parser = Parser(prog="python -m data_prep.splits",
+                    description="Write a split file (meta set, long tail, label noise) or check one.")
     parser.add_argument("--dataset", default="digits", choices=DATASETS, help="the training pool (default: digits)")
     parser.add_argument("--imbalance", type=float, default=1.0, help="largest / smallest class, >= 1 (default: 1)")
     parser.add_argument("--lt-profile", default="exp", choices=LT_PROFILES, help="long-tail shape (default: exp)")
     parser.add_argument("--noise-kind", default="none", choices=NOISE_KINDS, help="label noise (default: none)")
     parser.add_argument("--noise-rate", type=float, default=0.0, help="noise probability in [0, 1) (default: 0)")
     parser.add_argument("--meta-per-class", type=int, default=10, help="clean meta images per class (default: 10)")
+    parser.add_argument("--train-per-class", type=int, default=None,
+                        help="largest training class before the long tail (n_max); a run's train_per_class, e.g. "
+                             "100 for mnist1d at the smoke profile (default: all the meta set leaves)")
+    parser.add_argument("--data-size", default="full", choices=DATA_SIZES,
+                        help="the pool's size: small for MNIST-1D at the smoke profile (default: full)")
     parser.add_argument("--seed", type=int, default=0, help="the split's seed (default: 0)")
     parser.add_argument("--root", default=None, help="CIFAR folder (default: $METAKIT_DATA or ./data)")
     parser.add_argument("--out", default=None, help="the split file to write, e.g. splits/cifar10_if100_s0.json")
@@ -70,14 +79,18 @@ def _spec_error(parser: argparse.ArgumentParser, err: Exception) -> None:
 
 
 def _check(parser: argparse.ArgumentParser, path: Path) -> int:
+    """Verify a split file's hash and content (and, for digits, its indices against the bundled pool)."""
     if not path.is_file():
         parser.error(f"argument --check: '{path}' does not exist; pass a split file written with --out.")
     try:
         split = load_split(path)
-    except ValueError as err:
+        if split.spec.dataset == "digits":      # bundled: its pool is always at hand
+            digits = load_source("digits")
+            check_fits(split, None, digits.train_y, f"split file '{path}'", digits.num_classes)
+    except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{path}: sha256 {json.loads(path.read_text())['sha256']} matches its content")
+    print(f"{path}: sha256 {json.loads(path.read_text())['sha256']} matches its content, which is a consistent split")
     print(describe(split))
     return 0
 
@@ -94,16 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("argument --out: missing; name the file to write, e.g. --out splits/x.json "
                      "(or --check FILE to verify one).")
     out = Path(args.out)
-    if out.is_dir():
-        parser.error(f"argument --out: '{out}' is a folder; name a file in it, e.g. --out {out / 'split.json'}.")
+    try:
+        check_writable_file(out, "--out", "splits/x.json")           # before the data is read
+    except ValueError as err:
+        parser.error(f"argument {err}")
     spec = SplitSpec(args.dataset, args.imbalance, args.lt_profile, args.noise_kind, args.noise_rate,
-                     args.meta_per_class, args.seed)
+                     args.meta_per_class, args.seed, args.train_per_class)
     try:
         spec.validate()
     except (ValueError, TypeError) as err:
         _spec_error(parser, err)
     try:
-        labels = load_source(args.dataset, args.root).train_y      # CIFAR: checksums verified first
+        labels = load_source(args.dataset, args.root, args.data_size).train_y   # CIFAR: checksums verified first
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

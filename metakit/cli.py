@@ -7,7 +7,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import typing
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from metakit.experiments.executors import make_executor
 from metakit.studies import STUDIES, Plan, get_study, run_study, write_study
 from metakit.studies.grid import read_csv
 from metakit.studies.report import command_line
-from metakit.io import check_writable_file
+from metakit.io import check_writable_file, check_writable_folder
 from metakit.learners.store import save_learner
 from metakit.methods import METHODS
 from metakit.options import describe
@@ -181,6 +180,7 @@ def study_main(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("epochs", args.epochs), ("data_root", args.data_root)) if v is not None}
     plan = Plan(profile, tuple(args.seeds or (0, 1, 2)), choices, overrides)
     out = csv_path(args, study, profile)
+    check_study_outputs(args, out)
     run_study(study, plan, out, executor=make_executor(args.workers, args.dask, args.slurm),
               log=lambda line: print(line, flush=True))
     detail = {"source": f" from {choices.get('source')}", "task": f" {choices.get('task')}"}
@@ -228,21 +228,25 @@ def parse_options(pairs: list[str], flag: str = "--option") -> dict:
 
 
 def check_checkpoint_dir(folder: str | None, resume: bool = False) -> None:
-    """Refuse a --checkpoint-dir that is empty, cannot be created or written, or (with --resume) does not exist,
-    before any data is read."""
+    """Refuse a --checkpoint-dir that is empty, is not a folder one can write into (a file, a dangling symlink,
+    a loop, /proc) or, with --resume, does not exist, before any data is read; creates nothing."""
     check_checkpoint_args(folder, resume)
     if folder is None:
         return
-    path = Path(folder)
-    if resume and not path.is_dir():
+    if resume and not Path(folder).is_dir():
         raise ValueError(no_checkpoint_message(folder))
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
-        probe.close()
-    except OSError as err:
-        raise ValueError(f"--checkpoint-dir {folder!r} cannot be used ({err.strerror or err}); "
-                         f"give a folder you can write to, e.g. --checkpoint-dir runs/checkpoints") from None
+    check_writable_folder(folder, "--checkpoint-dir", "runs/checkpoints")
+
+
+def check_study_outputs(args: argparse.Namespace, out: Path) -> None:
+    """Refuse, before any run, a --out where the study's CSV, markdown, summary, findings or lock file could
+    not be written (``table``'s --out is a folder, the others' a CSV path)."""
+    if args.command == "table" and args.out is not None:
+        check_writable_folder(args.out, "--out", "runs/tables")
+    stem = out.with_suffix("")
+    for path in (out, Path(f"{out}.lock"), out.with_suffix(".md"), stem.with_name(stem.name + "_summary.csv"),
+                 stem.with_name(stem.name + "_findings.md")):
+        check_writable_file(path, "--out", fix=f"move '{path}' aside, or pass another --out")
 
 
 def check_save_learner(path: str | None, config: Config) -> None:
@@ -269,11 +273,17 @@ def run_main(args: argparse.Namespace) -> int:
     result = run(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     if not is_main():  # under torchrun, rank 0 reports
         return 0
-    if args.save_learner:  # written once the run has finished, atomically: a failed run leaves no file
+    print_metrics(result, args.json)
+    if args.save_learner:  # after the metrics (a failed save loses no number), atomically: no half file
         save_learner(result.learner, args.save_learner, config=result.config, dataset=result.config.dataset,
                      model=result.config.model, epochs=result.config.epochs)
+    return 0
+
+
+def print_metrics(result, as_json: bool) -> None:
+    """The run's config line, class counts, metrics and per-class accuracy (or one JSON object, NaN as null)."""
     metrics = {k: v for k, v in result.metrics.items() if k != "per_class_acc"}
-    if args.json:
+    if as_json:
         def finite(value):  # JSON has no NaN: a metric with no class to average (e.g. many_acc) is null
             if isinstance(value, dict):
                 return {k: finite(v) for k, v in value.items()}
@@ -284,15 +294,14 @@ def run_main(args: argparse.Namespace) -> int:
             return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
         print(json.dumps(finite({"config": dataclasses.asdict(result.config), "metrics": result.metrics}),
-                         default=str, allow_nan=False))
-        return 0
+                         default=str, allow_nan=False), flush=True)
+        return
     c = result.config
     print(f"method={c.method} dataset={c.dataset} imbalance={c.imbalance:g} noise={c.noise_kind}:{c.noise_rate:g} "
           f"model={c.model} epochs={c.epochs} profile={c.profile} seed={c.seed}")
     print(f"training images per class: {result.split.class_counts}")
     print("  ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]))
-    return 0
+    print("per-class accuracy: " + " ".join(f"{a:.0f}" for a in result.metrics["per_class_acc"]), flush=True)
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:

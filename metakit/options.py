@@ -26,6 +26,11 @@ import numbers
 import typing
 from typing import Any, Sequence
 
+# What a number may be when its option sets no upper bound: beyond these a value cannot be meant and
+# overflows somewhere (an int past a C long, a float32 step past 3.4e38) with a message that names nothing.
+INT_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e30
+
 
 def option(default: Any, help: str, *, low: float | None = None, high: float | None = None,
            low_open: bool = False, high_open: bool = False, choices: Sequence[Any] | None = None,
@@ -65,13 +70,37 @@ def _kind(field: dataclasses.Field, owner_cls: type) -> type | None:
     return args[0] if len(args) == 1 and args[0] in (int, float, str, bool) else None
 
 
-def interval(meta: dict, integer: bool) -> str:
-    """The allowed interval in words, e.g. ``an integer in [1, inf)``."""
-    low = -math.inf if meta.get("low") is None else meta["low"]
-    high = math.inf if meta.get("high") is None else meta["high"]
+def interval(meta: dict, integer: bool, capped: bool = False) -> str:
+    """The allowed interval in words, e.g. ``an integer in [1, inf)``; ``capped``: with the implicit
+    `INT_LIMIT` / `FLOAT_LIMIT` in place of an open end.
+
+    Example:
+        >>> interval({"low": 1}, True), interval({"low": 1}, True, capped=True)
+        ('an integer in [1, inf)', 'an integer in [1, 2147483647]')
+    """
+    cap = INT_LIMIT if integer else FLOAT_LIMIT
+    low = (-cap if capped else -math.inf) if meta.get("low") is None else meta["low"]
+    high = (cap if capped else math.inf) if meta.get("high") is None else meta["high"]
     left = "(" if meta.get("low_open") or low == -math.inf else "["
     right = ")" if meta.get("high_open") or high == math.inf else "]"
-    return f"{'an integer' if integer else 'a number'} in {left}{low:g}, {high:g}{right}"
+    text = lambda x: str(x) if isinstance(x, int) else f"{x:g}"  # noqa: E731 — 2147483647, not 2.14748e+09
+    return f"{'an integer' if integer else 'a number'} in {left}{text(low)}, {text(high)}{right}"
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut short for a huge number (a 300-digit int is named by its length).
+
+    Example:
+        >>> shown(0.5), shown(10**300)
+        ('0.5', '1000000000...0000 (301 digits)')
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's str conversion limit
+        return "an integer of over 4300 digits"
+    if len(text) <= 24:
+        return text
+    return f"{text[:10]}...{text[-4:]} ({len(text)} {'digits' if text.lstrip('-').isdigit() else 'characters'})"
 
 
 def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: str = "") -> Any:
@@ -81,7 +110,8 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
         TypeError: the value has the wrong type.
         ValueError: it is out of range or not one of the choices.
 
-    The message names the owner, the argument and the value, and says what is allowed.
+    The message names the owner, the argument and the value, and says what is allowed. A number with
+    no upper bound still stops at `INT_LIMIT` / `FLOAT_LIMIT` ("too large to be meant").
 
     Example:
         >>> check("lr", 2, {"low": 0, "low_open": True}, float)
@@ -90,6 +120,10 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
         Traceback (most recent call last):
         ...
         ValueError: method='mwnet': mode='max' is unknown; use one of ('sum', 'mean').
+        >>> check("epochs", 10**300, {"low": 1}, int)
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs=1000000000...0000 (301 digits) is too large to be meant; use an integer in [1, 2147483647].
     """
     where = f"{owner}: " if owner else ""
     if value is None:
@@ -99,7 +133,7 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
     choices = meta.get("choices")
     if choices is not None:
         if value not in choices or (isinstance(value, bool) and not any(c is value for c in choices)):
-            raise ValueError(f"{where}{name}={value!r} is unknown; use one of {choices}.")
+            raise ValueError(f"{where}{name}={shown(value)} is unknown; use one of {choices}.")
         return value
     if kind is bool:
         if not isinstance(value, bool):
@@ -109,14 +143,18 @@ def check(name: str, value: Any, meta: dict, kind: type | None = None, owner: st
         integer = kind is int
         ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
         if not ok_type:
-            raise TypeError(f"{where}{name}={value!r} must be {interval(meta, integer)}.")
+            raise TypeError(f"{where}{name}={shown(value)} must be {interval(meta, integer)}.")
         low, high = meta.get("low"), meta.get("high")
-        bad = not math.isfinite(value) or \
+        finite = isinstance(value, numbers.Integral) or math.isfinite(value)   # an int never overflows here
+        bad = not finite or \
             (low is not None and (value < low or (meta.get("low_open") and value == low))) or \
             (high is not None and (value > high or (meta.get("high_open") and value == high)))
+        fix = f" (e.g. {meta['example']})" if meta.get("example") else ""
         if bad:
-            fix = f" (e.g. {meta['example']})" if meta.get("example") else ""
-            raise ValueError(f"{where}{name}={value!r} is out of range; use {interval(meta, integer)}{fix}.")
+            raise ValueError(f"{where}{name}={shown(value)} is out of range; use {interval(meta, integer)}{fix}.")
+        if abs(value) > (INT_LIMIT if integer else FLOAT_LIMIT):
+            raise ValueError(f"{where}{name}={shown(value)} is too large to be meant; use "
+                             f"{interval(meta, integer, capped=True)}{fix}.")
         return int(value) if integer else float(value)
     if kind is str and not isinstance(value, str):
         raise TypeError(f"{where}{name}={value!r} must be a string, e.g. {meta.get('example') or repr(meta.get('default'))}.")

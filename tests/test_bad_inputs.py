@@ -63,7 +63,7 @@ def foreign_checkpoint(tmp):
     from metakit.experiments.run import build, config_key, snapshot_run
     mlp = Config(profile="smoke", model="mlp", progress=False).resolve()
     cnn = dataclasses.replace(mlp, model="digits_cnn")
-    state = snapshot_run(build(mlp), 1, [])
+    state = snapshot_run(build(mlp), 1, [{"epoch": 1}])
     state["key"], state["config"] = config_key(cnn), dataclasses.asdict(cnn)   # forged to match
     (tmp / "ckpt").mkdir()
     torch.save(state, tmp / "ckpt" / f"ce-{config_key(cnn)}.pt")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 
 from metakit.data.registry import register_dataset
 from metakit.data.source import Source, channel_stats
-from metakit.io import atomic_write_bytes, atomic_write_text
+from metakit.io import atomic_write_bytes, atomic_write_text, check_writable_folder
 
 CACHE_FORMAT = 1
 NUM_CLASSES = 10
@@ -125,24 +126,65 @@ def write_cache(folder: Path, args: dict, x: np.ndarray, y: np.ndarray) -> None:
 
 
 def read_cache(folder: Path, args: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Read a cache written by `write_cache`, refusing one whose files do not match meta.json."""
-    meta = json.loads((folder / "meta.json").read_text())
+    """Read a cache written by `write_cache`; one ValueError naming the file refuses a damaged meta.json, a
+    file that does not match its SHA-256, or arrays of the wrong shape, type or labels (`check_samples`)."""
     fix = f"delete the folder '{folder}' and it is generated again"
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        sums = {file: meta["sha256"][file] for file in ("x.npy", "y.npy")}
+        if not all(isinstance(v, str) for v in sums.values()):
+            raise TypeError("its sha256 values are not strings")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"mnist1d cache file '{meta_path}' is damaged (not the JSON write_cache makes: "
+                         f"{type(err).__name__}: {err}); {fix}.") from None
     if meta.get("format") != CACHE_FORMAT or meta.get("args") != json.loads(json.dumps(args)):
         raise ValueError(f"mnist1d cache '{folder}' was made with other generator arguments or format; {fix}.")
     arrays = []
     for file in ("x.npy", "y.npy"):
         path = folder / file
         data = path.read_bytes() if path.is_file() else b""
-        if _sha256(data) != meta["sha256"][file]:
+        if _sha256(data) != sums[file]:
             raise ValueError(f"mnist1d cache file '{path}' does not match the SHA-256 in its meta.json (modified or "
                              f"truncated); refusing it: {fix}.")
-        arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+        try:
+            arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"mnist1d cache file '{path}' is not a plain .npy array ({err}); {fix}.") from None
+    check_samples(arrays[0], arrays[1], args, folder)
     return arrays[0], arrays[1]
+
+
+def check_samples(x: np.ndarray, y: np.ndarray, args: dict, folder: str | Path = "") -> None:
+    """Refuse samples that `generate` could not have made from ``args``: x must be (num_samples,
+    final_seq_length) finite float32, y (num_samples,) int64 labels in [0, NUM_CLASSES).
+
+    Example:
+        >>> args = generator_args(num_samples=2)
+        >>> check_samples(np.zeros((2, 40), np.float32), np.array([0, 9]), args)
+        >>> check_samples(np.zeros((2, 39), np.float32), np.array([0, 9]), args, "data/mnist1d/m")
+        Traceback (most recent call last):
+        ...
+        ValueError: mnist1d cache file 'data/mnist1d/m/x.npy' holds float32 (2, 39), expected float32 (2, 40) (num_samples, final_seq_length); delete the folder 'data/mnist1d/m' and it is generated again.
+    """
+    n, length = args["num_samples"], args["final_seq_length"]
+    fix = f"delete the folder '{folder}' and it is generated again"
+    if x.dtype != np.float32 or x.shape != (n, length):
+        raise ValueError(f"mnist1d cache file '{Path(folder) / 'x.npy'}' holds {x.dtype} {x.shape}, expected float32 "
+                         f"{(n, length)} (num_samples, final_seq_length); {fix}.")
+    if not np.isfinite(x).all():
+        raise ValueError(f"mnist1d cache file '{Path(folder) / 'x.npy'}' holds NaN or inf signals; {fix}.")
+    if y.dtype != np.int64 or y.shape != (n,) or (n and (y.min() < 0 or y.max() >= NUM_CLASSES)):
+        labels = f"labels {int(y.min())}..{int(y.max())}" if y.size and y.dtype.kind in "iu" else "no integer labels"
+        raise ValueError(f"mnist1d cache file '{Path(folder) / 'y.npy'}' holds {y.dtype} {y.shape} with {labels}, "
+                         f"expected int64 ({n},) labels in [0, {NUM_CLASSES}); {fix}.")
 
 
 def load_samples(root: str | Path, name: str = "mnist1d", args: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The samples of a variant, from its cache, generating (and caching) them on first use.
+
+    The cache's folder is checked before anything is generated: a root one cannot write into (a file,
+    a dangling symlink, /proc) is one ValueError naming it.
 
     Example:
         >>> import tempfile
@@ -152,8 +194,10 @@ def load_samples(root: str | Path, name: str = "mnist1d", args: dict | None = No
     """
     args = generator_args(**VARIANTS.get(name, {})) if args is None else args
     folder = cache_folder(root, name, args)
-    if (folder / "meta.json").is_file():
+    if os.path.lexists(folder / "meta.json"):
         return read_cache(folder, args)
+    check_writable_folder(folder, "data root", fix="pass --data-root (or set $METAKIT_DATA) to a folder you can "
+                                                   "write to, e.g. --data-root data")
     x, y = generate(args)
     write_cache(folder, args, x, y)
     return x, y

@@ -12,7 +12,9 @@ training pool. Order of operations (Meta-Weight-Net convention):
 3. corrupt the labels of the training part only, recording the realised transition matrix.
 
 Splits are saved to small JSON files with a SHA-256 of their content, so a whole class shares
-exactly the same images; a file whose content does not match its hash is refused.
+exactly the same images; a file whose content does not match its hash is refused, and so is one
+whose content is not a split (`check_payload`: indices in range, disjoint, no duplicates, counts
+that are the labels' bincount) or not this run's (`check_fits`: dataset, protocol, training pool).
 """
 from __future__ import annotations
 
@@ -178,8 +180,15 @@ def save_split(split: Split, path: str | Path) -> Path:
     return Path(path)
 
 
-def load_split(path: str | Path) -> Split:
-    """Read a split file, refusing one whose content does not match its recorded hash.
+def load_split(path: str | Path, spec: SplitSpec | None = None, pool_labels: np.ndarray | None = None,
+               num_classes: int | None = None) -> Split:
+    """Read a split file, refusing one whose content does not match its recorded hash or is not a split.
+
+    Args:
+        path: a file written by `save_split` (``python -m data_prep.splits``).
+        spec: the run's `SplitSpec`: the file must be of the same dataset and protocol (`check_fits`).
+        pool_labels: the dataset's training pool: indices must be in it, clean labels must be its labels.
+        num_classes: the dataset's classes: one count each.
 
     Example:
         >>> load_split("no/such/file.json")
@@ -189,20 +198,138 @@ def load_split(path: str | Path) -> Split:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():
+            raise ValueError(f"split file '{path}' is not a plain file; pass the JSON file data_prep.splits wrote.")
         raise FileNotFoundError(f"split file '{path}' does not exist; write one with "
                                 f"`python -m data_prep.splits --out {path} ...`.")
+    redo = "write it again with `python -m data_prep.splits`"
     try:
         record = json.loads(path.read_text())
         payload, recorded = record["split"], record["sha256"]
+        digest = _digest(payload)
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"split file '{path}' is not a metakit split ({err}); write it again with "
-                         f"`python -m data_prep.splits`.") from None
-    if _digest(payload) != recorded:
+        raise ValueError(f"split file '{path}' is not a metakit split ({type(err).__name__}: {err}); "
+                         f"{redo}.") from None
+    if digest != recorded:
         raise ValueError(f"split file '{path}' was modified: its content does not match its recorded sha256; "
                          f"refusing it. Write it again with `python -m data_prep.splits`.")
-    if payload.get("format") != SPLIT_FORMAT:
-        raise ValueError(f"split file '{path}' has format {payload.get('format')!r}, expected {SPLIT_FORMAT}.")
-    arr = lambda key: np.asarray(payload[key], dtype=np.int64)  # noqa: E731
-    transition = None if payload["transition"] is None else np.asarray(payload["transition"])
-    return Split(SplitSpec(**payload["spec"]), arr("train_idx"), arr("train_labels"), arr("clean_labels"),
-                 arr("meta_idx"), list(payload["class_counts"]), transition)
+    if not isinstance(payload, dict) or payload.get("format") != SPLIT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(f"split file '{path}' has format {found!r}, expected {SPLIT_FORMAT}; {redo}.")
+    split = check_payload(payload, f"split file '{path}'")
+    check_fits(split, spec, pool_labels, f"split file '{path}'", num_classes)
+    return split
+
+
+def check_payload(payload: dict, where: str = "split") -> Split:
+    """The `Split` a file's payload holds, refused (one ValueError starting with ``where``) unless it is one:
+    known keys, a valid spec, 1-D integer arrays of one length, non-negative indices without duplicates,
+    a meta set disjoint from the training set, labels in [0, C), ``class_counts`` the clean labels' bincount.
+
+    Example:
+        >>> s = make_split(SplitSpec(meta_per_class=2), np.repeat(np.arange(2), 10))
+        >>> check_payload(_payload(s)).class_counts
+        [8, 8]
+        >>> check_payload({**_payload(s), "meta_idx": s.train_idx[:2].tolist()}, "split file 's.json'")
+        Traceback (most recent call last):
+        ...
+        ValueError: split file 's.json': meta_idx shares 2 indices with train_idx (e.g. 2): the meta set must be held out; write it again with `python -m data_prep.splits`.
+    """
+    redo = "write it again with `python -m data_prep.splits`"
+
+    def refuse(what: str) -> None:
+        raise ValueError(f"{where}: {what}; {redo}.")
+    keys = set(_FIELDS) | {"format"}
+    if set(payload) != keys:
+        extra, missing = sorted(set(payload) - keys), sorted(keys - set(payload))
+        refuse(f"holds {'unknown keys ' + str(extra) if extra else ''}{' and ' if extra and missing else ''}"
+               f"{'no ' + str(missing) if missing else ''}")
+    if not isinstance(payload["spec"], dict) or set(payload["spec"]) != set(SplitSpec.__dataclass_fields__):
+        refuse(f"spec={payload['spec']!r} is not a SplitSpec (its fields: {list(SplitSpec.__dataclass_fields__)})")
+    try:
+        spec = SplitSpec(**payload["spec"]).validate()
+    except (ValueError, TypeError) as err:
+        refuse(f"its spec is invalid ({err})")
+    arrays = {}
+    for key in _FIELDS[1:5]:
+        values = payload[key]
+        array = np.asarray(values) if isinstance(values, list) else None
+        if array is None or array.ndim != 1 or (array.size and array.dtype.kind != "i"):
+            refuse(f"{key} is not a list of integers")
+        arrays[key] = array.astype(np.int64)
+    train, meta, counts = arrays["train_idx"], arrays["meta_idx"], payload["class_counts"]
+    lengths = {k: len(arrays[k]) for k in ("train_idx", "train_labels", "clean_labels")}
+    if len(set(lengths.values())) > 1:
+        refuse(f"its lengths differ ({lengths}): one label each training index")
+    for key, array in (("train_idx", train), ("meta_idx", meta)):
+        if array.size and array.min() < 0:
+            refuse(f"{key} holds a negative index ({array.min()})")
+        if len(np.unique(array)) < len(array):
+            refuse(f"{key} lists an index twice (e.g. {_repeated(array)})")
+    shared = np.intersect1d(train, meta)
+    if shared.size:
+        refuse(f"meta_idx shares {shared.size} indices with train_idx (e.g. {shared[0]}): the meta set must be "
+               f"held out")
+    if not isinstance(counts, list) or len(counts) < 2 or not all(type(c) is int and c >= 0 for c in counts):
+        refuse(f"class_counts={str(counts)[:40]} is not a list of (at least 2) counts")
+    for key in ("train_labels", "clean_labels"):
+        if arrays[key].size and not 0 <= arrays[key].min() <= arrays[key].max() < len(counts):
+            refuse(f"{key} holds a label outside [0, {len(counts)})")
+    if np.bincount(arrays["clean_labels"], minlength=len(counts)).tolist() != counts:
+        refuse(f"class_counts={str(counts)[:60]} is not the bincount of clean_labels")
+    if spec.noise_kind == "none" and not np.array_equal(arrays["train_labels"], arrays["clean_labels"]):
+        refuse("train_labels differ from clean_labels but noise_kind='none'")
+    transition = payload["transition"]
+    if transition is not None:
+        try:
+            transition = np.asarray(transition, dtype=np.float64)
+        except (ValueError, TypeError):
+            transition = np.zeros(0)
+        if transition.shape != (len(counts),) * 2 or not np.isfinite(transition).all():
+            refuse(f"transition is not a finite {len(counts)} x {len(counts)} matrix")
+    return Split(spec, train, arrays["train_labels"], arrays["clean_labels"], meta, list(counts), transition)
+
+
+_FIELDS = ("spec", "train_idx", "train_labels", "clean_labels", "meta_idx", "class_counts", "transition")
+PROTOCOL = ("dataset", "imbalance", "lt_profile", "noise_kind", "noise_rate")  # what a run's split must share
+
+
+def check_fits(split: Split, spec: SplitSpec | None, pool_labels: np.ndarray | None, where: str = "split",
+               num_classes: int | None = None) -> None:
+    """Refuse a split made for another dataset or protocol than ``spec`` (its seed may differ: a class shares
+    one split), or whose indices and clean labels are not those of the training pool ``pool_labels`` (of
+    ``num_classes`` classes; None: the pool's largest label + 1).
+
+    Example:
+        >>> s = make_split(SplitSpec(imbalance=2, meta_per_class=2), np.repeat(np.arange(2), 10))
+        >>> check_fits(s, SplitSpec(imbalance=1), None, "split file 's.json'")
+        Traceback (most recent call last):
+        ...
+        ValueError: split file 's.json' was made for imbalance=2 but this run has imbalance=1; pass --imbalance 2 (the split's), or write a split for this run with `python -m data_prep.splits`.
+    """
+    for name in PROTOCOL if spec is not None else ():
+        theirs, ours = getattr(split.spec, name), getattr(spec, name)
+        if theirs != ours:
+            raise ValueError(f"{where} was made for {name}={theirs!r} but this run has {name}={ours!r}; pass "
+                             f"--{name.replace('_', '-')} {theirs} (the split's), or write a split for this run with "
+                             f"`python -m data_prep.splits`.")
+    if pool_labels is None:
+        return
+    pool = np.asarray(pool_labels)
+    classes = num_classes if num_classes is not None else int(pool.max()) + 1 if len(pool) else 0
+    used = np.concatenate([split.train_idx, split.meta_idx])
+    problem = ""
+    if used.size and used.max() >= len(pool):
+        problem = f"index {used.max()} is beyond the {len(pool)} images of the training pool"
+    elif len(split.class_counts) != classes:
+        problem = f"it has {len(split.class_counts)} classes, the dataset {classes}"
+    elif not np.array_equal(pool[split.train_idx], split.clean_labels):
+        problem = "its clean_labels are not the dataset's labels of train_idx"
+    if problem:
+        raise ValueError(f"{where} does not fit {split.spec.dataset}'s training pool ({problem}): it was made for "
+                         f"other data; write it again with `python -m data_prep.splits` for this dataset and size.")
+
+
+def _repeated(array: np.ndarray) -> int:
+    values, counts = np.unique(array, return_counts=True)
+    return int(values[counts > 1][0])

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 import metakit
+from metakit.data.splits import load_split
 from metakit.device import device as pick_device
 from metakit.experiments import Config, Result, run
 from metakit.io import atomic_write_text
@@ -74,7 +75,8 @@ def cache_key(config: Config) -> str:
     resolved = config.resolve()
     fields = resolved.canonical()  # imbalance=10 and 10.0, options {} and their defaults: one key
     fields["device"] = pick_device(resolved.device).type
-    if resolved.split_file:
+    if resolved.split_file:   # refused by its content first (and a pipe of that name is never read)
+        load_split(resolved.split_file, resolved.split_spec())
         fields["split_file_sha256"] = hashlib.sha256(Path(resolved.split_file).read_bytes()).hexdigest()
     key = {"config": fields, "version": metakit.__version__, "source": source_hash(), "format": CACHE_FORMAT}
     method_source = method_source_hash(resolved.method)

@@ -99,7 +99,8 @@ class Config:
                                          low=1, nullable=True, example="5000")
     model: str | None = option(None, "classifier; None: the dataset's default", choices=(None, *MODELS))
     width: int | None = option(None, f"the classifier's width (first-stage channels; hidden units of the MLP), for "
-                                     f"{WIDTH_MODELS}; None: the model's own", low=1, nullable=True, example="64")
+                                     f"{WIDTH_MODELS}; None: the model's own", low=1, high=4096, nullable=True,
+                                 example="64")
     epochs: int | None = option(None, "passes over the training set; None: the profile's", low=1, nullable=True,
                                 example="60")
     batch_size: int | None = option(None, "training images per step; None: the profile's", low=1, nullable=True,
@@ -111,7 +112,7 @@ class Config:
                                     example="0.9")
     nesterov: bool | None = option(None, "Nesterov momentum; None: the profile's", kind=bool, nullable=True)
     weight_decay: float | None = option(None, "L2 weight decay (also folded into the virtual step); None: the "
-                                              "profile's", low=0, nullable=True, example="5e-4")
+                                              "profile's", low=0, high=1, nullable=True, example="5e-4")
     schedule: str | None = option(None, "LR schedule (hd: hypergradient descent; staged / learned: a frozen "
                                         "MLR-SNet, its file in schedule_options); None: the profile's / method's",
                                   choices=(None, *LR_SCHEDULES))
@@ -268,11 +269,15 @@ def check_streamed(config: Config) -> None:
 
 
 def warn_meaningless(config: Config, bounds: list[float]) -> None:
-    """Warn (one line) about values that are valid but make part of the run do nothing: a warm-up as long as
-    the run, or a multistep milestone at or after its last epoch."""
+    """Warn (one line) about values that are valid but make part of the run do nothing or run away: a warm-up as
+    long as the run, a multistep milestone at or after its last epoch, SGD momentum 1 (a velocity that never
+    decays)."""
     if config.warmup_epochs and config.warmup_epochs >= config.epochs:
         warnings.warn(f"warmup_epochs={config.warmup_epochs:g} >= epochs={config.epochs}: the whole run is warm-up "
                       f"and the schedule never starts; use warmup_epochs < {config.epochs} (e.g. 0).", stacklevel=3)
+    if config.optimizer == "sgd" and config.momentum == 1:
+        warnings.warn("momentum=1: the SGD velocity never decays, so every gradient is applied again at every later "
+                      "step; use momentum < 1 (e.g. 0.9).", stacklevel=3)
     late = [m for m, b in zip(config.milestones, bounds) if b >= config.epochs]
     if config.schedule == "multistep" and late:
         warnings.warn(f"milestones={config.milestones!r}: {', '.join(f'{m:g}' for m in late)} is at or beyond the "

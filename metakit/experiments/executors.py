@@ -23,6 +23,8 @@ from typing import Any, Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from metakit.options import shown
+
 
 @dataclass
 class Outcome:
@@ -173,8 +175,9 @@ def make_executor(workers: int | None = None, dask: str | None = None, slurm: st
     chosen = [name for name, value in (("workers", workers), ("dask", dask), ("slurm", slurm)) if value]
     if len(chosen) > 1:
         raise ValueError(f"choose one engine, not {chosen}: --workers, --dask or --slurm.")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers={workers!r} must be a positive integer, e.g. --workers 4.")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024):
+        raise ValueError(f"workers={shown(workers)} must be an integer in [1, 1024] (processes on this machine), "
+                         f"e.g. --workers 4.")
     if workers:
         return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     if dask:

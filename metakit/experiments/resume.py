@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 
 from metakit.data.source import default_root
 from metakit.experiments.config import Config
+from metakit.io import check_writable_file
 from metakit.options import require
 
 
@@ -67,6 +69,21 @@ def check_checkpoint_args(checkpoint_dir: str | Path | None, resume: bool) -> No
         raise ValueError("resume=True needs checkpoint_dir=...: the folder the killed run wrote its checkpoints to.")
 
 
+def check_checkpoint_path(path: str | Path | None) -> None:
+    """Refuse, before any data is read, a checkpoint file the run could not write after its first epoch
+    (a folder or a dangling symlink of that name, a folder on the way that is a file, /proc, ...).
+
+    Example:
+        >>> import tempfile
+        >>> check_checkpoint_path(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: checkpoint '/...' is a folder; move it aside, or pass another --checkpoint-dir.
+    """
+    if path is not None:
+        check_writable_file(path, "checkpoint", fix="move it aside, or pass another --checkpoint-dir.")
+
+
 def no_checkpoint_message(folder: str | Path) -> str:
     """The refusal of ``--resume`` when ``folder`` is missing or holds no checkpoint."""
     return f"--resume but {folder} holds no checkpoint; drop --resume to start a new run."
@@ -109,9 +126,10 @@ def find_checkpoint(config: Config, checkpoint_dir: str | Path) -> Path:
     """
     folder = Path(checkpoint_dir)
     path = folder / f"{config.method}-{config_key(config)}.pt"
-    if path.exists():
+    if os.path.lexists(path):     # e.g. a folder or a pipe of that name: refused by name, never opened blindly
         return path
-    files = sorted(folder.glob("*.pt"), key=lambda p: -p.stat().st_mtime) if folder.is_dir() else []
+    files = sorted((f for f in folder.glob("*.pt") if f.is_file()), key=lambda p: -p.stat().st_mtime) \
+        if folder.is_dir() else []   # plain files only: a pipe would block the read
     if not files:
         raise ValueError(no_checkpoint_message(checkpoint_dir))
     ours, nearest = run_identity(config), None

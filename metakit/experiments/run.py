@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from metakit.experiments.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from metakit.experiments.checkpoint import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint, rng_state,
+                                           save_checkpoint, set_rng_state)
 from metakit.data.batches import Batches
 from metakit.data.stream import Stream
 from metakit.data.sources import load_source
@@ -36,8 +37,8 @@ from metakit.methods.base import Method
 from metakit.models import build_model
 from metakit.schedules import build_schedule, full_train_loss
 from metakit.experiments.config import MAX_LR_FACTOR, Config
-from metakit.experiments.resume import (check_checkpoint_args, config_key, find_checkpoint, identity_key, run_identity,
-                                        state_identity)
+from metakit.experiments.resume import (check_checkpoint_args, check_checkpoint_path, config_key, find_checkpoint,
+                                        identity_key, run_identity, state_identity)
 from metakit.experiments.feeds import make_feeds
 from metakit.experiments.loop import Trainer, evaluate, fit
 
@@ -115,7 +116,8 @@ def build(config: Config) -> Parts:
     distributed = init_from_env()
     dev = pick_device(config.device or local_device_name())
     source = load_source(config.dataset, config.data_root, config.data_size, config.data_options)
-    split = load_split(config.split_file) if config.split_file else make_split(config.split_spec(), source.train_y)
+    split = load_split(config.split_file, config.split_spec(), source.train_y, source.num_classes) \
+        if config.split_file else make_split(config.split_spec(), source.train_y)
     seed_everything(config.seed)
     method = get_method(config.method)(num_classes=source.num_classes, class_counts=split.class_counts,
                                        config=config, **config.options)
@@ -184,11 +186,15 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
     config = config.resolve()
     check_checkpoint_args(checkpoint_dir, resume)
     source = find_checkpoint(config, checkpoint_dir) if resume else None   # refused before any data is read
-    parts = build(config)
+    state = None if source is None else check_checkpoint(load_checkpoint(source), source, config.epochs)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{config.method}-{config_key(config)}.pt"
+    check_checkpoint_path(source or path)                                  # written after the first epoch
+    if config.split_file:   # its content and protocol, before any data is read (build checks it against the pool)
+        load_split(config.split_file, config.split_spec())
+    parts = build(config)
     start, rows = 0, []
     if source is not None:
-        start, rows = restore_run(parts, load_checkpoint(source), source)
+        start, rows = restore_run(parts, state, source)
         path = source   # keep writing where the run was found (a file under an older key goes on)
         if is_main():
             print(f"resuming from epoch {start} of {config.epochs} ({source})", file=sys.stderr, flush=True)
@@ -206,9 +212,6 @@ def run(config: Config, *, checkpoint_dir: str | Path | None = None, resume: boo
     return Result(config, history, metrics, parts.trainer.net, parts.method, parts.split, parts.method.learner)
 
 
-CHECKPOINT_FORMAT = 2  # 2: the method's state is its Method.state_dict() (1 scraped its attributes)
-
-
 def snapshot_run(parts: Parts, epochs_done: int, rows: list[dict]) -> dict:
     """The checkpoint of a run after ``epochs_done`` epochs (loadable with ``weights_only=True``)."""
     return {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(parts.config), "key": config_key(parts.config),
@@ -221,16 +224,13 @@ def snapshot_run(parts: Parts, epochs_done: int, rows: list[dict]) -> dict:
 
 def restore_run(parts: Parts, state: dict, path: Path) -> tuple[int, list[dict]]:
     """Load a checkpoint into freshly built parts; returns (epochs done, history rows)."""
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        raise ValueError(f"checkpoint '{path}' is not a metakit run checkpoint of format {CHECKPOINT_FORMAT} "
-                         f"(format={found!r}); delete it to start fresh.")
+    check_checkpoint(state, path, parts.config.epochs)
     identity = state_identity(state)
     if state["key"] != config_key(parts.config) and (identity is None or identity_key(identity) != config_key(parts.config)):
         theirs = state.get("config", {})
         diff = {k: (theirs.get(k), v) for k, v in dataclasses.asdict(parts.config).items() if theirs.get(k) != v}
         raise ValueError(f"checkpoint '{path}' belongs to another config (differs in {diff}); "
-                         f"resume with the same config or delete the file.")
+                         f"resume with the same config, or move the file aside and drop --resume.")
     try:
         parts.trainer.net.load_state_dict(state["net"])
     except RuntimeError as err:

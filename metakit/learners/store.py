@@ -13,7 +13,10 @@ A learner file is a plain dict written atomically with ``torch.save`` and read b
 Each learner module declares its kind with `register_kind` (the class, how to read its
 constructor arguments off a live instance, a few words on what it is). Any other file (text, a
 pickle, a checkpoint, another kind, a newer version) is refused with one `ValueError` naming the
-file and what was expected; a missing file gives one `FileNotFoundError`.
+file and what was expected; a missing file gives one `FileNotFoundError`. So is a file whose content
+cannot be meant (`check_learner`): a version that is not an int in [1, VERSION], constructor sizes
+beyond `SIZE_LIMITS` or tensors other than the ones its constructor builds (checked on the meta device,
+so a hostile file allocates nothing), a non-finite weight, or an LR ceiling γ that is not > 0.
 """
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ from metakit.io import atomic_torch_save
 
 FORMAT = "metakit.learner"
 VERSION = 1
+# Upper bounds of the constructor arguments that size a learner (an int, or each int of a list): a file
+# asking for more is refused before anything is built. MAX_ITEMS bounds every list argument's length.
+SIZE_LIMITS = {"hidden": 4096, "num_classes": 1_000_000, "count": 1000, "channels": 65536}
+MAX_ITEMS = 1000
+POSITIVE = {"lr_net": ("gamma", "loss_scale"), "lr_snapshots": ("gamma", "loss_scale")}  # buffers that must be > 0
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,7 @@ def load_learner(path: str | Path, kind: str | tuple[str, ...] | None = None, *,
     """
     blob = _read(path, kind, argument)
     spec, where = KINDS[blob["kind"]], f"{argument}={str(path)!r}"
+    check_learner(blob, where)
     try:
         learner = spec.cls(**blob["init"])
         learner.load_state_dict(blob["state_dict"])
@@ -201,15 +210,64 @@ def _read(path: str | Path, kind: str | tuple[str, ...] | None, argument: str) -
         raise ValueError(f"{where} is not a metakit learner file ({_describe(blob)}); expected {expected} "
                          f"written by metakit.learners.store.save_learner.")
     version = blob.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         raise ValueError(f"{where} has format version {version!r}, newer than this metakit reads ({VERSION}); "
                          f"upgrade metakit to load it.")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{where} is a damaged metakit learner file (version={version!r}, not an integer in "
+                         f"[1, {VERSION}]); save the learner again with metakit.learners.store.save_learner.")
     found = blob.get("kind")
     if found not in KINDS or not isinstance(blob.get("init"), dict) or not isinstance(blob.get("state_dict"), dict):
         raise ValueError(f"{where} is a damaged metakit learner file (kind={found!r}); expected {expected}.")
     if kinds is not None and found not in kinds:
         raise ValueError(f"{where} holds a {found} ({KINDS[found].what}), expected {expected}.")
     return blob
+
+
+def check_learner(blob: dict, where: str) -> None:
+    """Refuse a learner file whose content its constructor could not have made: sizes beyond `SIZE_LIMITS`,
+    tensors of other names or shapes than ``cls(**init)`` builds (built on the meta device: nothing is
+    allocated), non-finite values, or a `POSITIVE` buffer (γ, the loss scale) that is not > 0.
+
+    Example:
+        >>> from metakit.learners import WeightNet
+        >>> blob = {"kind": "weight_net", "init": {"hidden": 4, "normalize": "sum"},
+        ...         "state_dict": WeightNet(4).state_dict()}
+        >>> check_learner(blob, "path='w.pt'")
+        >>> check_learner({**blob, "init": {"hidden": 10**9}}, "path='w.pt'")
+        Traceback (most recent call last):
+        ...
+        ValueError: path='w.pt' asks for hidden=1000000000, beyond 4096: it is damaged or hostile; save the learner again with metakit.learners.store.save_learner.
+    """
+    resave = "save the learner again with metakit.learners.store.save_learner"
+    for key, value in blob["init"].items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if len(items) > MAX_ITEMS:
+            raise ValueError(f"{where} asks for {key} with {len(items)} items, beyond {MAX_ITEMS}: it is damaged or "
+                             f"hostile; {resave}.")
+        limit = SIZE_LIMITS.get(key)
+        big = [v for v in items if limit is not None and isinstance(v, int) and not isinstance(v, bool) and v > limit]
+        if big:
+            raise ValueError(f"{where} asks for {key}={big[0]!r}, beyond {limit}: it is damaged or hostile; {resave}.")
+    state = blob["state_dict"]
+    try:
+        with torch.device("meta"):
+            probe = KINDS[blob["kind"]].cls(**blob["init"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{where} does not rebuild {KINDS[blob['kind']].what} ({_first_line(err)}); "
+                         f"{resave}.") from None
+    wanted = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    found = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in state.items()}
+    if wanted != found:
+        diff = sorted(k for k in set(wanted) | set(found) if wanted.get(k) != found.get(k))
+        raise ValueError(f"{where} holds tensors its constructor does not build ({diff[:3]}: file "
+                         f"{[found.get(k) for k in diff[:3]]}, built {[wanted.get(k) for k in diff[:3]]}); {resave}.")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"{where} holds NaN or inf in {name}; {resave}.")
+        if name.rsplit(".", 1)[-1] in POSITIVE.get(blob["kind"], ()) and not (tensor > 0).all():
+            raise ValueError(f"{where} holds {name}={tensor.flatten()[:3].tolist()}, which must be > 0 (an LR "
+                             f"ceiling, a loss scale); {resave}.")
 
 
 def _describe(blob: Any) -> str:

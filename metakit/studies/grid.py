@@ -15,7 +15,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import io
 import json
 import math
 import subprocess
@@ -24,11 +26,12 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from metakit.experiments import Config, run
 from metakit.experiments.executors import map_jobs
-from metakit.io import atomic_write_text
+from metakit.io import atomic_write_text, not_a_file
 
 LABELS = ["dataset", "setting", "method", "variant", "seed"]
 METRICS = ["test_acc", "val_acc", "many_acc", "medium_acc", "few_acc"]  # val_acc: NaN where the dataset has no validation split (CIFAR)
@@ -188,21 +191,104 @@ def _key(row: dict, momentum: bool) -> tuple:
 
 
 def read_csv(csv_path: str | Path | None, momentum: bool = False) -> pd.DataFrame:
-    """The rows already in ``csv_path`` (an empty frame of `columns` if there is none).
+    """The rows already in ``csv_path`` (an empty frame of `columns` if there is none), checked by `check_csv`.
 
     Example:
         >>> list(read_csv(None).columns) == columns()
         True
     """
-    if csv_path is None or not Path(csv_path).is_file():
+    path = None if csv_path is None else Path(csv_path)
+    if path is not None and not_a_file(path):
+        raise ValueError(f"csv_path='{path}' {not_a_file(path)}; move it aside or pass a CSV file path.")
+    if path is None or not path.is_file():
         return pd.DataFrame(columns=columns(momentum))
-    table = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"csv_path='{path}' is not UTF-8 text (a binary file?); move it aside or pass the "
+                         f"results CSV.") from None
+    if not text.strip():
+        return pd.DataFrame(columns=columns(momentum))  # an empty file holds no run yet
+    lines = record_lines(text, path)
+    table = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
     missing = [c for c in columns(momentum) if c not in table.columns]
     if missing:
         raise ValueError(f"csv_path={str(csv_path)!r} lacks the results columns {missing} (an older format?); "
                          f"move it aside or pass another csv_path.")
     table["variant"] = ["" if pd.isna(v) else str(v) for v in table["variant"]]
+    check_csv(table, lines, path, momentum)
     return table
+
+
+def record_lines(text: str, path: Path) -> list[int]:
+    r"""The line on which each data row of a CSV's ``text`` starts; refuses a row cut short or too long.
+
+    Example:
+        >>> record_lines("a,b\n1,2\n3,4\n", Path("t.csv"))
+        [2, 3]
+        >>> record_lines("a,b\n1,2\n3", Path("t.csv"))
+        Traceback (most recent call last):
+        ...
+        ValueError: t.csv line 3 is cut short (the file ends mid-row: a write or copy was interrupted); delete that line and run the same command again: that run is redone.
+    """
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+        starts, records, end = [], [], reader.line_num
+        for record in reader:
+            if record:
+                starts.append(end + 1)
+                records.append(record)
+            end = reader.line_num
+    except csv.Error as err:
+        raise ValueError(f"{path} line {reader.line_num} is not CSV ({err}); fix or delete that line.") from None
+    redo = "delete that line and run the same command again: that run is redone"
+    if records and not text.endswith("\n"):
+        raise ValueError(f"{path} line {starts[-1]} is cut short (the file ends mid-row: a write or copy was "
+                         f"interrupted); {redo}.")
+    for line, record in zip(starts, records):
+        if len(record) != len(header):
+            raise ValueError(f"{path} line {line} has {len(record)} fields where the header has {len(header)} "
+                             f"(a damaged row); {redo}.")
+    return starts
+
+
+def check_csv(table: pd.DataFrame, lines: list[int], path: Path, momentum: bool = False) -> None:
+    """Refuse a results table whose rows could not have been written by `run_grid`: a label that is empty, a
+    seed that is not a non-negative integer (0.7 is not seed 0), a metric that is not a number, or two rows
+    of one run (same dataset, setting, method, variant, seed: it would count twice).
+
+    Example:
+        >>> t = pd.DataFrame({"dataset": "d", "setting": "s", "method": "ce", "variant": "", "seed": [0, 0.7],
+        ...                   "test_acc": 50.0})
+        >>> check_csv(t, [2, 3], Path("t.csv"))
+        Traceback (most recent call last):
+        ...
+        ValueError: t.csv line 3: seed=0.7 is not a non-negative integer; correct or delete that line.
+    """
+    def refuse(i: int, what: str) -> None:
+        raise ValueError(f"{path} line {lines[i]}: {what}; correct or delete that line.")
+    for name in ("dataset", "setting", "method"):
+        for i, value in enumerate(table[name]):
+            if pd.isna(value) or str(value) == "":
+                refuse(i, f"{name} is empty")
+    for i, seed in enumerate(table["seed"]):
+        integral = isinstance(seed, (int, np.integer)) or (isinstance(seed, float) and seed.is_integer())
+        if isinstance(seed, (bool, np.bool_)) or not integral or seed < 0:
+            refuse(i, f"seed={seed!r} is not a non-negative integer")
+    for name in [c for c in METRICS + ["seconds"] + (["momentum"] if momentum else []) if c in table.columns]:
+        numbers = pd.to_numeric(table[name], errors="coerce")
+        for i in np.flatnonzero(numbers.isna().to_numpy() & table[name].notna().to_numpy()):
+            refuse(i, f"{name}={table[name].iloc[i]!r} is not a number")
+    if momentum and table["momentum"].isna().any():
+        refuse(int(np.flatnonzero(table["momentum"].isna().to_numpy())[0]), "momentum is empty")
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(table.to_dict("records")):
+        key = _key(row, momentum)
+        if key in seen:
+            raise ValueError(f"{path} lines {lines[seen[key]]} and {lines[i]} both hold the run {key} (it would count "
+                             f"twice); delete one of them.")
+        seen[key] = i
 
 
 def _check_runs(runs: Sequence[GridRun], csv_path, momentum: bool) -> list[tuple]:
