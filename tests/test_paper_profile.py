@@ -158,7 +158,7 @@ def test_meta_test_on_cifar10_mobile_nets(meta_trained, monkeypatch, model, para
     check_meta_test(result, snapshots, classes=10, iters=1, train_images=20)
 
 
-def tiny_cifar100(root: Path, train: list[int], meta: list[int]) -> tuple[object, Path]:
+def tiny_cifar100(root: Path, train: list[int], meta: list[int], meta_per_class: int = 0) -> tuple[object, Path]:
     """Tiny CIFAR-100 pickles and a saved split holding only ``train`` (and ``meta``) of its images.
 
     A CIFAR-100 split needs an image of every class (100 of them); WRN-28-10 takes ~0.5 s an image
@@ -167,7 +167,7 @@ def tiny_cifar100(root: Path, train: list[int], meta: list[int]) -> tuple[object
     written = write_tiny(root, "cifar100", n=4, balanced=True)
     labels = written["train_y"]
     counts = np.bincount(labels[train], minlength=100).tolist()
-    split = Split(SplitSpec("cifar100", meta_per_class=0), np.array(train), labels[train],
+    split = Split(SplitSpec("cifar100", meta_per_class=meta_per_class), np.array(train), labels[train],
                   labels[train], np.array(meta, dtype=np.int64), counts, np.eye(100))
     return written["table"], save_split(split, root / "split.json")
 
@@ -183,7 +183,7 @@ def test_meta_test_on_cifar100_wrn28_10(meta_trained, tmp_path, monkeypatch):
 
 
 def test_meta_train_on_cifar100_wrn28_10(tmp_path, monkeypatch):
-    table, split = tiny_cifar100(tmp_path, train=[0, 1], meta=[2, 3])
+    table, split = tiny_cifar100(tmp_path, train=[0, 1], meta=[2, 3], meta_per_class=10)  # the run's protocol
     monkeypatch.setitem(CIFAR, "cifar100", table)
     out = tmp_path / "snapshots100.pt"
     result = run_cli(command(("cifar100", "wrn28_10", "train"), {"cifar100": out}, "--data-root", str(tmp_path),

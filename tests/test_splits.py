@@ -51,3 +51,13 @@ def test_save_load_roundtrip_and_tamper(tmp_path, digits):
 def test_too_many_meta_images_named(digits):
     with pytest.raises(ValueError, match="meta_per_class=500"):
         make_split(SplitSpec(meta_per_class=500), digits.train_y)
+
+
+def test_a_split_of_other_sizes_is_refused_naming_the_size_and_the_flag():
+    """A split keeps its sizes: one made with 5 meta images a class does not serve a run of 10."""
+    from metakit.data.splits import check_fits
+    split = make_split(SplitSpec(imbalance=2, meta_per_class=5), np.repeat(np.arange(2), 20))
+    check_fits(split, SplitSpec(imbalance=2, meta_per_class=5), None)
+    with pytest.raises(ValueError, match=r"made for meta_per_class=5 but this run has meta_per_class=10; pass "
+                                         r"--meta-per-class 5"):
+        check_fits(split, SplitSpec(imbalance=2, meta_per_class=10), None)

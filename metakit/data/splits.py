@@ -291,7 +291,8 @@ def check_payload(payload: dict, where: str = "split") -> Split:
 
 
 _FIELDS = ("spec", "train_idx", "train_labels", "clean_labels", "meta_idx", "class_counts", "transition")
-PROTOCOL = ("dataset", "imbalance", "lt_profile", "noise_kind", "noise_rate")  # what a run's split must share
+# what a run's split must share: its protocol and its sizes
+PROTOCOL = ("dataset", "imbalance", "lt_profile", "noise_kind", "noise_rate", "meta_per_class", "train_per_class")
 
 
 def check_fits(split: Split, spec: SplitSpec | None, pool_labels: np.ndarray | None, where: str = "split",
