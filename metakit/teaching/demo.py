@@ -1,6 +1,7 @@
 """``make demo``: run the whole notebook tour headless and collect what it produced.
 
-Every ``notebooks/[0-9][0-9]_*.ipynb`` runs through papermill with ``PROFILE`` injected as a parameter
+Every ``notebooks/[0-9][0-9]*_*.ipynb`` (a ``02b_…`` is the evidence companion of ``02_…``) runs through
+papermill with ``PROFILE`` injected as a parameter
 (and ``METAKIT_PROFILE`` set for the kernel), two at a time by default (`DEFAULT_JOBS`: each kernel is
 one thread, and the notebooks are independent). Under ``runs/demo-<timestamp>/`` (linked
 as ``runs/latest``) it writes the executed notebooks, their HTML, the headline figures and
@@ -37,7 +38,7 @@ class NotebookFailed(RuntimeError):
 
 
 def tour(folder: str | Path = "notebooks") -> list[Path]:
-    """The tour's notebooks in order: ``NN_name.ipynb`` files of ``folder`` (student copies excluded).
+    """The tour's notebooks in order: ``NN_name.ipynb`` (and ``NNb_name.ipynb``) of ``folder``, not student copies.
 
     Example:
         >>> [p.name[:2] for p in tour()][:2]
@@ -46,7 +47,7 @@ def tour(folder: str | Path = "notebooks") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"notebooks folder {folder} not found; run the demo from the repository root.")
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(folder.glob("[0-9][0-9]*_*.ipynb"))   # 02_…, then its companion 02b_…
 
 
 def kernel_env(profile: str, out: Path) -> dict[str, str]:
@@ -210,7 +211,7 @@ def demo(profile: str = "laptop", notebooks: list[Path] | None = None, runs: str
     return the output folder."""
     notebooks = tour() if notebooks is None else notebooks
     if not notebooks:
-        raise FileNotFoundError("no notebooks/[0-9][0-9]_*.ipynb to run.")
+        raise FileNotFoundError("no notebooks/[0-9][0-9]*_*.ipynb to run.")
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs={jobs!r} must be a whole number ≥ 1 (notebooks run at a time), e.g. 2 on 2 cores.")
     out = Path(runs) / f"demo-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"

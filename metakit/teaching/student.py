@@ -139,13 +139,14 @@ def write_student_copies(notebooks: list[Path], out_dir: Path, keep: bool = Fals
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metakit.teaching.student", description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9][0-9]_*.ipynb")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="default: notebooks/[0-9][0-9]*_*.ipynb (02b_…: 02's companion)")
     parser.add_argument("--out", type=Path, default=Path("notebooks/student"), help="where the copies go")
     parser.add_argument("--keep", action="store_true", help="keep copies already there (a student's work)")
     args = parser.parse_args(argv)
-    notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]*_*.ipynb"))
     if not notebooks:
-        print("error: no notebooks given and none match notebooks/[0-9][0-9]_*.ipynb", file=sys.stderr)
+        print("error: no notebooks given and none match notebooks/[0-9][0-9]*_*.ipynb", file=sys.stderr)
         return 2
     try:
         written = write_student_copies(notebooks, args.out, keep=args.keep)
