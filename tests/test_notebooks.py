@@ -1,11 +1,13 @@
 """The tour's notebooks as stored: no outputs, a literal parameters cell, the two switches (profile, dataset),
-and markdown short enough to read: every cell ≲ 150 words."""
+markdown short enough to read: every cell ≲ 150 words, and an interpretation exercise graded by hand in each."""
 import ast
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from metakit.teaching.assignment import MANUAL, RUBRIC, is_manual
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))   # the tour and its companions (02b_…)
@@ -29,11 +31,41 @@ def test_words_counts_a_code_span_a_formula_and_a_table_sensibly():
     assert words("```python\nx = 1\ny = 2\n```\nDone — ok.") == 3
 
 
+def reading(cell) -> list[str]:
+    """What one reader reads at once: the cell, or a manual answer's model answer and its rubric apart (graders
+    read them; students get `MANUAL_STUB` in their place)."""
+    if is_manual(cell):
+        return list(cell.source.strip().removeprefix(MANUAL).partition(RUBRIC)[::2])
+    return [cell.source]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_markdown_cell_is_short(path):
-    long = [(i, words(c.source)) for i, c in enumerate(nbformat.read(path, as_version=4).cells)
-            if c.cell_type == "markdown" and words(c.source) > MAX_WORDS]
+    long = [(i, words(text)) for i, c in enumerate(nbformat.read(path, as_version=4).cells)
+            if c.cell_type == "markdown" for text in reading(c) if words(text) > MAX_WORDS]
     assert not long, f"{path.name}: markdown cells (index, words) over {MAX_WORDS} words: {long}; split or cut them"
+
+
+TOUR = [p for p in NOTEBOOKS if re.fullmatch(r"\d\d_.*", p.name)]      # 00–06, not the evidence companions
+CRITERION = re.compile(r"- (\d+): \S.*")                             # one rubric line: "- 2: names the tail classes"
+
+
+@pytest.mark.parametrize("path", TOUR, ids=lambda p: p.name)
+def test_the_last_exercise_is_an_interpretation_graded_by_hand(path):
+    """After the autograded exercises: a question (markdown), then its model answer with a 2–3 criterion rubric."""
+    cells = nbformat.read(path, as_version=4).cells
+    manual = [i for i, c in enumerate(cells) if is_manual(c)]
+    last_code = max(i for i, c in enumerate(cells) if c.cell_type == "code" and "### BEGIN SOLUTION" in c.source)
+    assert manual and min(manual) > last_code, f"{path.name}: no manual answer after the last code exercise"
+    for i in manual:
+        prompt, (answer, found, rubric) = cells[i - 1], cells[i].source.lstrip().removeprefix(MANUAL).partition(RUBRIC)
+        assert prompt.cell_type == "markdown" and not is_manual(prompt), f"{path.name} cell {i}: no question before it"
+        assert found and words(answer) >= 40, f"{path.name} cell {i}: a model answer of a few sentences, then {RUBRIC}"
+        criteria = [line.strip() for line in rubric.strip().splitlines()]
+        assert 2 <= len(criteria) <= 3 and all(CRITERION.fullmatch(c) for c in criteria), \
+            f"{path.name} cell {i}: 2–3 rubric lines like '- 1: names the tail classes', not {criteria}"
+        assert not re.search(r"\d[.,]\d", answer), \
+            f"{path.name} cell {i}: the model answer types a number; refer to the computed cell instead"
 
 
 @pytest.mark.parametrize("stem", ["02_long_tail_mfm", "05_schedule_transfer"])
@@ -44,7 +76,7 @@ def test_an_evidence_companion_follows_its_notebook_and_holds_no_exercise(stem):
     companion = NOTEBOOKS[at + 1]
     assert companion.name.startswith(stem[:2] + "b_"), names
     cells = nbformat.read(companion, as_version=4).cells
-    assert not any("### BEGIN SOLUTION" in c.source or "nbgrader" in c.metadata for c in cells)
+    assert not any("### BEGIN SOLUTION" in c.source or "nbgrader" in c.metadata or is_manual(c) for c in cells)
     own = nbformat.read(NOTEBOOKS[at], as_version=4).cells
     assert any(companion.stem in c.source for c in own if c.cell_type == "markdown"), f"{stem} never names {companion.stem}"
 

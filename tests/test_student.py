@@ -1,14 +1,17 @@
-"""Student copies: valid notebooks, no solution text, outputs cleared, bad markers refused."""
+"""Student copies: no solution text, no model answer or rubric, outputs cleared, bad markers refused."""
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from metakit.teaching.assignment import MANUAL, MANUAL_STUB, RUBRIC, is_manual
 from metakit.teaching.student import (BEGIN, BEGIN_HIDDEN, END, END_HIDDEN, PLACEHOLDER, MarkerError, main,
-                                      strip_solutions, student_notebook)
+                                      site_notebook, strip_solutions, student_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EVERY = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))       # the tour and its companions (02b_…)
 
 
 def solution_lines(source):
@@ -93,6 +96,49 @@ def test_student_copies_of_the_tour(tmp_path):
                 assert not kept & set(removed) - {""}, f"{path.name}: solution text survived"
             if student.cell_type == "code":
                 assert student.outputs == [] and student.execution_count is None
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def model_answer_parts(cell) -> list[str]:
+    """The sentences of a manual answer's model answer and its rubric lines, as a student copy must not show them."""
+    answer, _, rubric = cell.source.strip().removeprefix(MANUAL).partition(RUBRIC)
+    sentences = [s for s in re.split(r"(?<=[.;:?!])\s+", flat(answer)) if len(s.split()) >= 4]
+    return sentences + [line.strip() for line in rubric.splitlines() if line.strip()]
+
+
+def test_a_manual_answer_becomes_the_stub_and_a_misplaced_heading_is_refused():
+    prompt = nbformat.v4.new_markdown_cell("**3.** Why?")
+    answer = nbformat.v4.new_markdown_cell(f"{MANUAL}\nBecause the tail is small.\n{RUBRIC}\n- 1: names the tail")
+    nb = nbformat.v4.new_notebook(cells=[prompt, answer])
+    assert [c.source for c in student_notebook(nb).cells] == ["**3.** Why?", MANUAL_STUB]
+    stray = nbformat.v4.new_markdown_cell(f"A note.\n{RUBRIC}\n- 1: names the tail")    # not the cell's first line
+    with pytest.raises(MarkerError, match="x.ipynb, cell 0: .*not a manual answer"):
+        student_notebook(nbformat.v4.new_notebook(cells=[stray]), "x.ipynb")
+
+
+@pytest.mark.parametrize("path", EVERY, ids=lambda p: p.name)
+def test_no_model_answer_or_rubric_reaches_a_student_copy(path, tmp_path):
+    """make student / make lab (the copy written by main) and make book (site_notebook) show the stub, nothing else."""
+    original = nbformat.read(path, as_version=4)
+    secrets = [part for cell in original.cells if is_manual(cell) for part in model_answer_parts(cell)]
+    assert main([str(path), "--out", str(tmp_path)]) == 0
+    for copy in (nbformat.read(tmp_path / path.name, as_version=4), site_notebook(original, path.name)):
+        text = flat("\n".join(c.source for c in copy.cells))
+        assert MANUAL not in text and RUBRIC not in text
+        leaked = [part for part in secrets if flat(part) in text]
+        assert not leaked, f"{path.name}: model answer text in the student copy: {leaked}"
+        for cell, student in zip(original.cells, copy.cells):
+            assert (student.source == MANUAL_STUB) == is_manual(cell), f"{path.name}: cell {cell.get('id')}"
+
+
+def test_every_tour_notebook_has_a_manual_answer_to_hide():
+    """The leak test above is not vacuous: each of 00–06 has a model answer of several sentences and a rubric."""
+    for path in NOTEBOOKS:
+        manual = [c for c in nbformat.read(path, as_version=4).cells if is_manual(c)]
+        assert manual and all(len(model_answer_parts(c)) >= 4 for c in manual), path.name
 
 
 def test_keep_leaves_a_students_work_and_writes_the_missing_copies(tmp_path):

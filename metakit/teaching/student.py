@@ -11,6 +11,9 @@ The student copy replaces each such block, markers included, with one line at th
 indentation, ``raise NotImplementedError("Exercise: write your solution here")``, and drops every
 ``### BEGIN HIDDEN TESTS`` … ``### END HIDDEN TESTS`` block (nbgrader puts those back to grade).
 Markers must pair up inside one code cell, else an error names the notebook, cell and line.
+A manually graded answer (a markdown cell starting ``### MANUAL ANSWER``: the instructor's model answer and its
+``### RUBRIC``, `metakit.teaching.assignment`) becomes `metakit.teaching.assignment.MANUAL_STUB` whole, as in
+nbgrader's release; either heading anywhere else is refused, so a misplaced one cannot carry a rubric through.
 Copies go to ``notebooks/student/`` (git-ignored): the cells of `metakit.teaching.course`'s release.
 
 Usage: ``python -m metakit.teaching.student [NOTEBOOK ...] [--out notebooks/student] [--keep]``
@@ -78,20 +81,30 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 
 def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """A student copy of ``notebook``: solutions replaced, outputs and execution counts cleared.
+    """A student copy of ``notebook``: solutions replaced, manual answers stubbed, outputs and execution counts cleared.
 
     Example:
-        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION")])
-        >>> student_notebook(nb).cells[0].source
-        'x = 1\\nraise NotImplementedError("Exercise: write your solution here")'
+        >>> from metakit.teaching.assignment import MANUAL_STUB
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION"),
+        ...     nbformat.v4.new_markdown_cell("### MANUAL ANSWER\\nThe tail gains.\\n### RUBRIC\\n- 1: the tail")])
+        >>> code, answer = student_notebook(nb).cells
+        >>> code.source, answer.source == MANUAL_STUB
+        ('x = 1\\nraise NotImplementedError("Exercise: write your solution here")', True)
     """
+    from metakit.teaching.assignment import MANUAL, MANUAL_STUB, RUBRIC, is_manual   # it imports this module
+
     copy = nbformat.from_dict(notebook)
     for index, cell in enumerate(copy.cells):
-        if cell.cell_type == "code":
+        if is_manual(cell):
+            cell.source = MANUAL_STUB                        # the model answer and its rubric stay with the grader
+        elif cell.cell_type == "code":
             cell.source = strip_solutions(cell.source, f"{name}, cell {index}")
             cell.outputs, cell.execution_count = [], None
         elif any(m in cell.source for m in (BEGIN, END, BEGIN_HIDDEN, END_HIDDEN)):
             raise MarkerError(f"{name}, cell {index}: solution markers belong in code cells, not {cell.cell_type}.")
+        if any(line.strip() in (MANUAL, RUBRIC) for line in cell.source.splitlines()):
+            raise MarkerError(f"{name}, cell {index}: {MANUAL!r} or {RUBRIC!r} in a cell that is not a manual answer; "
+                              f"a manual answer is a markdown cell whose first line is {MANUAL!r}.")
     copy.metadata.pop("widgets", None)
     return copy
 
