@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 1
 # CIFAR) in the checkout's ./data, as the README says, not in notebooks/data
 export METAKIT_DATA ?= $(CURDIR)/data
 
-.PHONY: setup test demo book lab student assignment grade chromium clean
+.PHONY: setup test demo book book-instructor lab lab-instructor student assignment grade system-deps chromium clean
 
 setup: $(STAMP)
 
@@ -19,46 +19,67 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
-# tests/test_browser.py drives Debian's chromium; install it when we may (root + apt), else say so.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# System packages the tests need: Debian's chromium (tests/test_browser.py) and bubblewrap (`make grade`'s
+# sandbox, tests/test_grading_*.py). Installed when we may (root + apt), else say so.
+SYSTEM_DEPS := chromium:chromium bwrap:bubblewrap
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update && apt-get install -y chromium; \
-	  else echo "chromium is missing and cannot be installed here (needs root + apt-get);" \
-	       "tests/test_browser.py will fail until it is installed." >&2; fi; }
+	    apt-get update && apt-get install -y $$missing; \
+	  else echo "missing:$$missing; they cannot be installed here (needs root + apt-get);" \
+	       "tests/test_browser.py and tests/test_grading_*.py need them." >&2; fi; fi
 
-test: $(STAMP) chromium
+chromium: system-deps
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q --doctest-modules metakit data_prep tests
-	@if ls notebooks/[0-9][0-9]_*.ipynb >/dev/null 2>&1; then \
-	  METAKIT_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/[0-9][0-9]_*.ipynb && \
+	@if ls notebooks/[0-9][0-9]*_*.ipynb >/dev/null 2>&1; then \
+	  METAKIT_PROFILE=smoke $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/[0-9][0-9]*_*.ipynb && \
 	  METAKIT_PROFILE=smoke METAKIT_DATASET=mnist1d $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
-	    notebooks/[0-9][0-9]_*.ipynb; fi
+	    notebooks/[0-9][0-9]*_*.ipynb; fi
 
 demo: $(STAMP)
 	$(PY) -m metakit demo
 
-# The course site (Sphinx + myst-nb, offline) from the executed tour in runs/latest/notebooks (the demo
-# runs first when there is none) into runs/book/html; prints the index's path.
+# The students' course site (Sphinx + myst-nb, offline) from student copies of the executed tour in
+# runs/latest/notebooks (solutions stripped, outputs cleared from the first exercise on; the demo runs first when
+# there is none) into runs/book/html; prints the index's path.
 book: $(STAMP)
 	$(PY) -m metakit.teaching.book
+
+# The instructors' site, solutions included, into runs/book-instructor/html: never publish it to students.
+book-instructor: $(STAMP)
+	$(PY) -m metakit.teaching.book --instructor
 
 # Student copies (solutions replaced, outputs cleared) in notebooks/student/ (generated, git-ignored).
 student: $(STAMP)
 	$(PY) -m metakit.teaching.student
 
-# nbgrader: `make assignment` releases the tour's student versions into $(COURSE)/release (the same
-# cells as `make student`); `make grade SUBMISSIONS=dir` autogrades dir/<student_id>/<notebook>.ipynb
-# into $(COURSE)/gradebook.db and writes $(COURSE)/grades.csv and grades_by_cell.csv.
-COURSE      ?= runs/course
-SUBMISSIONS ?= submissions
+# nbgrader (docs/teaching.md): `make assignment` releases the tour's student versions into $(COURSE)/release (the
+# same cells as `make student`); `make grade SUBMISSIONS=dir-or-zip` grades <student_id>/<notebook>.ipynb (or an LMS
+# zip) in the bubblewrap sandbox, WORKERS at once, each cell CELL_TIMEOUT s at most, into $(COURSE)/gradebook.db,
+# writes feedback and $(COURSE)/grades.csv (score, max_score, status, late); due dates from $(COURSE)/due.toml.
+COURSE       ?= runs/course
+SUBMISSIONS  ?= submissions
+WORKERS      ?= 2
+CELL_TIMEOUT ?= 300
 assignment: $(STAMP)
 	$(PY) -m metakit.teaching.assignment --check
 	$(PY) -m metakit.teaching.course --course $(COURSE) release
 
-grade: $(STAMP)
-	METAKIT_PROFILE=$${METAKIT_PROFILE:-smoke} $(PY) -m metakit.teaching.course --course $(COURSE) grade $(SUBMISSIONS)
+grade: $(STAMP) system-deps
+	METAKIT_PROFILE=$${METAKIT_PROFILE:-smoke} $(PY) -m metakit.teaching.course --course $(COURSE) grade \
+	  $(SUBMISSIONS) --workers $(WORKERS) --cell-timeout $(CELL_TIMEOUT)
 
+# Students: JupyterLab on their copies in notebooks/student/ (written when missing; a copy already there is their
+# work and is kept). Instructors: make lab-instructor opens the notebooks with their solutions.
 lab: $(STAMP)
+	$(PY) -m metakit.teaching.student --keep
+	$(VENV)/bin/jupyter lab notebooks/student
+
+lab-instructor: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:

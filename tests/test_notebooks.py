@@ -107,3 +107,14 @@ def test_parameters_are_literals_and_the_environment_overrides_profile_and_datas
     assert 'DATASET = os.environ.get("METAKIT_DATASET", DATASET)' in code
     for name in ('"digits"', '"digits_cnn"', '"resnet1d"'):                 # the switch decides, not the code
         assert name not in code.replace('DATASET = "digits"', ""), f"{path.name} names {name} outside its parameters"
+
+
+def test_a_manual_answer_is_worth_its_rubric_total():
+    """POINTS_OF gives each manual answer the sum of its rubric's points (the grader's sheet adds up)."""
+    import re
+    from metakit.teaching import assignment
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = assignment.tag_exercises(nbformat.read(path, as_version=4), path.name)
+        for cell in filter(assignment.is_manual, nb.cells):
+            total = sum(int(m) for m in re.findall(r"^- (\d+):", assignment.rubric(cell), re.M))
+            assert cell.metadata["nbgrader"]["points"] == total, (path.name, cell.metadata["nbgrader"]["grade_id"])

@@ -8,7 +8,22 @@ An exercise in a tour notebook is three cells, in this order::
 
 `tag_exercises` writes that into each cell's ``metadata.nbgrader`` (schema version 3) and clears
 it everywhere else, so the committed notebooks carry what ``nbgrader generate_assignment`` and
-``autograde`` read; running it twice changes nothing. A solution cell without a check cell after
+``autograde`` read; running it twice changes nothing. Points come from `POINTS_OF` (weight an
+exercise by its effort there), else `POINTS`.
+
+An interpretation exercise, graded by hand, is a markdown answer cell that starts with the line
+`MANUAL` (``### MANUAL ANSWER``); the instructor's model answer follows, then, after the line
+`RUBRIC` (``### RUBRIC``), one criterion a line with its points::
+
+    markdown   the question                                → read-only        (``exN_prompt``)
+    markdown   ### MANUAL ANSWER                           → manually graded answer, POINTS (``exN_answer``)
+               The tail classes gain most because …
+               ### RUBRIC
+               - 1: names the tail classes
+               - 1: reads the interval, not only the mean
+
+The student version replaces the whole cell with `MANUAL_STUB` (nbgrader's ``text_stub``), so
+neither the model answer nor the rubric reaches students; `rubric` reads it back for graders. A solution cell without a check cell after
 it is an error naming the notebook and the cell. Lines between ``### BEGIN HIDDEN TESTS`` and
 ``### END HIDDEN TESTS`` in a check cell are kept from students and restored when grading.
 
@@ -24,9 +39,22 @@ import nbformat
 
 from metakit.teaching.student import BEGIN, MarkerError
 
-POINTS = 1          # every check cell is worth one point unless POINTS_OF says otherwise
-POINTS_OF: dict[str, int] = {}   # "<notebook stem>/<grade_id>" → points
+POINTS = 1          # every check cell or manual answer is worth one point unless POINTS_OF says otherwise
+# "<notebook stem>/<grade_id>" → points, weighted by effort (a manual answer: its rubric's total)
+POINTS_OF: dict[str, int] = {
+    "00_welcome_and_data/ex1_check": 2, "00_welcome_and_data/ex2_check": 2, "00_welcome_and_data/ex3_answer": 3,
+    "01_meta_step_from_scratch/ex1_check": 3, "01_meta_step_from_scratch/ex2_check": 4,
+    "01_meta_step_from_scratch/ex3_check": 10, "01_meta_step_from_scratch/ex4_answer": 3,
+    "02_long_tail_mfm/ex1_check": 1, "02_long_tail_mfm/ex2_check": 2, "02_long_tail_mfm/ex3_answer": 3,
+    "03_learning_lr_schedules/ex1_check": 1, "03_learning_lr_schedules/ex2_check": 2,
+    "03_learning_lr_schedules/ex3_answer": 3,
+    "04_noisy_labels/ex1_check": 1, "04_noisy_labels/ex2_check": 1, "04_noisy_labels/ex3_answer": 3,
+    "05_schedule_transfer/ex1_check": 2, "05_schedule_transfer/ex2_check": 2, "05_schedule_transfer/ex3_answer": 3,
+    "06_ablation_playground/ex1_check": 1, "06_ablation_playground/ex2_check": 1, "06_ablation_playground/ex3_answer": 3,
+}
 SCHEMA_VERSION = 3
+MANUAL, RUBRIC = "### MANUAL ANSWER", "### RUBRIC"     # first line of a manually graded answer; its rubric's heading
+MANUAL_STUB = "*Your answer here: a few sentences, graded by hand.*"   # what students get in its place
 
 
 def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
@@ -36,6 +64,22 @@ def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked:
     if grade:
         meta["points"] = points
     return meta
+
+
+def is_manual(cell) -> bool:
+    """A manually graded answer: a markdown cell whose first line is `MANUAL`."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(MANUAL)
+
+
+def rubric(cell) -> str:
+    """The rubric of a manual answer cell: its lines after `RUBRIC`, "" if none.
+
+    Example:
+        >>> rubric(nbformat.v4.new_markdown_cell(f"{MANUAL}\\nmodel answer\\n{RUBRIC}\\n- 1: names the tail"))
+        '- 1: names the tail'
+    """
+    _, found, after = cell.source.partition(RUBRIC)
+    return after.strip() if found else ""
 
 
 def _is_check(cell) -> bool:
@@ -58,6 +102,13 @@ def tag_exercises(notebook: nbformat.NotebookNode, name: str = "notebook") -> nb
     stem = Path(name).stem
     number = 0
     for index, cell in enumerate(copy.cells):
+        if is_manual(cell):
+            number += 1
+            grade_id = f"ex{number}_answer"
+            cell.metadata["nbgrader"] = _meta(grade_id, solution=True, grade=True,
+                                              points=POINTS_OF.get(f"{stem}/{grade_id}", POINTS))
+            _prompt(copy.cells, index, f"ex{number}")
+            continue
         if cell.cell_type != "code" or BEGIN not in cell.source:
             continue
         number += 1
@@ -69,14 +120,19 @@ def tag_exercises(notebook: nbformat.NotebookNode, name: str = "notebook") -> nb
         cell.metadata["nbgrader"] = _meta(f"{grade_id}_answer", solution=True)
         points = POINTS_OF.get(f"{stem}/{grade_id}_check", POINTS)
         check.metadata["nbgrader"] = _meta(f"{grade_id}_check", grade=True, locked=True, points=points)
-        before = copy.cells[index - 1] if index else None
-        if before is not None and before.cell_type == "markdown" and "nbgrader" not in before.metadata:
-            before.metadata["nbgrader"] = _meta(f"{grade_id}_prompt", locked=True)
+        _prompt(copy.cells, index, grade_id)
     return copy
 
 
+def _prompt(cells: list, index: int, grade_id: str) -> None:
+    """Lock the markdown cell before an answer as its prompt."""
+    before = cells[index - 1] if index else None
+    if before is not None and before.cell_type == "markdown" and "nbgrader" not in before.metadata:
+        before.metadata["nbgrader"] = _meta(f"{grade_id}_prompt", locked=True)
+
+
 def exercises(notebook: nbformat.NotebookNode) -> dict[str, int]:
-    """grade_id → points of every check cell of a tagged notebook.
+    """grade_id → points of every graded cell (check cells, manual answers) of a tagged notebook.
 
     Example:
         >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("### BEGIN SOLUTION\\n### END SOLUTION"),
