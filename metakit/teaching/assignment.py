@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nbformat
 
-from metakit.teaching.student import BEGIN, MarkerError
+from metakit.teaching.student import BEGIN, MANUAL, MANUAL_STUB, RUBRIC, MarkerError, is_manual  # noqa: F401
 
 POINTS = 1          # every check cell or manual answer is worth one point unless POINTS_OF says otherwise
 # "<notebook stem>/<grade_id>" → points, weighted by effort (a manual answer: its rubric's total)
@@ -53,8 +53,6 @@ POINTS_OF: dict[str, int] = {
     "06_ablation_playground/ex1_check": 1, "06_ablation_playground/ex2_check": 1, "06_ablation_playground/ex3_answer": 3,
 }
 SCHEMA_VERSION = 3
-MANUAL, RUBRIC = "### MANUAL ANSWER", "### RUBRIC"     # first line of a manually graded answer; its rubric's heading
-MANUAL_STUB = "*Your answer here: a few sentences, graded by hand.*"   # what students get in its place
 
 
 def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked: bool = False,
@@ -64,11 +62,6 @@ def _meta(grade_id: str, *, solution: bool = False, grade: bool = False, locked:
     if grade:
         meta["points"] = points
     return meta
-
-
-def is_manual(cell) -> bool:
-    """A manually graded answer: a markdown cell whose first line is `MANUAL`."""
-    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(MANUAL)
 
 
 def rubric(cell) -> str:

@@ -30,6 +30,13 @@ import nbformat
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 PLACEHOLDER = 'raise NotImplementedError("Exercise: write your solution here")'
+MANUAL, RUBRIC = "### MANUAL ANSWER", "### RUBRIC"     # first line of a manually graded answer; its rubric's heading
+MANUAL_STUB = "*Your answer here: a few sentences, graded by hand.*"   # what students get in its place
+
+
+def is_manual(cell) -> bool:
+    """A manually graded answer: a markdown cell whose first line is `MANUAL`."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(MANUAL)
 
 
 class MarkerError(ValueError):
@@ -84,14 +91,12 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
     """A student copy of ``notebook``: solutions replaced, manual answers stubbed, outputs and execution counts cleared.
 
     Example:
-        >>> from metakit.teaching.assignment import MANUAL_STUB
         >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION"),
         ...     nbformat.v4.new_markdown_cell("### MANUAL ANSWER\\nThe tail gains.\\n### RUBRIC\\n- 1: the tail")])
         >>> code, answer = student_notebook(nb).cells
         >>> code.source, answer.source == MANUAL_STUB
         ('x = 1\\nraise NotImplementedError("Exercise: write your solution here")', True)
     """
-    from metakit.teaching.assignment import MANUAL, MANUAL_STUB, RUBRIC, is_manual   # it imports this module
 
     copy = nbformat.from_dict(notebook)
     for index, cell in enumerate(copy.cells):
