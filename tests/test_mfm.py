@@ -159,6 +159,21 @@ def test_meta_updates_is_the_run_count_whatever_the_dataset_size(dataset, meta_s
     assert steps == {7} and r.method.meta_updates == 7
 
 
+def test_smoke_defaults_to_a_small_count_and_an_explicit_count_stands():
+    """200 meta-updates dwarf a 3-epoch smoke run: smoke defaults to SMOKE_META_UPDATES, other profiles to 200."""
+    from types import SimpleNamespace as C
+
+    from metakit.methods.mfm import MFM, SMOKE_META_UPDATES
+
+    counts = {(profile, given): MFM(10, [10] * 10, C(profile=profile, epochs=3, dataset="digits"),
+                                    **({"meta_updates": given} if given else {})).options.meta_updates
+              for profile in ("smoke", "laptop") for given in (None, 200)}
+    assert counts == {("smoke", None): SMOKE_META_UPDATES, ("smoke", 200): 200, ("laptop", None): 200,
+                      ("laptop", 200): 200} and SMOKE_META_UPDATES < 200
+    r = run(_smoke("mfm"))
+    assert r.method.meta_updates == SMOKE_META_UPDATES
+
+
 def test_meta_updates_and_meta_steps_do_not_combine():
     with pytest.raises(ValueError, match="meta_steps=3 is read only where meta_updates is None"):
         MFM(4, [4, 3, 2, 1], meta_steps=3)

@@ -22,10 +22,10 @@ def test_each_method_and_target_resolves_to_what_it_says():
 
 
 def test_transfer_table_learns_the_source_once_freezes_it_and_resumes(tmp_path, capsys):
-    argv = ["table", "mfm-transfer", "--profile", "smoke", "--epochs", "2", "--targets", "width", "--seeds", "0",
+    argv = ["table", "mfm-transfer", "--profile", "smoke", "--epochs", "1", "--targets", "width", "--seeds", "0",
             "--methods", "ce", "mfm_frozen", "--out", str(tmp_path)]
     assert main(argv) == 0
-    df = pd.read_csv(tmp_path / "mfm_transfer_smoke_e2.csv")
+    df = pd.read_csv(tmp_path / "mfm_transfer_smoke_e1.csv")
     assert sorted(zip(df.setting, df.method)) == [("transfer_source", "mfm_net"), ("transfer_width", "ce"),
                                                   ("transfer_width", "mfm_frozen")]
     path = modulator_path(tmp_path, "smoke", 0)

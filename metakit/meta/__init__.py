@@ -12,6 +12,7 @@ With classifier weights θ, meta-parameters φ, a training batch and a meta batc
   "rof", lr, JVP).
 - `norms`: normalisation as primitive ops, which keeps the rof rule exact through BatchNorm.
 - `step`: `MetaStep`, the driver that picks the cheapest exact rule for ``learner.enters``.
+- `cadence`: a count of meta-updates spread evenly over a run's steps.
 """
 from metakit.meta.core import (ENTRIES, MetaLearner, cloned_buffers, cross_entropy_per_sample, freeze, lookahead,
                                normalize_weights, theta)

@@ -13,6 +13,7 @@ choices, their rows and where the defaults come from: docs/guide/design_notes.md
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metakit.meta import MetaStep, freeze, theta
+from metakit.meta import MetaStep, cadence, freeze, theta
 from metakit.meta.step import META_MODES
 from metakit.methods.registry import register
 from metakit.methods.base import Method, Trainer
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from metakit.data.batches import Batch
 
 PARAMS = ("gamma+beta", "gamma", "beta")
+SMOKE_META_UPDATES = 20   # meta_updates' default at the smoke profile (200 dwarfs a 3-epoch run's steps)
 META_GRADIENTS = ("exact", "first_order", "off")
 
 
@@ -51,8 +53,9 @@ class MFMOptions:
                                     "from the first step)", low=0, high=1, high_open=True, example="0.9")
     meta_updates: int | None = option(200, "meta-updates of φ per run, spread evenly over the steps from meta_start "
                                            "on (several a step where the window has fewer steps), so digits and "
-                                           "MNIST-1D get the same budget; None: one every meta_every-th step "
-                                           "(meta_steps each)", low=1, high=10**6, nullable=True, example="200")
+                                           "MNIST-1D get the same budget (the smoke profile, which checks code "
+                                           f"paths in seconds: {SMOKE_META_UPDATES}); None: one every meta_every-th "
+                                           "step (meta_steps each)", low=1, high=10**6, nullable=True, example="200")
     meta_steps: int = option(1, "meta-updates of φ per iteration (read where meta_updates is None)", low=1,
                              example="5")
     meta_mode: str = option("eval", "the net's mode in the meta forward (eval: running BatchNorm statistics)",
@@ -118,6 +121,8 @@ class MFM(Method):
         if self.ldam and self.logit_adj:
             raise ValueError(f"method={self.name!r}: ldam=True and logit_adj=True are two losses for the real step; "
                              f"pass one of them.")
+        if "meta_updates" not in options and getattr(config, "profile", None) == "smoke":
+            self.options = o = dataclasses.replace(o, meta_updates=SMOKE_META_UPDATES)
         if o.meta_updates is not None and o.meta_steps != 1:
             raise ValueError(f"method={self.name!r}: meta_steps={o.meta_steps} is read only where meta_updates is None "
                              f"(the count sets the meta-updates a step); pass meta_updates=None with it.")
@@ -195,7 +200,7 @@ class MFM(Method):
                 else 0
         count, epochs = self.options.meta_updates, int(self.config.epochs)
         total, t = iters * (epochs - self.first_meta_epoch(epochs)), self.window_steps
-        return (t + 1) * count // total - t * count // total
+        return cadence.due(count, total, t)
 
     @property
     def counted(self) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call
 
 from metakit.learners.lr_net import LRSnapshots, MLRSNet, load_schedule
-from metakit.meta import MetaStep, cloned_buffers, theta
+from metakit.meta import MetaStep, cadence, cloned_buffers, theta
 from metakit.methods.base import Method, Trainer
 from metakit.methods.registry import register
 from metakit.options import option
@@ -287,7 +287,7 @@ class MLRSNetMethod(Method):
         t, count = self.step.calls, self.options.meta_updates
         if count is not None and not self.knobs.final_net:
             total = self.iters * int(getattr(self.config, "epochs", None) or 1)
-            return (t + 1) * count // total > t * count // total
+            return cadence.due(count, total, t) > 0
         return self.knobs.final_net or (t + 1) % (self.iters * self.options.meta_every_epochs) == 0
 
     @property
@@ -298,7 +298,7 @@ class MLRSNetMethod(Method):
             return -(-t // self.step.meta_every)        # its MetaStep updates on calls 0, k, 2k, ...
         if count is not None:   # every step when the run has fewer steps than updates asked
             total = self.iters * int(getattr(self.config, "epochs", None) or 1)
-            return t if count >= total else t * count // total
+            return cadence.made(count, total, t)
         return t // (self.iters * self.options.meta_every_epochs)
 
     def train_step(self, trainer: Trainer, batch: "Batch", meta_batch: "Batch | None") -> dict[str, torch.Tensor]:
