@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from metakit.teaching import assignment, course
-from metakit.teaching.student import BEGIN, END, PLACEHOLDER, main as student_main
+from metakit.teaching.student import BEGIN, END, MAY_RAISE, PLACEHOLDER, main as student_main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -64,6 +64,8 @@ def test_nbgrader_release_of_the_tour_equals_the_student_copies(tmp_path):
         ours = nbformat.read(tmp_path / "student" / path.name, as_version=4)
         theirs = nbformat.read(release, as_version=4)
         assert [(c.cell_type, c.source) for c in ours.cells] == [(c.cell_type, c.source) for c in theirs.cells]
+        assert [MAY_RAISE in c.metadata.get("tags", []) for c in ours.cells] == \
+               [MAY_RAISE in c.metadata.get("tags", []) for c in theirs.cells]
         text = "\n".join(c.source for c in theirs.cells)
         assert BEGIN not in text and "HIDDEN TESTS" not in text and PLACEHOLDER in text
         locked = [c for c in theirs.cells if nbgrader_of(c).get("locked")]

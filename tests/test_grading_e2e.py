@@ -27,10 +27,8 @@ from metakit.teaching.student import BEGIN, END
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# 02-05 train at the smoke profile inside their excerpts (2-4 min each on 2 cores): graded with METAKIT_FULL_GRADING=1
-QUICK = ("00", "01", "06")
-FULL = os.environ.get("METAKIT_FULL_GRADING") == "1"
-PARAMETERS = {"01_meta_step_from_scratch": {"LOOP_EPOCHS": 1}}   # its training check: one epoch
+SMOKE = {"PROFILE": "smoke"}    # what the kernels train: the smoke profile, seconds a notebook
+PARAMETERS = {"01_meta_step_from_scratch": {**SMOKE, "LOOP_EPOCHS": 1}}   # its training check: one epoch
 SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")]
 
@@ -85,7 +83,7 @@ def excerpt(path: Path) -> nbformat.NotebookNode:
                 keep.add(i)
                 needed = (needed - binds) | reads | changes
     chosen = [nbformat.from_dict(cells[i]) for i in [first, first + 1, *sorted(keep)]]
-    chosen[0].source += "".join(f"\n{k} = {v!r}" for k, v in PARAMETERS.get(path.stem, {}).items())
+    chosen[0].source += "".join(f"\n{k} = {v!r}" for k, v in PARAMETERS.get(path.stem, SMOKE).items())
     return nbformat.v4.new_notebook(cells=chosen, metadata=nb.metadata)
 
 
@@ -131,9 +129,7 @@ def submit(tmp_path: Path, name: str, notebooks: dict) -> Path:
 SANDBOX = Sandbox(cell_timeout=240, notebook_timeout=600, reads=course.course_reads())
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.skipif(
-    not FULL and p.stem[:2] not in QUICK, reason="trains for minutes: set METAKIT_FULL_GRADING=1")) for p in NOTEBOOKS],
-    ids=lambda p: p.stem[:2])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
 def test_every_notebook_grades_correct_wrong_and_blank(tmp_path, path):
     home, source, release = released(tmp_path, path)
     auto = {g: p for g, p in assignment.exercises(source).items() if g.endswith("_check")}   # manual answers left blank

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from metakit.teaching.assignment import MANUAL, MANUAL_STUB, RUBRIC, is_manual
-from metakit.teaching.student import (BEGIN, BEGIN_HIDDEN, END, END_HIDDEN, PLACEHOLDER, MarkerError, main,
+from metakit.teaching.student import (BEGIN, BEGIN_HIDDEN, END, END_HIDDEN, MAY_RAISE, PLACEHOLDER, MarkerError, main,
                                       site_notebook, strip_solutions, student_notebook)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,8 @@ def test_student_copies_of_the_tour(tmp_path):
             removed = solution_lines(cell.source)
             if removed:
                 assert PLACEHOLDER in student.source
+                assert MAY_RAISE in student.metadata["tags"]   # the answer, and its check right after it
+                assert MAY_RAISE in copy.cells[copy.cells.index(student) + 1].metadata["tags"]
                 kept = {line.strip() for line in student.source.splitlines()}
                 assert not kept & set(removed) - {""}, f"{path.name}: solution text survived"
             if student.cell_type == "code":

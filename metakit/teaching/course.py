@@ -44,6 +44,7 @@ import nbformat
 
 from metakit.io import atomic_write_text
 from metakit.teaching.assignment import MANUAL_STUB
+from metakit.teaching.student import let_raise
 from metakit.teaching.grading.collect import Refusal, Submission, scan, unzip
 from metakit.teaching.grading.execute import Job, execute_submission
 from metakit.teaching.grading.grades import Ledger, apply_manual, export, manual_sheet
@@ -132,8 +133,19 @@ def release(notebooks: list[Path], course: Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(target, path.read_text(encoding="utf-8"))
             _ok(api.generate_assignment(path.stem), f"generate_assignment {path.stem}")
-            released.append(course / "release" / path.stem / path.name)
+            released.append(_let_answers_raise(course / "release" / path.stem / path.name))
     return released
+
+
+def _let_answers_raise(path: Path) -> Path:
+    """Tag the released notebook's code answers and checks as the student copies are (`student.MAY_RAISE`)."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
+            let_raise(cell)
+    atomic_write_text(path, nbformat.writes(notebook))
+    return path
 
 
 def parse_due(values: list[str], file: Path | None = None) -> dict[str, dt.datetime]:

@@ -32,6 +32,14 @@ BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 PLACEHOLDER = 'raise NotImplementedError("Exercise: write your solution here")'
 MANUAL, RUBRIC = "### MANUAL ANSWER", "### RUBRIC"     # first line of a manually graded answer; its rubric's heading
 MANUAL_STUB = "*Your answer here: a few sentences, graded by hand.*"   # what students get in its place
+MAY_RAISE = "raises-exception"   # Jupyter's tag: Run All goes on past the cell's error (a blank exercise raises)
+
+
+def let_raise(cell) -> None:
+    """Tag ``cell`` `MAY_RAISE`: an exercise left blank stops neither Run All nor nbval."""
+    tags = cell.metadata.setdefault("tags", [])
+    if MAY_RAISE not in tags:
+        tags.append(MAY_RAISE)
 
 
 def is_manual(cell) -> bool:
@@ -88,7 +96,8 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 
 def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """A student copy of ``notebook``: solutions replaced, manual answers stubbed, outputs and execution counts cleared.
+    """A student copy of ``notebook``: solutions replaced, manual answers stubbed, outputs and execution counts cleared;
+    an answer cell and its check are tagged `MAY_RAISE`.
 
     Example:
         >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\\n### BEGIN SOLUTION\\nx = 2\\n### END SOLUTION"),
@@ -103,6 +112,10 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
         if is_manual(cell):
             cell.source = MANUAL_STUB                        # the model answer and its rubric stay with the grader
         elif cell.cell_type == "code":
+            if BEGIN in cell.source:                         # the answer and its check raise until answered
+                for answer_or_check in copy.cells[index:index + 2]:
+                    if answer_or_check.cell_type == "code":
+                        let_raise(answer_or_check)
             cell.source = strip_solutions(cell.source, f"{name}, cell {index}")
             cell.outputs, cell.execution_count = [], None
         elif any(m in cell.source for m in (BEGIN, END, BEGIN_HIDDEN, END_HIDDEN)):
