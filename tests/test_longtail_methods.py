@@ -60,6 +60,18 @@ def test_focal_gamma_zero_is_ce_and_gamma_two_by_hand():
     assert Focal(4, COUNTS).focal_gamma == 1.0
 
 
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_focal_gradient_stays_finite_on_a_sample_whose_probability_rounds_to_one(gamma):
+    """γ < 1: (1 − p)^γ has an infinite slope at p = 1 (a diverged tuning run on MNIST-1D-LT IF 100)."""
+    z = torch.tensor([[40.0, 0.0, 0.0, 0.0], [1.0, 0.5, 0.0, -1.0]], requires_grad=True)
+    assert torch.softmax(z, 1)[0, 0] == 1.0                     # float32 rounds it to exactly one
+    Focal(4, COUNTS, focal_gamma=gamma).per_sample_loss(z, torch.tensor([0, 1])).sum().backward()
+    assert torch.isfinite(z.grad).all()
+    p = torch.softmax(z.detach(), 1)[1, 1]
+    assert Focal(4, COUNTS, focal_gamma=gamma).per_sample_loss(z.detach(), torch.tensor([0, 1]))[1].item() == \
+        pytest.approx((-(1 - p) ** gamma * torch.log(p)).item())
+
+
 def test_ldam_margins_follow_quarter_power_formula():
     margins = ldam_margins(COUNTS, 0.5).tolist()
     raw = [10 / n ** 0.25 for n in COUNTS]                                     # Δ_c = C / n_c^{1/4}

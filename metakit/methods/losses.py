@@ -78,7 +78,8 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> tor
         True
     """
     log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)  # (B,) log p_t
-    return -(1.0 - log_p.exp()).pow(gamma) * log_p
+    # p_t rounds to 1 on a confident sample: (1 − p_t)^γ with γ < 1 has an infinite slope at 0 (NaN gradients)
+    return -(1.0 - log_p.exp()).clamp_min(torch.finfo(log_p.dtype).tiny).pow(gamma) * log_p
 
 
 def ldam_margins(class_counts: Sequence[int], max_m: float = 0.5) -> torch.Tensor:
