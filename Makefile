@@ -40,7 +40,7 @@ chromium: system-deps
 NBVAL := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --nbval-lax
 STUDENT_CHECK := notebooks/.student-check
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -n 2 --doctest-modules metakit data_prep tests
+	$(PY) -m pytest -q -n 2 --dist worksteal --doctest-modules metakit data_prep tests
 	@if ls notebooks/[0-9][0-9]*_*.ipynb >/dev/null 2>&1; then \
 	  rm -rf $(STUDENT_CHECK) && $(PY) -m metakit.teaching.student --out $(STUDENT_CHECK) >/dev/null && \
 	  METAKIT_PROFILE=smoke $(NBVAL) $(STUDENT_CHECK)/*.ipynb; status=$$?; rm -rf $(STUDENT_CHECK); \
