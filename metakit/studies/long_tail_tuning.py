@@ -62,7 +62,8 @@ def rows(plan: Plan) -> list[GridRun]:
 
 
 def choose(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method, its values ranked by mean paired val_acc delta from ce over the tuning settings (test beside).
+    """Per method, its values ranked by mean paired val_acc delta from ce over the tuning settings (test beside);
+    the chosen one is the best that ran on every setting ce ran on (a value missing one, e.g. diverged, is not).
 
     Example:
         >>> df = pd.DataFrame({"dataset": "d", "setting": ["a"] * 3 + ["b"] * 3, "method": ["ce", "focal", "focal"] * 2,
@@ -70,6 +71,8 @@ def choose(df: pd.DataFrame) -> pd.DataFrame:
         ...                    "test_acc": 0.0})
         >>> choose(df)[["method", "variant", "val_delta", "chosen"]].values.tolist()
         [['focal', 'x', 2.5, True], ['focal', '', 1.5, False]]
+        >>> choose(df.drop(index=5))[["variant", "val_delta", "settings", "chosen"]].values.tolist()   # x lacks b
+        [['x', 5.0, 1, False], ['', 1.5, 2, True]]
     """
     summary = stats.summarise(df, ["val_acc", "test_acc"], REFERENCE)
     mine = summary[summary["method"] != REFERENCE]
@@ -77,7 +80,9 @@ def choose(df: pd.DataFrame) -> pd.DataFrame:
               .agg(val_delta=("val_acc_delta", "mean"), test_delta=("test_acc_delta", "mean"),
                    settings=("setting", "size")).reset_index()
               .sort_values(["method", "val_delta"], ascending=[True, False], kind="stable"))
-    ranked["chosen"] = ~ranked.duplicated("method")
+    every = summary[summary["method"] == REFERENCE][["dataset", "setting"]].drop_duplicates().shape[0]
+    complete = ranked["settings"] == every
+    ranked["chosen"] = complete & ~ranked[complete].duplicated("method").reindex(ranked.index, fill_value=True)
     return ranked.reset_index(drop=True)
 
 
