@@ -63,3 +63,13 @@ def test_a_damaged_csv_names_its_line(tmp_path):
     bad.write_text(",".join(tour_times.FIELDS) + "\n00_a,whole,fast,laptop,abc,cmd\n")
     with pytest.raises(ValueError, match=r"t.csv line 2: seconds='fast' is not a number"):
         tour_times.read(bad)
+
+
+def test_a_page_without_the_markers_is_one_line_and_writes_nothing(tmp_path, capsys):
+    page = tmp_path / "students.md"
+    page.write_text("| `00_a` | data | ? | ? |\n")
+    run = demo_run(tmp_path / "run")
+    assert tour_times.main([str(run), "--out", str(tmp_path / "t.csv"), "--docs", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no table between" in err and not (tmp_path / "t.csv").exists()
+    assert page.read_text() == "| `00_a` | data | ? | ? |\n"

@@ -13,9 +13,8 @@ choices, their rows and where the defaults come from: docs/guide/design_notes.md
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -122,7 +121,7 @@ class MFM(Method):
             raise ValueError(f"method={self.name!r}: ldam=True and logit_adj=True are two losses for the real step; "
                              f"pass one of them.")
         if "meta_updates" not in options and getattr(config, "profile", None) == "smoke":
-            self.options = o = dataclasses.replace(o, meta_updates=SMOKE_META_UPDATES)
+            self.options = o = replace(o, meta_updates=SMOKE_META_UPDATES)
         if o.meta_updates is not None and o.meta_steps != 1:
             raise ValueError(f"method={self.name!r}: meta_steps={o.meta_steps} is read only where meta_updates is None "
                              f"(the count sets the meta-updates a step); pass meta_updates=None with it.")

@@ -86,7 +86,9 @@ def read(path: Path) -> list[dict]:
 
 def render(docs: str, rows: list[dict]) -> str:
     """``docs`` with the times between `BEGIN` and `END` taken from ``rows`` (the table keeps its other columns)."""
-    start, stop = docs.index(BEGIN), docs.index(END)
+    start, stop = docs.find(BEGIN), docs.find(END)
+    if not 0 <= start < stop:
+        raise ValueError(f"the page has no table between {BEGIN!r} and {END!r} lines; put them around its table.")
     lines = docs[start:stop].splitlines()
     times = timings(rows)
     for i, line in enumerate(lines):
@@ -112,12 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = "python -m metakit.teaching.tour_times " + " ".join(argv if argv is not None else sys.argv[1:])
     rows = [{**row, "commit": git_commit(), "command": command} for row in measure(args.run)]
+    try:
+        page = render(args.docs.read_text(), rows)
+    except (OSError, ValueError) as err:
+        print(f"error: --docs {args.docs}: {err}", file=sys.stderr)
+        return 2
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(args.out, text.getvalue())
-    atomic_write_text(args.docs, render(args.docs.read_text(), rows))
+    atomic_write_text(args.docs, page)
     print(f"wrote {args.out} ({len(rows)} rows) and the table of {args.docs}")
     return 0
 
