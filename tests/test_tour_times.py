@@ -16,7 +16,7 @@ def test_the_students_table_is_the_committed_csv():
     rows = tour_times.read(CSV)
     assert tour_times.render(docs, rows) == docs, "stale: run python -m metakit.teaching.tour_times (see the page)"
     tour = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
-    assert sorted({r["notebook"] for r in rows}) == tour and {r["profile"] for r in rows} == {"laptop"}
+    assert sorted({r["setting"] for r in rows}) == tour and {r["profile"] for r in rows} == {"laptop"}
     assert all(f"`{name}`" in docs for name in tour)
 
 
@@ -37,7 +37,7 @@ def demo_run(tmp_path: Path) -> Path:
 
 def test_rows_add_each_exercises_answer_and_check_and_leave_the_set_up_out(tmp_path):
     rows = tour_times.measure(demo_run(tmp_path))
-    assert [(r["part"], r["seconds"]) for r in rows] == [("whole", 30.0), ("ex1", 0.75), ("ex2", 12.02)]
+    assert [(r["variant"], r["seconds"]) for r in rows] == [("whole", 30.0), ("ex1", 0.75), ("ex2", 12.02)]
     assert tour_times.timings(rows) == {"00_a": ("30 s", "ex1 0.8 s, ex2 12 s")}
 
 
@@ -49,7 +49,7 @@ def test_cli_writes_the_csv_and_fills_the_table(tmp_path, capsys):
     assert tour_times.main([str(demo_run(tmp_path / "run")), "--out", str(out), "--docs", str(docs)]) == 0
     assert "| `00_a` | data | 30 s | ex1 0.8 s, ex2 12 s |" in docs.read_text()
     assert docs.read_text().endswith(f"{tour_times.END}\nafter\n")
-    assert [r["part"] for r in tour_times.read(out)] == ["whole", "ex1", "ex2"]
+    assert [r["variant"] for r in tour_times.read(out)] == ["whole", "ex1", "ex2"]
 
 
 def test_a_folder_without_a_summary_is_one_line_and_writes_nothing(tmp_path, capsys):
@@ -60,7 +60,7 @@ def test_a_folder_without_a_summary_is_one_line_and_writes_nothing(tmp_path, cap
 
 def test_a_damaged_csv_names_its_line(tmp_path):
     bad = tmp_path / "t.csv"
-    bad.write_text(",".join(tour_times.FIELDS) + "\n00_a,whole,fast,laptop,abc,cmd\n")
+    bad.write_text(",".join(tour_times.FIELDS) + "\ndigits,00_a,tour,whole,0,fast,laptop,abc,cmd\n")
     with pytest.raises(ValueError, match=r"t.csv line 2: seconds='fast' is not a number"):
         tour_times.read(bad)
 

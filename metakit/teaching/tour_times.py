@@ -2,17 +2,18 @@
 
 A demo run (`metakit.teaching.demo`) leaves ``summary.json`` (per notebook: wall seconds, the kernel's CPU
 seconds) and the executed notebooks, whose cells carry papermill's ``duration``. This writes one row per
-notebook part: ``whole`` (CPU seconds: what an idle core takes, whatever else ran beside it) and each
-code exercise ``exN`` (its answer and check cells, wall seconds, the solution in place), with the profile,
-the commit and the command; and renders the students' table from that CSV between the markers of
+notebook part in the results format (``setting``: the notebook, ``method``: ``tour``, ``variant``: the part,
+``seed``: the notebooks' ``SEED``, 0): ``whole`` (CPU seconds: what an idle core takes, whatever else ran
+beside it) and each code exercise ``exN`` (its answer and check cells, wall seconds, the solution in place),
+with the profile, the commit and the command; and renders the students' table from that CSV between the markers of
 ``docs/students.md``, which a test compares with the CSV.
 
 Usage: ``python -m metakit.teaching.tour_times runs/latest --out results/tour_times_laptop.csv
 [--docs docs/students.md]``
 
 Example:
-    >>> rows = [{"notebook": "00_a", "part": "whole", "seconds": 12.3}, {"notebook": "00_a", "part": "ex1",
-    ...          "seconds": 0.04}, {"notebook": "00_a", "part": "ex2", "seconds": 2.51}]
+    >>> rows = [{"setting": "00_a", "variant": "whole", "seconds": 12.3}, {"setting": "00_a", "variant": "ex1",
+    ...          "seconds": 0.04}, {"setting": "00_a", "variant": "ex2", "seconds": 2.51}]
     >>> timings(rows)
     {'00_a': ('12 s', 'ex1 < 0.1 s, ex2 2.5 s')}
 """
@@ -30,24 +31,24 @@ import nbformat
 
 from metakit.io import atomic_write_text
 
-FIELDS = ["notebook", "part", "seconds", "profile", "commit", "command"]
+FIELDS = ["dataset", "setting", "method", "variant", "seed", "seconds", "profile", "commit", "command"]
 BEGIN, END = "<!-- tour-times: begin -->", "<!-- tour-times: end -->"
 
 
 def measure(run: Path) -> list[dict]:
     """The rows of a demo run folder: each notebook's CPU seconds, then its exercises' seconds."""
     summary = json.loads((run / "summary.json").read_text())
+    labels = {"dataset": summary.get("dataset", "digits"), "method": "tour", "seed": 0, "profile": summary["profile"]}
     rows = []
     for name in sorted(summary["cpu_seconds"]):
-        rows.append({"notebook": name, "part": "whole", "seconds": round(summary["cpu_seconds"][name], 1),
-                     "profile": summary["profile"]})
+        rows.append({**labels, "setting": name, "variant": "whole", "seconds": round(summary["cpu_seconds"][name], 1)})
         parts: dict[str, float] = {}
         for cell in nbformat.read(run / "notebooks" / f"{name}.ipynb", as_version=4).cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
             if cell.cell_type == "code" and re.fullmatch(r"ex\d+_(answer|check)", grade_id):
                 part = grade_id.split("_")[0]
                 parts[part] = parts.get(part, 0.0) + (cell.metadata.get("papermill", {}).get("duration") or 0.0)
-        rows += [{"notebook": name, "part": part, "seconds": round(seconds, 2), "profile": summary["profile"]}
+        rows += [{**labels, "setting": name, "variant": part, "seconds": round(seconds, 2)}
                  for part, seconds in parts.items()]
     return rows
 
@@ -60,13 +61,13 @@ def timings(rows: list[dict]) -> dict[str, tuple[str, str]]:
     """Per notebook: (whole notebook, per exercise) as the students' table shows them."""
     out: dict[str, tuple[str, list[str]]] = {}
     for row in rows:
-        whole, parts = out.get(row["notebook"], ("", []))
+        whole, parts = out.get(row["setting"], ("", []))
         seconds = float(row["seconds"])
-        if row["part"] == "whole":
+        if row["variant"] == "whole":
             whole = _seconds(seconds)
         else:
-            parts.append(f"{row['part']} {_seconds(seconds)}")
-        out[row["notebook"]] = (whole, parts)
+            parts.append(f"{row['variant']} {_seconds(seconds)}")
+        out[row["setting"]] = (whole, parts)
     return {name: (whole, ", ".join(parts) or "none") for name, (whole, parts) in out.items()}
 
 
