@@ -60,7 +60,7 @@ def test_a_folder_without_a_summary_is_one_line_and_writes_nothing(tmp_path, cap
 
 def test_a_damaged_csv_names_its_line(tmp_path):
     bad = tmp_path / "t.csv"
-    bad.write_text(",".join(tour_times.FIELDS) + "\ndigits,00_a,tour,whole,0,fast,laptop,abc,cmd\n")
+    bad.write_text(",".join(tour_times.FIELDS) + "\ndigits,00_a,tour,whole,0,,fast,laptop,abc,cmd\n")
     with pytest.raises(ValueError, match=r"t.csv line 2: seconds='fast' is not a number"):
         tour_times.read(bad)
 

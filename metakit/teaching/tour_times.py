@@ -3,7 +3,7 @@
 A demo run (`metakit.teaching.demo`) leaves ``summary.json`` (per notebook: wall seconds, the kernel's CPU
 seconds) and the executed notebooks, whose cells carry papermill's ``duration``. This writes one row per
 notebook part in the results format (``setting``: the notebook, ``method``: ``tour``, ``variant``: the part,
-``seed``: the notebooks' ``SEED``, 0): ``whole`` (CPU seconds: what an idle core takes, whatever else ran
+``seed``: the notebooks' ``SEED``, 0; ``test_acc`` empty): ``whole`` (CPU seconds: what an idle core takes, whatever else ran
 beside it) and each code exercise ``exN`` (its answer and check cells, wall seconds, the solution in place),
 with the profile, the commit and the command; and renders the students' table from that CSV between the markers of
 ``docs/students.md``, which a test compares with the CSV.
@@ -31,14 +31,15 @@ import nbformat
 
 from metakit.io import atomic_write_text
 
-FIELDS = ["dataset", "setting", "method", "variant", "seed", "seconds", "profile", "commit", "command"]
+FIELDS = ["dataset", "setting", "method", "variant", "seed", "test_acc", "seconds", "profile", "commit", "command"]
 BEGIN, END = "<!-- tour-times: begin -->", "<!-- tour-times: end -->"
 
 
 def measure(run: Path) -> list[dict]:
     """The rows of a demo run folder: each notebook's CPU seconds, then its exercises' seconds."""
     summary = json.loads((run / "summary.json").read_text())
-    labels = {"dataset": summary.get("dataset", "digits"), "method": "tour", "seed": 0, "profile": summary["profile"]}
+    labels = {"dataset": summary.get("dataset", "digits"), "method": "tour", "seed": 0, "test_acc": "",   # timing only
+              "profile": summary["profile"]}
     rows = []
     for name in sorted(summary["cpu_seconds"]):
         rows.append({**labels, "setting": name, "variant": "whole", "seconds": round(summary["cpu_seconds"][name], 1)})
